@@ -1,0 +1,3 @@
+from livefocus.cli import main
+
+main()

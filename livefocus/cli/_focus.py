@@ -1,0 +1,99 @@
+"""``livefocus label`` and ``livefocus curves``: offline focus maps, weak labels and curves."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from livefocus.cli._app import app
+from livefocus.focus import MEASURES, PAPER_STRIDES, PAPER_WINDOW
+
+
+def _parse_strides(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.replace(" ", "").split(",") if s)
+    except ValueError:
+        raise ValueError(f"--strides must be comma-separated integers, got {text!r}") from None
+
+
+@app.command()
+def label(
+    stack: Path = typer.Argument(..., help="TIFF, .npy or Zarr stack (Z, Y, X)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output Zarr folder (maps, masks, curve)."),
+    measure: str = typer.Option("std", help=f"Focus measure: {', '.join(MEASURES)}."),
+    window: int = typer.Option(PAPER_WINDOW, help="Window size in pixels."),
+    strides: str = typer.Option(",".join(map(str, PAPER_STRIDES)), help="Comma-separated strides."),
+    paint: str = typer.Option("sum", help="'sum' (the paper) or 'mean' (no border bias)."),
+    scope: str = typer.Option("slice", help="Otsu threshold per 'slice' (paper) or per 'stack'."),
+    plot: Path | None = typer.Option(None, help="Axial-curve PNG (default: next to --out)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out."),
+) -> None:
+    """Focus-score maps and weak-label masks of every slice, written to Zarr as they are made."""
+    from tqdm import tqdm
+
+    from livefocus.focus import axial_curve, focus_map, weak_labels
+    from livefocus.focus.plots import plot_curves
+    from livefocus.io import read_stack
+    from livefocus.stack_store import LabelStore
+
+    stride_list = _parse_strides(strides)
+    data = read_stack(stack)
+    # Check every option on the first slice before anything is written.
+    focus_map(data[0, :1, :1], measure, window=window, strides=stride_list, paint=paint)
+    weak_labels(np.zeros((1, 1)), scope=scope)
+    if out.exists():
+        if not overwrite:
+            raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    store = LabelStore.create(
+        out,
+        shape=data.shape,
+        attrs={
+            "source": str(stack),
+            "measure": measure,
+            "window": window,
+            "strides": list(stride_list),
+            "paint": paint,
+            "threshold": f"otsu per {scope}",
+        },
+    )
+    maps = np.empty(data.shape, dtype=np.float64)
+    for z in tqdm(range(data.shape[0]), desc=f"{measure} maps", unit="slice"):
+        maps[z] = focus_map(data[z], measure, window=window, strides=stride_list, paint=paint)
+        store.write_map(z, maps[z])
+        if scope == "slice":
+            store.write_mask(z, weak_labels(maps[z]))
+    if scope == "stack":
+        for z, mask in enumerate(weak_labels(maps, scope="stack")):
+            store.write_mask(z, mask)
+    curve = axial_curve(data, measure)
+    store.write_curve(curve)
+    plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
+    plot_curves({measure: curve}, plot_path, title=f"{stack.name}: axial {measure} curve")
+    typer.echo(
+        f"wrote {out} ({data.shape[0]} slices; best slice {int(np.argmax(curve))}) and {plot_path}"
+    )
+
+
+@app.command()
+def curves(
+    stack: Path = typer.Argument(..., help="TIFF, .npy or Zarr stack (Z, Y, X)."),
+    plot: Path = typer.Option(Path("curves.png"), help="Output PNG."),
+    measures: str = typer.Option(",".join(MEASURES), help="Comma-separated measures."),
+) -> None:
+    """Axial focus curves of several measures (the paper's Fig. 1b), printed and plotted."""
+    from livefocus.focus import axial_curves
+    from livefocus.focus.plots import plot_curves
+    from livefocus.io import read_stack
+
+    data = read_stack(stack)
+    result = axial_curves(data, [m.strip() for m in measures.split(",") if m.strip()])
+    width = max(len(m) for m in result)
+    for name, curve in result.items():
+        values = " ".join(f"{v:4.2f}" for v in curve)
+        typer.echo(f"{name:<{width}}  argmax {int(np.argmax(curve)):3d}  {values}")
+    plot_curves(result, plot, title=f"{stack.name}: axial focus curves")
+    typer.echo(f"wrote {plot}")

@@ -1,0 +1,3 @@
+"""Commands of this area (registered on the shared app)."""
+
+from __future__ import annotations

@@ -1,0 +1,88 @@
+"""Checks of user input; every error names the parameter and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+from livefocus._xp import array_namespace
+
+__all__ = ["check_image", "check_measure", "check_positive_int", "check_strides", "check_stack"]
+
+MEASURES = (
+    "brenner",
+    "tenengrad",
+    "laplacian",
+    "smd",
+    "smd2",
+    "vollath",
+    "std",
+    "variance",
+    "entropy",
+    "dwt",
+)
+
+
+def check_measure(measure: Any) -> str:
+    if not isinstance(measure, str) or measure.lower() not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}; got {measure!r}")
+    return measure.lower()
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_strides(strides: Any) -> tuple[int, ...]:
+    if isinstance(strides, Integral) and not isinstance(strides, bool):
+        strides = (strides,)
+    if isinstance(strides, (str, bytes)) or not isinstance(strides, Iterable):
+        raise ValueError(f"strides must be a positive int or a sequence of them, got {strides!r}")
+    values = tuple(strides)
+    if not values:
+        raise ValueError("strides must not be empty")
+    return tuple(check_positive_int(s, "strides") for s in values)
+
+
+def _check_pixels(array: Any, name: str) -> None:
+    xp = array_namespace(array)
+    if array.dtype == bool:
+        raise TypeError(f"{name} must hold integer or float pixels, got a bool array")
+    if not (xp.issubdtype(array.dtype, xp.integer) or xp.issubdtype(array.dtype, xp.floating)):
+        raise TypeError(f"{name} must hold integer or float pixels, got dtype {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(array.shape)}")
+    if xp.issubdtype(array.dtype, xp.floating) and not bool(xp.isfinite(array).all()):
+        raise ValueError(f"{name} contains NaN or inf pixels; focus scores need finite values")
+
+
+def check_image(image: Any, name: str = "image") -> Any:
+    """A 2-D numeric, non-empty, finite numpy or CuPy array."""
+    if type(image).__module__.split(".")[0] != "cupy":
+        image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D (Y, X) image, got {image.ndim}-D shape {tuple(image.shape)}"
+            + ("; use focus_maps for a (Z, Y, X) stack" if image.ndim == 3 else "")
+        )
+    _check_pixels(image, name)
+    return image
+
+
+def check_stack(stack: Any, name: str = "stack") -> Any:
+    """A (Z, Y, X) numeric array; a single 2-D image becomes a one-slice stack."""
+    if type(stack).__module__.split(".")[0] != "cupy":
+        stack = np.asarray(stack)
+    if stack.ndim == 2:
+        stack = stack[None]
+    if stack.ndim != 3:
+        raise ValueError(
+            f"{name} must be a (Z, Y, X) stack or a (Y, X) image, got shape {tuple(stack.shape)}"
+        )
+    _check_pixels(stack, name)
+    return stack

@@ -1,0 +1,67 @@
+"""Weak labels: Otsu's threshold on focus-score maps (the paper's in-focus masks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from livefocus._xp import array_namespace
+
+__all__ = ["otsu_threshold", "weak_labels"]
+
+
+def otsu_threshold(values: Any, *, nbins: int = 256) -> float:
+    """Otsu's threshold of the finite values (histogram of ``nbins`` bins over [min, max]).
+
+    The threshold is the centre of the bin that maximises the between-class variance; pixels
+    strictly above it are "in focus". A constant input returns its value (nothing is above it).
+    """
+    xp = array_namespace(values)
+    flat = values.ravel().astype(xp.float64)
+    flat = flat[xp.isfinite(flat)]
+    if flat.size == 0:
+        raise ValueError("values must contain at least one finite number")
+    lo, hi = float(flat.min()), float(flat.max())
+    if lo == hi:
+        return lo
+    hist, edges = xp.histogram(flat, bins=nbins, range=(lo, hi))
+    hist = hist.astype(xp.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = xp.cumsum(hist)
+    weight_high = xp.cumsum(hist[::-1])[::-1]
+    mean_low = xp.cumsum(hist * centres) / xp.maximum(weight_low, 1e-300)
+    mean_high = (xp.cumsum((hist * centres)[::-1]) / xp.maximum(weight_high[::-1], 1e-300))[::-1]
+    between = weight_low[:-1] * weight_high[1:] * (mean_low[:-1] - mean_high[1:]) ** 2
+    return float(centres[int(xp.argmax(between))])
+
+
+def weak_labels(maps: Any, *, method: str = "otsu", scope: str = "slice") -> Any:
+    """In-focus masks from focus-score maps, as the paper's weak labels.
+
+    Parameters
+    ----------
+    maps : (H, W) or (Z, H, W) array
+        Focus-score maps (numpy or CuPy).
+    method : {"otsu"}
+        Thresholding method (the paper uses Otsu).
+    scope : {"slice", "stack"}
+        ``"slice"``: one threshold per slice, as in the paper. ``"stack"``: one threshold for the
+        whole stack, so that slices far from focus come out (nearly) empty.
+
+    Returns
+    -------
+    bool array of the same shape: True where the map is above the threshold.
+    """
+    if method != "otsu":
+        raise ValueError(f"method must be 'otsu', got {method!r}")
+    if scope not in ("slice", "stack"):
+        raise ValueError(f"scope must be 'slice' or 'stack', got {scope!r}")
+    xp = array_namespace(maps)
+    if xp is np:
+        maps = np.asarray(maps)
+    if maps.ndim not in (2, 3) or maps.size == 0:
+        raise ValueError(f"maps must be a non-empty (H, W) or (Z, H, W) array, got {maps.shape}")
+    if scope == "stack" or maps.ndim == 2:
+        return maps > otsu_threshold(maps)
+    return xp.stack([m > otsu_threshold(m) for m in maps])

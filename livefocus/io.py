@@ -1,0 +1,103 @@
+"""Reading focus stacks from TIFF, .npy and Zarr (including our own OME-Zarr stores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["read_stack", "stack_z_step"]
+
+_TIFF = (".tif", ".tiff")
+
+
+def _open_zarr(path: Path, key: str | None) -> Any:
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return node
+    for name in ([key] if key else ["raw", "0"]):
+        if name in node:
+            child = node[name]
+            # An OME-Zarr image group holds its full-resolution level as array "0".
+            return child["0"] if isinstance(child, zarr.Group) and "0" in child else child
+    raise ValueError(
+        f"path {str(path)!r} is a Zarr group without an image array; "
+        f"pass key= one of {sorted(node.keys())}"
+    )
+
+
+def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np.ndarray:
+    """Read an image stack as a numpy array.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF (``.tif``/``.tiff``), a ``.npy`` file, or a Zarr array or group (``.zarr``; for a
+        group the array ``key``, else ``raw`` or ``0``).
+    key : str, optional
+        Array inside a Zarr group.
+    ndim : int
+        The dimensionality the caller needs: singleton leading axes are dropped and a 2-D image
+        becomes a one-slice stack when ``ndim`` is 3. Anything else is an error naming the shape.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"stack {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in _TIFF:
+            import tifffile
+
+            data = np.asarray(tifffile.imread(path))
+        elif suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        elif suffix == ".zarr" or path.is_dir():
+            data = np.asarray(_open_zarr(path, key)[...])
+        else:
+            raise ValueError(
+                f"stack {str(path)!r}: unknown format {suffix!r}; expected .tif, .tiff, .npy or .zarr"
+            )
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as exc:  # a corrupt file: say which, keep the cause
+        raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
+    while data.ndim > ndim and data.shape[0] == 1:
+        data = data[0]
+    if ndim == 3 and data.ndim == 2:
+        data = data[None]
+    if data.ndim != ndim:
+        raise ValueError(
+            f"stack {str(path)!r} has shape {data.shape}; expected {ndim} axes "
+            f"({'Z, Y, X' if ndim == 3 else 'Y, X'})"
+        )
+    if data.dtype == bool or not (
+        np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
+    ):
+        raise ValueError(f"stack {str(path)!r} has dtype {data.dtype}; expected integer or float")
+    return data
+
+
+def stack_z_step(path: str | Path) -> float | None:
+    """Z step in micrometres stored with a stack, when the file records one."""
+    path = Path(path)
+    if path.suffix.lower() in _TIFF:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+            if "spacing" in meta:
+                return float(meta["spacing"])
+        return None
+    if path.suffix.lower() == ".zarr" or path.is_dir():
+        import zarr
+
+        try:
+            attrs = dict(zarr.open(str(path), mode="r").attrs)
+        except Exception:
+            return None
+        step = attrs.get("z_step_um", attrs.get("livefocus", {}).get("z_step_um"))
+        return float(step) if step is not None else None
+    return None
