@@ -13,7 +13,7 @@ __all__ = ["array_namespace", "has_module", "require", "to_numpy"]
 
 #: Which ``pip install`` provides an optional module.
 EXTRAS = {
-    "cupy": "pip install 'livefocus[gpu]'  (or a cupy-cudaXXx wheel matching your CUDA)",
+    "cupy": "pip install 'livefocus[gpu]' (or the cupy-cudaXXx wheel for your CUDA)",
     "tensorrt": "pip install 'livefocus[tensorrt]'",
     "dask": "pip install 'livefocus[dask]'",
     "distributed": "pip install 'livefocus[dask]'",
@@ -34,7 +34,7 @@ def require(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         hint = EXTRAS.get(name.split(".")[0], f"pip install {name}")
-        raise ImportError(f"{name} is needed for this feature but is not installed: {hint}") from exc
+        raise ImportError(f"{name} is needed here but is not installed: {hint}") from exc
 
 
 def array_namespace(array: Any) -> ModuleType:

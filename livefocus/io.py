@@ -47,6 +47,10 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
     if not path.exists():
         raise FileNotFoundError(f"stack {str(path)!r} does not exist")
     suffix = path.suffix.lower()
+    if suffix not in (*_TIFF, ".npy", ".zarr") and not path.is_dir():
+        raise ValueError(
+            f"stack {str(path)!r}: unknown format {suffix!r}; expected .tif, .tiff, .npy or .zarr"
+        )
     try:
         if suffix in _TIFF:
             import tifffile
@@ -54,14 +58,8 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
             data = np.asarray(tifffile.imread(path))
         elif suffix == ".npy":
             data = np.load(path, allow_pickle=False)
-        elif suffix == ".zarr" or path.is_dir():
-            data = np.asarray(_open_zarr(path, key)[...])
         else:
-            raise ValueError(
-                f"stack {str(path)!r}: unknown format {suffix!r}; expected .tif, .tiff, .npy or .zarr"
-            )
-    except (ValueError, FileNotFoundError):
-        raise
+            data = np.asarray(_open_zarr(path, key)[...])
     except Exception as exc:  # a corrupt file: say which, keep the cause
         raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
     while data.ndim > ndim and data.shape[0] == 1:
@@ -98,6 +96,9 @@ def stack_z_step(path: str | Path) -> float | None:
             attrs = dict(zarr.open(str(path), mode="r").attrs)
         except Exception:
             return None
-        step = attrs.get("z_step_um", attrs.get("livefocus", {}).get("z_step_um"))
-        return float(step) if step is not None else None
+        nested = attrs.get("livefocus")
+        step = attrs.get("z_step_um")
+        if step is None and isinstance(nested, dict):
+            step = nested.get("z_step_um")
+        return float(step) if isinstance(step, (int, float)) else None
     return None

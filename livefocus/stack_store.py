@@ -21,7 +21,9 @@ class LabelStore:
         self.group = group
 
     @classmethod
-    def create(cls, path: str | Path, *, shape: tuple[int, ...], attrs: dict[str, Any]) -> LabelStore:
+    def create(
+        cls, path: str | Path, *, shape: tuple[int, ...], attrs: dict[str, Any]
+    ) -> LabelStore:
         import zarr
 
         group = zarr.open_group(str(path), mode="w-")

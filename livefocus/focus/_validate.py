@@ -10,7 +10,7 @@ import numpy as np
 
 from livefocus._xp import array_namespace
 
-__all__ = ["check_image", "check_measure", "check_positive_int", "check_strides", "check_stack"]
+__all__ = ["check_image", "check_measure", "check_positive_int", "check_stack", "check_strides"]
 
 MEASURES = (
     "brenner",

@@ -67,11 +67,11 @@ def _mean(terms: np.ndarray) -> float:
 def _sobel(p: np.ndarray) -> np.ndarray:
     gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
     gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
-    return gx * gx + gy * gy
+    return np.asarray(gx * gx + gy * gy)
 
 
 def _laplacian(p: np.ndarray) -> np.ndarray:
-    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4 * p[1:-1, 1:-1]
+    return np.asarray(p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4 * p[1:-1, 1:-1])
 
 
 def _haar_detail_energy(p: np.ndarray) -> np.ndarray:
@@ -79,7 +79,7 @@ def _haar_detail_energy(p: np.ndarray) -> np.ndarray:
     a, b = p[0:h:2, 0:w:2], p[0:h:2, 1:w:2]
     c, d = p[1:h:2, 0:w:2], p[1:h:2, 1:w:2]
     # Parseval: detail energy = block energy - LL**2, with LL = (a + b + c + d) / 2.
-    return a * a + b * b + c * c + d * d - (a + b + c + d) ** 2 / 4
+    return np.asarray(a * a + b * b + c * c + d * d - (a + b + c + d) ** 2 / 4)
 
 
 def _entropy(bins: np.ndarray) -> float:

@@ -178,7 +178,7 @@ def _dwt_scorer(img: Any, xp: Any) -> Scorer:
                 continue
             r0, c0 = ys[rows] // 2, xs[cols] // 2
             r1, c1 = r0 + h2[rows], c0 + w2[cols]
-            sums = _box(table, *(xp.asarray(v) for v in (r0, r1, c0, c1)), xp)
+            sums = _box(table, xp.asarray(r0), xp.asarray(r1), xp.asarray(c0), xp.asarray(c1), xp)
             out[xp.ix_(xp.asarray(np.flatnonzero(rows)), xp.asarray(np.flatnonzero(cols)))] = sums
         return xp.where(n > 0, out / (4 * xp.maximum(n, 1)), 0.0)
 
@@ -187,28 +187,30 @@ def _dwt_scorer(img: Any, xp: Any) -> Scorer:
 
 def _entropy_scorer(img: Any, xp: Any) -> Scorer:
     bins = entropy_bins(img)
-    nbins = int(bins.max()) + 1 if bins.size else 1
+    nbins = int(bins.max()) + 1
     height, width = img.shape
-
     def score(ys: np.ndarray, ye: np.ndarray, xs: np.ndarray, xe: np.ndarray) -> Any:
         # Integral histogram evaluated only on this stride's window edges.
         by = np.unique(np.concatenate([ys, ye, [0, height]]))
         bx = np.unique(np.concatenate([xs, xe, [0, width]]))
-        row_cell = xp.asarray(np.repeat(np.arange(len(by) - 1), np.diff(by)))
-        col_cell = xp.asarray(np.repeat(np.arange(len(bx) - 1), np.diff(bx)))
         ncy, ncx = len(by) - 1, len(bx) - 1
-        key = (row_cell[:, None] * ncx + col_cell[None, :]) * nbins + bins
-        counts = xp.bincount(key.ravel(), minlength=ncy * ncx * nbins).reshape(ncy, ncx, nbins)
-        table = xp.zeros((ncy + 1, ncx + 1, nbins), dtype=counts.dtype)
-        xp.cumsum(counts, axis=0, out=table[1:, 1:])
+        row_key = xp.asarray(np.repeat(np.arange(ncy) * (ncx * nbins), np.diff(by)))
+        col_key = xp.asarray(np.repeat(np.arange(ncx) * nbins, np.diff(bx)))
+        key = bins + row_key[:, None] + col_key[None, :]
+        counts = xp.bincount(key.ravel(), minlength=ncy * ncx * nbins).astype(xp.int32)
+        table = xp.zeros((ncy + 1, ncx + 1, nbins), dtype=xp.int32)
+        xp.cumsum(counts.reshape(ncy, ncx, nbins), axis=0, out=table[1:, 1:])
         xp.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
         r0, r1 = (xp.asarray(np.searchsorted(by, v)) for v in (ys, ye))
         c0, c1 = (xp.asarray(np.searchsorted(bx, v)) for v in (xs, xe))
         window_counts = _box(table, r0, r1, c0, c1, xp)
-        n = xp.asarray(np.outer(ye - ys, xe - xs))[..., None]
-        p = window_counts / n
-        plogp = xp.where(window_counts > 0, p * xp.log2(xp.where(window_counts > 0, p, 1.0)), 0.0)
-        return -plogp.sum(axis=-1)
+        n = np.outer(ye - ys, xe - xs)
+        # c log2 c for every possible count: a window's entropy is (n log2 n - sum c log2 c) / n
+        # by table look-ups instead of logarithms, and one grey level gives exactly 0.
+        c = np.arange(int(n.max()) + 1, dtype=np.float64)
+        clog2c = xp.asarray(c * np.log2(np.maximum(c, 1)))
+        n = xp.asarray(n)
+        return (clog2c[n] - clog2c[window_counts].sum(axis=-1)) / n
 
     return score
 

@@ -1,0 +1,70 @@
+"""``livefocus label`` and ``livefocus curves`` as a user runs them (a real subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+import livefocus as lf
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livefocus", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_label_writes_maps_masks_and_plot(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "diatom.zarr"
+    result = run(
+        "label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(out),
+        "--window", "32", "--strides", "8,16", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    group = zarr.open_group(str(out), mode="r")
+    stack = lf.read_stack(data_dir / "diatom_mfusionj_3z.tif")
+    maps = lf.focus_maps(stack, "std", window=32, strides=(8, 16))
+    np.testing.assert_allclose(group["maps"][:], maps.astype(np.float32))
+    np.testing.assert_array_equal(group["masks"][:], lf.weak_labels(maps).astype(np.uint8))
+    np.testing.assert_allclose(group["curve"][:], lf.axial_curve(stack, "std"))
+    assert group.attrs["livefocus"]["strides"] == [8, 16]
+    png = tmp_path / "diatom-curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # An existing output is refused (and kept) unless --overwrite.
+    again = run("label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert zarr.open_group(str(out), mode="r")["maps"].shape == stack.shape
+
+
+def test_label_errors_are_one_line(tmp_path: Path, data_dir: Path) -> None:
+    missing = run(
+        "label", str(tmp_path / "nope.tif"), "--out", str(tmp_path / "o.zarr"), cwd=tmp_path
+    )
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    bad = run(
+        "label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(tmp_path / "o.zarr"),
+        "--measure", "sharpness", cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "measure must be one of" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "o.zarr").exists()
+    zero = run(
+        "label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(tmp_path / "o.zarr"),
+        "--window", "0", cwd=tmp_path,
+    )
+    assert zero.returncode == 2 and "window must be a positive int" in zero.stderr
+
+
+def test_curves_prints_and_plots(tmp_path: Path, data_dir: Path) -> None:
+    result = run(
+        "curves", str(data_dir / "pseudoscorpion_zstack_4x.tif"), "--plot", "c.png",
+        "--measures", "std,brenner", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("std") and "argmax   2" in lines[0]
+    assert (tmp_path / "c.png").stat().st_size > 10_000
