@@ -53,11 +53,11 @@ def _check_pixels(array: Any, name: str) -> None:
     xp = array_namespace(array)
     if array.dtype == bool:
         raise TypeError(f"{name} must hold integer or float pixels, got a bool array")
-    if not (xp.issubdtype(array.dtype, xp.integer) or xp.issubdtype(array.dtype, xp.floating)):
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise TypeError(f"{name} must hold integer or float pixels, got dtype {array.dtype}")
     if array.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(array.shape)}")
-    if xp.issubdtype(array.dtype, xp.floating) and not bool(xp.isfinite(array).all()):
+    if np.issubdtype(array.dtype, np.floating) and not bool(xp.isfinite(array).all()):
         raise ValueError(f"{name} contains NaN or inf pixels; focus scores need finite values")
 
 

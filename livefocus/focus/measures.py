@@ -51,7 +51,7 @@ def entropy_bins(image: Any) -> Any:
     xp = array_namespace(image)
     lo = image.min()
     hi = image.max()
-    if xp.issubdtype(image.dtype, xp.integer) and int(hi) - int(lo) < ENTROPY_BINS:
+    if np.issubdtype(image.dtype, np.integer) and int(hi) - int(lo) < ENTROPY_BINS:
         return image.astype(xp.int64) - int(lo)
     span = float(hi) - float(lo)
     if span == 0.0:

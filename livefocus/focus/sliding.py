@@ -222,7 +222,7 @@ def _use_exact_integers(img: Any, xp: Any) -> bool:
     """
     if img.size > _INT_MAX_PIXELS or max(abs(float(img.min())), abs(float(img.max()))) > _INT_MAX:
         return False
-    if xp.issubdtype(img.dtype, xp.integer):
+    if np.issubdtype(img.dtype, np.integer):
         return True
     return bool((img == xp.round(img)).all())
 
