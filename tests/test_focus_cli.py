@@ -68,3 +68,19 @@ def test_curves_prints_and_plots(tmp_path: Path, data_dir: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("std") and "argmax   2" in lines[0]
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_label_reads_npy_and_zarr_and_runs_on_dask(tmp_path: Path, data_dir: Path) -> None:
+    stack = lf.read_stack(data_dir / "diatom_mfusionj_3z.tif")[:, :96, :128]
+    np.save(tmp_path / "s.npy", stack)
+    zarr.create_array(str(tmp_path / "s.zarr"), data=stack)
+    expected = lf.focus_maps(stack, "brenner", window=32, strides=(8, 16))
+    for source, extra in (("s.npy", []), ("s.zarr", ["--dask", "local"])):
+        out = tmp_path / f"{source}.labels.zarr"
+        result = run(
+            "label", source, "--out", str(out), "--measure", "brenner", "--window", "32",
+            "--strides", "8,16", *extra, cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        maps = zarr.open_group(str(out), mode="r")["maps"][:]
+        np.testing.assert_allclose(maps, expected.astype(np.float32))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
@@ -19,6 +22,28 @@ def _parse_strides(text: str) -> tuple[int, ...]:
         raise ValueError(f"--strides must be comma-separated integers, got {text!r}") from None
 
 
+@contextmanager
+def _slice_maps(
+    data: np.ndarray, measure: str, settings: dict[str, Any], dask: str | None
+) -> Iterator[Iterator[tuple[int, np.ndarray]]]:
+    """``(z, map)`` pairs, computed here or on a Dask cluster (in completion order)."""
+    from livefocus.focus import focus_map
+
+    if dask is None:
+        yield ((z, focus_map(data[z], measure, **settings)) for z in range(data.shape[0]))
+        return
+    from livefocus._xp import require
+    from livefocus.focus.parallel import iter_focus_maps
+
+    distributed = require("distributed")
+    if dask == "local":
+        client = distributed.Client(processes=False, dashboard_address=None)
+    else:
+        client = distributed.Client(dask, timeout=10)
+    with client:
+        yield iter_focus_maps(data, measure, client=client, **settings)
+
+
 @app.command()
 def label(
     stack: Path = typer.Argument(..., help="TIFF, .npy or Zarr stack (Z, Y, X)."),
@@ -30,6 +55,9 @@ def label(
     scope: str = typer.Option("slice", help="Otsu threshold per 'slice' (paper) or per 'stack'."),
     plot: Path | None = typer.Option(None, help="Axial-curve PNG (default: next to --out)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
+    dask: str | None = typer.Option(
+        None, help="Run on Dask: 'local' (a local cluster) or a scheduler address (tcp://...)."
+    ),
 ) -> None:
     """Focus-score maps and weak-label masks of every slice, written to Zarr as they are made."""
     from tqdm import tqdm
@@ -61,11 +89,13 @@ def label(
         },
     )
     maps = np.empty(data.shape, dtype=np.float64)
-    for z in tqdm(range(data.shape[0]), desc=f"{measure} maps", unit="slice"):
-        maps[z] = focus_map(data[z], measure, window=window, strides=stride_list, paint=paint)
-        store.write_map(z, maps[z])
-        if scope == "slice":
-            store.write_mask(z, weak_labels(maps[z]))
+    settings = {"window": window, "strides": stride_list, "paint": paint}
+    with _slice_maps(data, measure, settings, dask) as results:
+        for z, focus in tqdm(results, total=data.shape[0], desc=f"{measure} maps", unit="slice"):
+            maps[z] = focus
+            store.write_map(z, focus)
+            if scope == "slice":
+                store.write_mask(z, weak_labels(focus))
     if scope == "stack":
         for z, mask in enumerate(weak_labels(maps, scope="stack")):
             store.write_mask(z, mask)
