@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ def _texture(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     noise = rng.normal(size=shape)
     sigma = (0, 4, 4) if len(shape) == 3 else 4
     smooth = gaussian_filter(noise, sigma) * 20
-    return np.clip(2000 + 400 * smooth + 30 * noise, 0, 4095).astype(np.uint16)
+    return np.asarray(np.clip(2000 + 400 * smooth + 30 * noise, 0, 4095), dtype=np.uint16)
 
 
 def _gpu_rows(size: int) -> list[dict[str, Any]]:
@@ -83,11 +84,11 @@ def run(*, quick: bool = False, measures: tuple[str, ...] = MEASURES) -> list[di
     """Rows of the focus benchmark (see the module docstring)."""
     size = 256 if quick else 1024
     image = _texture((size, size))
-    settings = {"window": PAPER_WINDOW, "strides": PAPER_STRIDES}
+    settings: dict[str, Any] = {"window": PAPER_WINDOW, "strides": PAPER_STRIDES}
     rows: list[dict[str, Any]] = []
     for measure in measures:
-        ref_time, ref = _best_of(1, lambda m=measure: focus_map_reference(image, m, **settings))
-        fast_time, fast = _best_of(3, lambda m=measure: focus_map(image, m, **settings))
+        ref_time, ref = _best_of(1, partial(focus_map_reference, image, measure, **settings))
+        fast_time, fast = _best_of(3, partial(focus_map, image, measure, **settings))
         scale = np.maximum(np.abs(ref), 1e-12 * np.abs(ref).max())
         rows.append(
             {

@@ -1,0 +1,35 @@
+"""The benchmarks run and report exactness (speed itself is measured, never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from livefocus.bench import focus
+
+
+def test_focus_bench_rows_are_exact() -> None:
+    rows = focus.run(quick=True, measures=("std", "entropy"))
+    by_measure = {row["measure"]: row for row in rows}
+    assert set(by_measure) >= {"std", "entropy"}
+    for name in ("std", "entropy"):
+        assert by_measure[name]["max rel diff"] < 1e-9
+        assert by_measure[name]["reference s/slice"] > 0 and by_measure[name]["fast s/slice"] > 0
+    assert any(row["measure"].startswith("std, 20-slice stack") for row in rows)
+
+
+def test_bench_cli_writes_json(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "livefocus", "bench", "nothing"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "target must be one of" in result.stderr
+    out = tmp_path / "b.json"
+    ok = subprocess.run(
+        [sys.executable, "-m", "livefocus", "bench", "focus", "--quick", "--json", str(out)],
+        capture_output=True, text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "| std | 256^2 |" in ok.stdout
+    assert len(json.loads(out.read_text())["focus"]) >= 11
