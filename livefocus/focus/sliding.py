@@ -61,11 +61,19 @@ _FOOTPRINT = {
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Any]
 
 
+def _cumsum_2d_into(terms: Any, out: Any, xp: Any) -> None:
+    """``out[...] = terms`` summed cumulatively along axes 0 and 1 (in place on numpy)."""
+    if xp is np:
+        np.cumsum(terms, axis=0, out=out)
+        np.cumsum(out, axis=1, out=out)
+    else:  # CuPy: no strided ``out=`` views
+        out[...] = xp.cumsum(xp.cumsum(terms, axis=0), axis=1)
+
+
 def _integral(terms: Any, xp: Any) -> Any:
     """Summed-area table with a leading row and column of zeros."""
     out = xp.zeros((terms.shape[0] + 1, terms.shape[1] + 1), dtype=terms.dtype)
-    xp.cumsum(terms, axis=0, out=out[1:, 1:])
-    xp.cumsum(out[1:, 1:], axis=1, out=out[1:, 1:])
+    _cumsum_2d_into(terms, out[1:, 1:], xp)
     return out
 
 
@@ -199,8 +207,7 @@ def _entropy_scorer(img: Any, xp: Any) -> Scorer:
         key = bins + row_key[:, None] + col_key[None, :]
         counts = xp.bincount(key.ravel(), minlength=ncy * ncx * nbins).astype(xp.int32)
         table = xp.zeros((ncy + 1, ncx + 1, nbins), dtype=xp.int32)
-        xp.cumsum(counts.reshape(ncy, ncx, nbins), axis=0, out=table[1:, 1:])
-        xp.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+        _cumsum_2d_into(counts.reshape(ncy, ncx, nbins), table[1:, 1:], xp)
         r0, r1 = (xp.asarray(np.searchsorted(by, v)) for v in (ys, ye))
         c0, c1 = (xp.asarray(np.searchsorted(bx, v)) for v in (xs, xe))
         window_counts = _box(table, r0, r1, c0, c1, xp)
