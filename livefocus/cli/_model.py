@@ -1,3 +1,100 @@
-"""Commands of this area (registered on the shared app)."""
+"""``livefocus train | finetune | evaluate | export``: the U-Net surrogate (thin wrappers)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from livefocus.cli._app import app
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: models/PRESET)."),
+    preset: str = typer.Option("default", help="Training recipe: default or paper."),
+    stack: list[Path] = typer.Option([], help="User stacks (TIFF/Zarr/.npy) to add; repeatable."),
+    labels: str = typer.Option("otsu", help="Weak labels: otsu (std maps, the paper) or depth."),
+    seed: int = typer.Option(0, help="Seed of weights, batches and augmentation."),
+    epochs: int | None = typer.Option(None, help="Override the preset's maximum epochs."),
+    n_train: int | None = typer.Option(None, help="Override the number of simulated stacks."),
+    progress: bool = typer.Option(True, help="Progress bar with loss and validation IoU."),
+) -> None:
+    """Train a U-Net on weak labels of simulated (and user) stacks; writes config + metrics."""
+    from livefocus.model import train as train_model
+
+    folder = out or Path("models") / preset
+    metrics = train_model(
+        folder,
+        preset=preset,
+        stacks=stack,
+        labels=labels,
+        seed=seed,
+        epochs=epochs,
+        n_train=n_train,
+        progress=progress,
+    )
+    typer.echo(
+        f"{folder}: validation IoU vs weak labels {metrics['val_iou_vs_weak']:.3f} "
+        f"(epoch {metrics['best_epoch']}, {metrics['train_seconds']:.0f} s)"
+    )
+
+
+@app.command()
+def finetune(
+    model: str = typer.Argument("default", help="Model name or folder to start from."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
+    stack: list[Path] = typer.Option([], help="User stack; repeatable (pair with --mask)."),
+    mask: list[Path] = typer.Option([], help="Its mask (non-zero = in focus); repeatable."),
+    n_sim: int = typer.Option(3, help="Simulated stacks with exact truth (0: user stacks only)."),
+    epochs: int = typer.Option(15, help="Maximum epochs (batch 1)."),
+    lr: float = typer.Option(1e-4, help="Adam learning rate."),
+    seed: int = typer.Option(0, help="Seed."),
+    progress: bool = typer.Option(True, help="Progress bar."),
+) -> None:
+    """Fine-tune a model with batch 1 on a few stacks with exact (or manual) masks."""
+    from livefocus.model import finetune as finetune_model
+
+    metrics = finetune_model(
+        model,
+        out,
+        stacks=stack,
+        masks=mask,
+        n_sim=n_sim,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+    )
+    typer.echo(f"{out}: validation IoU vs truth {metrics['val_iou_vs_truth']:.3f}")
+
+
+@app.command()
+def evaluate(
+    model: list[str] = typer.Argument(None, help="Model names or folders (default: default)."),
+    n_stacks: int = typer.Option(4, help="Held-out simulated stacks."),
+    real: list[Path] = typer.Option([], help="Real stacks scored against weak labels."),
+    figure: Path | None = typer.Option(None, help="Fig.-4-style PNG of the first model."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the rows as JSON."),
+) -> None:
+    """Table-2 analogue: IoU vs weak labels and vs exact truth, per model and data set."""
+    from livefocus.cli._bench import format_table
+    from livefocus.model import evaluate as evaluate_models
+
+    rows = evaluate_models(model or ["default"], n_stacks=n_stacks, real=real, figure=figure)
+    typer.echo(format_table(rows))
+    if json_out is not None:
+        json_out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+@app.command()
+def export(
+    model: str = typer.Argument("default", help="Model name or folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write."),
+    opset: int = typer.Option(17, help="ONNX opset."),
+) -> None:
+    """Export a model to ONNX (dynamic batch and frame size; input normalised per slice)."""
+    from livefocus.model import export_onnx
+
+    typer.echo(str(export_onnx(model, out, opset=opset)))

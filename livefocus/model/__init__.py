@@ -1,0 +1,36 @@
+"""The U-Net surrogate of the std rule (Li, Kudryashev & Yakimovich, Sci Rep 2023).
+
+- :class:`UNet`, :func:`unet_paper`: the network (configurable depth / width).
+- :func:`train`, :func:`finetune`, :func:`evaluate`: weak-label training, fine-tuning on
+  exact masks, and the Table-2 analogue.
+- :func:`load`: a model folder (``config.json`` + ``weights.pt``) by shipped name or path.
+- :func:`engine`: fast inference with torch, ONNX Runtime or TensorRT; :func:`export_onnx`.
+- :func:`predict_tiled`: any frame size by overlapping, blended tiles.
+"""
+
+from livefocus.model.data import model_input
+from livefocus.model.engines import Engine, engine
+from livefocus.model.export import export_onnx
+from livefocus.model.registry import Model, available, load
+from livefocus.model.tiling import predict_tiled
+from livefocus.model.train import PRESETS, evaluate, finetune, predict_probabilities, train
+from livefocus.model.unet import UNet, UNetConfig, unet_paper
+
+__all__ = [
+    "PRESETS",
+    "Engine",
+    "Model",
+    "UNet",
+    "UNetConfig",
+    "available",
+    "engine",
+    "evaluate",
+    "export_onnx",
+    "finetune",
+    "load",
+    "model_input",
+    "predict_probabilities",
+    "predict_tiled",
+    "train",
+    "unet_paper",
+]

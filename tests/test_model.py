@@ -1,0 +1,259 @@
+"""U-Net surrogate: network, losses, tiling, training, export, engines, registry, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import livefocus.model as lm
+from livefocus.model.data import Pairs
+from livefocus.model.engines import TensorRTCache, pick_backend, tensorrt_key
+from livefocus.model.losses import bce_loss, combined_loss, dice_loss, focal_loss, iou_score
+from livefocus.model.tiling import predict_tiled, tile_starts
+from livefocus.model.train import _fit
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEFOCUS_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained for a few seconds (shared by the tests that need weights)."""
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    lm.train(out, n_train=2, n_val=1, shape=(6, 128, 128), epochs=4, progress=False)
+    return out
+
+
+def _frames(n: int = 3, size: int = 128, seed: int = 0) -> np.ndarray:
+    from livefocus.sim import simulate_stack
+
+    return simulate_stack((max(2, n), size, size), seed=seed).raw[:n]
+
+
+def test_forward_shapes_and_paper_config() -> None:
+    net = lm.UNet(lm.UNetConfig(depth=2, base=4)).eval()
+    assert net(torch.zeros(3, 1, 32, 48)).shape == (3, 1, 32, 48)
+    paper = lm.unet_paper()
+    assert paper.config.depth == 3 and paper.config.base == 64
+    assert len(paper.down) == 3 and len(paper.up) == 3
+    assert isinstance(paper.up[0], torch.nn.ConvTranspose2d)
+    with pytest.raises(ValueError, match="depth must be a positive int"):
+        lm.UNetConfig(depth=0)
+
+
+def test_losses_sanity() -> None:
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., :4, :] = 1
+    good, bad = (target * 2 - 1) * 10, (1 - 2 * target) * 10
+    for loss in (bce_loss, focal_loss, dice_loss, combined_loss):
+        assert float(loss(good, target)) < 0.05 < float(loss(bad, target))
+    assert iou_score(good, target) == 1.0 and iou_score(bad, target) == 0.0
+    assert iou_score(-good.abs(), torch.zeros_like(target)) == 1.0
+
+
+def test_tile_starts_cover() -> None:
+    for size in (100, 512, 513, 1100, 2048):
+        starts = tile_starts(size, 256, 64)
+        assert (starts[0] == 0 and min(starts[-1] + 256, size) == size) or size <= 256
+        assert all(b - a <= 256 - 64 for a, b in itertools.pairwise(starts))
+
+
+def test_tiled_equals_single_pass(tiny: Path) -> None:
+    model = lm.load(tiny)
+    frame = np.tile(_frames(1, 256)[0], (3, 3))[:700, :600]
+    x = lm.model_input(frame)[0]
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.sigmoid(model.net(torch.from_numpy(batch)[:, None]))[:, 0].numpy()
+
+    single = predict_tiled(run, x, tile=1024, overlap=64)
+    tiled = predict_tiled(run, x, tile=256, overlap=64)
+    assert np.abs(single - tiled).max() < 0.02
+    assert np.mean((single > 0.5) == (tiled > 0.5)) > 0.999
+    # the seams (tile borders at 192, 384, ...) in particular
+    seams = np.abs(single - tiled)[:, 180:200]
+    assert seams.max() < 0.02
+
+
+def _texture_task(n: int, seed: int) -> Pairs:
+    """Slices whose label is where they are textured (sharp) rather than flat (blurred)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:64, :64]
+    x = np.empty((n, 64, 64), np.float32)
+    y = np.empty((n, 64, 64), bool)
+    for i in range(n):
+        cy, cx = rng.integers(16, 48, 2).tolist()
+        r = int(rng.integers(8, 20))
+        y[i] = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+        x[i] = np.where(y[i], rng.normal(size=(64, 64)), 0.1 * rng.normal(size=(64, 64)))
+    return Pairs(x=x, y=y, truth=y, stack=np.zeros(n, int))
+
+
+def test_tiny_training_improves_iou() -> None:
+    train_pairs, val_pairs = _texture_task(32, 0), _texture_task(8, 1)
+    net = lm.UNet(lm.UNetConfig(depth=2, base=4))
+    fit = _fit(net, train_pairs, val_pairs, epochs=8, batch_size=8, lr=1e-2, crop=64,
+               patience=8, seed=0, progress=False, desc="test")  # fmt: skip
+    history = fit["history"]
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    assert fit["best_val_iou"] > 0.8 > history[0]["val_iou"]
+
+
+def test_train_writes_metrics_and_is_seeded(tmp_path: Path) -> None:
+    small = {"n_train": 2, "n_val": 1, "shape": (6, 64, 64), "batch_size": 4, "crop": 64}
+    first = lm.train(tmp_path / "a", epochs=2, progress=False, **small)
+    again = lm.train(tmp_path / "b", epochs=2, progress=False, **small)
+    assert again["history"] == first["history"]  # the same losses and IoUs
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["val_iou_vs_weak"] == first["val_iou_vs_weak"]
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["training"]["recipe"]["crop"] == 64 and cfg["labels"]["window"] == 32
+
+
+def test_onnx_agrees_with_torch(tiny: Path, tmp_path: Path) -> None:
+    path = lm.export_onnx(tiny, tmp_path / "m.onnx")
+    assert path.stat().st_size > 0
+    frames = _frames(3, 192, seed=4)
+    p_torch = lm.engine(tiny, "torch").predict(frames)
+    p_ort = lm.engine(tiny, "onnxruntime").predict(frames)
+    assert p_torch.dtype == np.float32 and p_torch.shape == frames.shape
+    assert np.abs(p_torch - p_ort).max() <= 1e-3
+    a, b = p_torch > 0.5, p_ort > 0.5
+    assert np.count_nonzero(a & b) / max(1, np.count_nonzero(a | b)) >= 0.99
+
+
+def test_damaged_onnx_cache_is_rebuilt(tiny: Path) -> None:
+    first = lm.engine(tiny, "onnxruntime")
+    first.onnx_path.write_bytes(b"garbage")
+    again = lm.engine(tiny, "onnxruntime")
+    frame = _frames(1, 64)
+    assert np.array_equal(first.predict(frame), again.predict(frame))
+
+
+def test_engine_contract_any_size(tiny: Path) -> None:
+    eng = lm.engine(tiny, "onnxruntime", tile=128, overlap=32)
+    frame = _frames(1, 128)[0]
+    big = np.tile(frame, (2, 3))[:250, :300].astype(np.float64)
+    assert eng.predict(big).shape == (250, 300)
+    assert eng.predict(frame[:70, :90]).shape == (70, 90)
+    assert eng.predict_mask(np.stack([frame, frame])).dtype == bool
+
+
+def test_auto_backend_on_this_machine() -> None:
+    assert pick_backend() == ("torch" if torch.cuda.is_available() else "onnxruntime")
+
+
+def test_default_model_ships_and_loads() -> None:
+    model = lm.load("default")
+    assert "default" in lm.available()
+    cfg = model.config
+    assert cfg["architecture"] == model.net.config.to_dict()
+    assert cfg["normalisation"] == "per_slice_zscore"
+    assert cfg["training"]["seed"] == 0 and "labels" in cfg and "metrics" in cfg
+    folder = Path(lm.__file__).parent / "weights" / "default"
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 5 * 2**20
+    probs = lm.engine("default", "onnxruntime").predict(_frames(2, 128))
+    assert probs.shape == (2, 128, 128) and 0 <= probs.min() and probs.max() <= 1
+
+
+def test_bad_model_folders(tiny: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny, broken)
+    (broken / "weights.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        lm.load(broken)
+    cfg = json.loads((broken / "config.json").read_text())
+    cfg.pop("weights_sha256")
+    (broken / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"cannot read weights\.pt"):
+        lm.load(broken)
+    shutil.copy(tiny / "weights.pt", broken / "weights.pt")
+    cfg["architecture"]["base"] = 16
+    (broken / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="does not match the weights"):
+        lm.load(broken)
+    (broken / "weights.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"weights file weights\.pt is missing"):
+        lm.load(broken)
+    with pytest.raises(FileNotFoundError, match="no model 'nope'"):
+        lm.load("nope")
+
+
+def test_bad_frames(tiny: Path) -> None:
+    eng = lm.engine(tiny, "onnxruntime")
+    frames = _frames(2, 64).astype(np.float32)
+    frames[1, 3, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(frames \[1\]\)"):
+        eng.predict(frames)
+    with pytest.raises(ValueError, match="must be \\(H, W\\) or \\(N, H, W\\)"):
+        eng.predict(np.zeros((1, 2, 64, 64)))
+    with pytest.raises(ValueError, match="integer or float array"):
+        eng.predict(np.zeros((64, 64), complex))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        lm.engine(tiny, "cuda")
+
+
+def test_tensorrt_cache_key_and_missing_extra(tiny: Path, tmp_path: Path) -> None:
+    cache = TensorRTCache(tmp_path / "trt")
+    key = tensorrt_key(
+        gpu="NVIDIA H100", tensorrt="10.3", precision="fp16", shape=(8, 1, 256, 256), weights="abc"
+    )
+    assert cache.lookup(key) is None
+    path = cache.store(key, b"engine")
+    assert cache.lookup(key) == path
+    for change in (
+        {"gpu": "NVIDIA A100"},
+        {"tensorrt": "10.4"},
+        {"precision": "fp32"},
+        {"shape": (4, 1, 256, 256)},
+    ):
+        assert (
+            cache.lookup(
+                tensorrt_key(
+                    **{
+                        **dict(
+                            gpu="NVIDIA H100",
+                            tensorrt="10.3",
+                            precision="fp16",
+                            shape=(8, 1, 256, 256),
+                            weights="abc",
+                        ),
+                        **change,
+                    }
+                )
+            )
+            is None
+        )  # another GPU/version/precision/shape: rebuild
+    # a key file that says another GPU (e.g. a cache copied between machines) is not reused
+    _, key_file = cache.paths(key)
+    key_file.write_text(json.dumps({**key, "gpu": "other"}))
+    assert cache.lookup(key) is None
+    with pytest.raises(ValueError, match="precision must be one of"):
+        tensorrt_key(gpu="x", tensorrt="1", precision="int8", shape=(1,), weights="")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"livefocus\[tensorrt\]"):
+            lm.engine(tiny, "tensorrt")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_torch_agrees_with_cpu(tiny: Path) -> None:
+    frames = _frames(4, 256)
+    gpu = lm.engine(tiny, "torch").predict(frames)
+    cpu = lm.engine(tiny, "onnxruntime").predict(frames)
+    assert np.abs(gpu - cpu).max() <= 1e-3
+    half = lm.engine(tiny, "torch", precision="fp16").predict(frames)
+    assert np.mean((half > 0.5) == (cpu > 0.5)) > 0.99

@@ -1,0 +1,77 @@
+"""``livefocus export | evaluate | train | finetune`` as a user runs them (in-process)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from livefocus.cli import main
+from livefocus.model.registry import SHIPPED
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEFOCUS_CACHE", str(tmp_path / "cache"))
+
+
+def test_export_writes_valid_onnx(tmp_path: Path) -> None:
+    out = tmp_path / "default.onnx"
+    with pytest.raises(SystemExit) as done:
+        main(["export", "default", "--out", str(out)])
+    assert done.value.code in (0, None)
+    graph = onnx.load(str(out))
+    onnx.checker.check_model(graph)
+    assert [i.name for i in graph.graph.input] == ["frames"]
+
+
+def test_bad_model_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(SHIPPED / "default", broken)
+    cfg = json.loads((broken / "config.json").read_text())
+    cfg["architecture"]["depth"] = 2
+    (broken / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(broken), "--out", str(tmp_path / "x.onnx")])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "does not match the weights" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_depth_labels_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--labels", "depth", "--n-train", "1", "--epochs", "1", "--no-progress"])
+    assert done.value.code == 2
+    assert "labels='depth'" in capsys.readouterr().err
+
+
+def test_finetune_on_user_stack_with_mask(tmp_path: Path) -> None:
+    from livefocus.sim import simulate_stack
+
+    sim = simulate_stack((3, 64, 64), seed=3)
+    np.save(tmp_path / "raw.npy", sim.raw)
+    np.save(tmp_path / "mask.npy", sim.mask.astype(np.uint8))
+    out = tmp_path / "tuned"
+    with pytest.raises(SystemExit) as done:
+        main(
+            ["finetune", "default", "--out", str(out), "--n-sim", "0", "--epochs", "1",
+             "--stack", str(tmp_path / "raw.npy"), "--mask", str(tmp_path / "mask.npy"),
+             "--no-progress"]
+        )  # fmt: skip
+    assert done.value.code in (0, None)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["finetuning"]["from"] == "default" and (out / "metrics.json").is_file()
+
+
+def test_bench_model_quick_rows() -> None:
+    from livefocus.bench.model import run
+
+    rows = run(quick=True)
+    backends = {(r["size"], r["backend"]) for r in rows}
+    assert {(256, "onnxruntime"), (256, "torch"), (512, "std rule (w=128)")} <= backends
+    assert all(r["slices_per_s"] > 0 and r["x_vs_std"] > 0 for r in rows)
