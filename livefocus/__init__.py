@@ -18,6 +18,10 @@ from livefocus.focus import (
 )
 from livefocus.io import read_stack
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from livefocus.stream.reconstruct import reconstruct
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -31,5 +35,15 @@ __all__ = [
     "focus_map_reference",
     "focus_maps",
     "read_stack",
+    "reconstruct",
     "weak_labels",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # livefocus.reconstruct lives in the streaming package; import it only when asked for.
+    if name == "reconstruct":
+        from livefocus.stream.reconstruct import reconstruct
+
+        return reconstruct
+    raise AttributeError(f"module 'livefocus' has no attribute {name!r}")

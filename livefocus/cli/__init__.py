@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from livefocus.cli import _bench, _focus, _model, _sim, _stream  # noqa: F401  (registers commands)
+from livefocus.cli import _bench, _focus, _model, _sim, _stream, _view  # noqa: F401  (registers commands)
 from livefocus.cli._app import app
 
 __all__ = ["app", "main"]

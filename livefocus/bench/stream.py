@@ -1,0 +1,138 @@
+"""``livefocus bench stream``: sustained frames/s, latency and frames lost of the pipeline.
+
+A "camera" thread hands pre-rendered simulated brightfield frames (tiled up to 2048 x 2048)
+to the :class:`~livefocus.stream.Pipeline` as fast as it takes them (policy ``block``), so
+the figures are the pipeline's own: focus map, masks, reconstruction and OME-Zarr writing to
+a temporary folder. Flat out, the latency includes the wait in the full queues; a second row
+paces the camera below the pipeline's rate to show the latency of one frame. Rows for the std
+rule (the streaming defaults for the frame size) and for the U-Net (ONNX Runtime on CPU); one
+more row runs the whole demo (MDA on the demo config, camera rendering included) at 512^2.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["run"]
+
+
+def _frames(size: int, n: int) -> np.ndarray:
+    from livefocus.bench.model import _frames as tiled
+
+    return tiled(size, n)
+
+
+def _device() -> str:
+    from livefocus._xp import has_module
+
+    if has_module("torch"):
+        import torch
+
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name())
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def _pipeline_row(
+    frames: np.ndarray, mask: str, folder: Path, device: str, pace: float | None = None
+) -> dict[str, Any]:
+    from livefocus.model import engine as make_engine
+    from livefocus.stream import Pipeline, ReconstructSettings, StoreWriter
+
+    n, height, width = frames.shape
+    settings = ReconstructSettings.for_frame((height, width))
+    engine = None
+    modes: tuple[str, ...] = ("depth", "otsu")
+    if mask == "model":
+        engine = make_engine("default", backend="auto", threads=2)
+        engine.predict(frames[:1])  # build / warm up outside the timing
+        modes = ("model", "depth", "otsu")
+    store = StoreWriter(
+        folder / f"{mask}-{height}.ome.zarr",
+        shape=(1, 1, 1, n, height, width),
+        z_step=2.0,
+        mask_modes=modes,
+        overwrite=True,
+    )
+    pipeline = Pipeline(
+        settings,
+        n_planes=n,
+        z_step=2.0,
+        store=store,
+        mask_modes=modes,
+        engine=engine,
+        device="gpu" if device == "gpu" else "cpu",
+    ).start()
+    start = time.perf_counter()
+    for z in range(n):
+        if pace is not None:  # a camera at `pace` frames/s
+            time.sleep(max(0.0, start + z / pace - time.perf_counter()))
+        pipeline.submit(frames[z], {"z": z}, 2.0 * z)
+    m = pipeline.close()
+    return {
+        "path": f"pipeline, camera at {pace:g} frames/s" if pace else "pipeline, camera flat out",
+        "mask": "U-Net (" + engine.backend + ")" if engine is not None else "std rule",
+        "size": height,
+        "window": settings.window,
+        "frames": m.frames_out,
+        "frames_per_s": m.fps,
+        "p50_ms": m.latency_p50 * 1e3,
+        "p99_ms": m.latency_p99 * 1e3,
+        "lost": m.frames_lost,
+        "blocked_s": m.blocked,
+    }
+
+
+def _demo_row(folder: Path, n: int) -> dict[str, Any]:
+    from livefocus.sim import demo_core
+    from livefocus.stream import stream, z_sequence
+
+    core = demo_core(shape=(512, 512))
+    sequence = z_sequence({"range": 2.0 * (n - 1), "step": 2.0})
+    report = stream(core, sequence, out=folder / "demo.ome.zarr", overwrite=True)
+    m = report.metrics
+    return {
+        "path": "demo MDA (camera renders)",
+        "mask": "std rule",
+        "size": 512,
+        "window": report.settings.window if report.settings else None,
+        "frames": m.frames_out,
+        "frames_per_s": m.fps,
+        "p50_ms": m.latency_p50 * 1e3,
+        "p99_ms": m.latency_p99 * 1e3,
+        "lost": m.frames_lost,
+        "blocked_s": m.blocked,
+    }
+
+
+def run(*, quick: bool = False) -> list[dict[str, Any]]:
+    """Rows: ``path``, ``mask``, ``size``, ``frames``, ``frames_per_s``, ``p50_ms``,
+    ``p99_ms``, ``lost``, ``blocked_s``, ``device``."""
+    from livefocus._xp import has_module
+
+    gpu = has_module("cupy") and "CPU" not in _device()
+    sizes = (512,) if quick else (512, 2048)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="livefocus-bench-") as tmp:
+        folder = Path(tmp)
+        for size in sizes:
+            n = {512: 21 if quick else 61, 2048: 21 if gpu else 6}[size]
+            frames = _frames(size, n)
+            device = "gpu" if gpu else "cpu"
+            rows.append(_pipeline_row(frames, "rule", folder, device))
+            if size == 512:  # latency when the pipeline keeps up (no queueing)
+                rows.append(_pipeline_row(frames, "rule", folder, device, pace=30.0))
+            if not quick and (size == 512 or gpu):
+                rows.append(_pipeline_row(frames[: min(n, 21)], "model", folder, "cpu"))
+        start = time.perf_counter()
+        rows.append(_demo_row(folder, 21 if quick else 41))
+        rows[-1]["wall_s"] = time.perf_counter() - start
+    for row in rows:
+        row["device"] = _device()
+    return rows

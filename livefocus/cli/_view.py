@@ -1,0 +1,41 @@
+"""``livefocus view``: browse a finished store in the preview window."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from livefocus.cli._app import app
+
+
+@app.command()
+def view(
+    store: Path = typer.Argument(..., help="A livefocus OME-Zarr store (OUT.ome.zarr)."),
+    screenshot: Path | None = typer.Option(None, help="Save a PNG of the window."),
+    keep_open: bool | None = typer.Option(
+        None,
+        "--keep-open/--no-keep-open",
+        help="Wait until the window is closed (default: unless --screenshot is given).",
+    ),
+) -> None:
+    """Browse a store: frame with mask overlay, focus, depth, all-in-focus, XZ/YZ, curve."""
+    from livefocus.preview import display_available
+
+    if not display_available():
+        if screenshot is None:
+            raise RuntimeError(
+                "no display: set DISPLAY (or QT_QPA_PLATFORM=offscreen with --screenshot)"
+            )
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        keep_open = False
+    from livefocus.preview import view_store
+
+    view_store(
+        store,
+        screenshot=screenshot,
+        keep_open=screenshot is None if keep_open is None else keep_open,
+    )
+    if screenshot is not None:
+        typer.echo(f"wrote {screenshot}")

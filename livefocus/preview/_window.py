@@ -1,0 +1,337 @@
+"""The live preview window: draws the latest :class:`FrameResult` at a fixed rate."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from livefocus.preview._panels import (
+    curve_panel,
+    image_item,
+    image_panel,
+    lookup_table,
+    overlay_table,
+    robust_levels,
+    set_image,
+)
+from livefocus.preview._state import PreviewState, Snapshot, StackVolume
+from livefocus.stream.types import FrameResult, Metrics
+
+__all__ = ["PreviewWindow", "format_metrics"]
+
+log = logging.getLogger(__name__)
+
+#: Longest side drawn of the smaller panels (focus, depth, all-in-focus).
+SIDE_MAX = 512
+
+
+def format_metrics(m: Metrics) -> str:
+    """The pipeline figures as one status-bar line."""
+    queue = f"{m.queue_depth}/{m.queue_size}" if m.queue_size else f"{m.queue_depth}"
+    return (
+        f"{m.fps:.1f} frames/s  ·  queue {queue}  ·  latency p50 {m.latency_p50 * 1e3:.0f} ms"
+        f" / p99 {m.latency_p99 * 1e3:.0f} ms  ·  lost {m.frames_lost}  ·  blocked "
+        f"{m.blocked:.2f} s  ·  frames {m.frames_out}/{m.frames_in}"
+    )
+
+
+def format_index(result: FrameResult) -> str:
+    """Where the frame lies: ``t 0  p 0  c 0  z 3 (6.0 µm)``."""
+    idx = result.index
+    dims = "  ".join(f"{k} {idx[k]}" for k in ("t", "p", "c") if k in idx)
+    return f"{dims}  z {idx.get('z', 0)} ({result.z_um:.1f} µm)".strip()
+
+
+class PreviewWindow(QtWidgets.QMainWindow):
+    """Live view of a running acquisition (see ``docs/preview.md``).
+
+    :meth:`submit` may be called from any thread: it stores the result (and adds its plane to
+    the XZ/YZ volume) under a lock. A timer in the GUI thread draws the latest result
+    ``refresh_hz`` times a second, so a slow display never slows the acquisition. Once the
+    window is closed, :meth:`submit` does nothing.
+    """
+
+    #: Emitted (GUI thread) when the window has been closed.
+    closed = QtCore.pyqtSignal()
+
+    def __init__(self, *, title: str = "livefocus", refresh_hz: float = 20.0) -> None:
+        super().__init__()
+        self.setWindowTitle(title)
+        self.resize(1500, 860)
+        self._state = PreviewState()
+        self._snapshot: Snapshot | None = None
+        self._drawn = -1
+        self._contrast_set = False
+        self._frame_shape: tuple[int, int] | None = None
+        self.show_metrics = True
+
+        # panels
+        self.frame_view, self._frame = image_panel("frame + in-focus mask")
+        self._overlay = image_item()
+        self._overlay.setZValue(10)
+        self.frame_view.getPlotItem().addItem(self._overlay)
+        pen = pg.mkPen("#ffd54f", width=1, style=QtCore.Qt.PenStyle.DashLine)
+        self._vline = pg.InfiniteLine(angle=90, movable=True, pen=pen)
+        self._hline = pg.InfiniteLine(angle=0, movable=True, pen=pen)
+        for line in (self._vline, self._hline):
+            line.setZValue(20)
+            self.frame_view.getPlotItem().addItem(line)
+            line.sigPositionChanged.connect(self._draw_volume)
+        self.focus_view, self._focus = image_panel("focus score")
+        self._focus.setLookupTable(lookup_table("inferno"))
+        self.depth_view, self._depth = image_panel("depth")
+        self._depth_bar = pg.ColorBarItem(
+            values=(0.0, 1.0),
+            colorMap=pg.colormap.get("viridis"),
+            label="height (µm)",
+            interactive=False,
+            width=14,
+        )
+        self._depth_bar.setImageItem(self._depth, insert_in=self.depth_view.getPlotItem())
+        self.aif_view, self._aif = image_panel("all in focus")
+        self.xz_view, self._xz = image_panel("XZ (in focus)", axes=True)
+        self.yz_view, self._yz = image_panel("YZ", axes=True)
+        for view, axis in ((self.xz_view, "left"), (self.yz_view, "bottom")):
+            plot = view.getPlotItem()
+            plot.setAspectLocked(False)
+            plot.setLabel(axis, "z", units="µm")
+        self.xz_view.getPlotItem().hideAxis("bottom")
+        self.xz_view.getPlotItem().invertY(False)
+        self.yz_view.getPlotItem().hideAxis("left")
+        self.xz_view.setXLink(self.frame_view)
+        self.yz_view.setYLink(self.frame_view)
+        self.curve_view, self._curve, self._marker = curve_panel("axial focus curve")
+
+        # contrast (frame, all-in-focus and XZ/YZ share the frame's levels)
+        self.histogram = pg.HistogramLUTWidget(image=self._frame)
+        self.histogram.setMinimumWidth(110)
+        self.histogram.item.sigLevelsChanged.connect(self._apply_levels)
+
+        # controls
+        self.measure_label = QtWidgets.QLabel("measure: –")
+        self.mask_label = QtWidgets.QLabel("mask: –")
+        self.index_label = QtWidgets.QLabel("")
+        self.opacity_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(45)
+        self.opacity_slider.valueChanged.connect(self._set_opacity)
+        self._set_opacity(self.opacity_slider.value())
+        self.sections_box = QtWidgets.QCheckBox("XZ/YZ: sections at the cross")
+        self.sections_box.setToolTip(
+            "Checked: XZ/YZ sections of raw × mask through the dashed cross on the frame.\n"
+            "Unchecked: mean over the in-focus pixels along Y (XZ) and X (YZ)."
+        )
+        self.sections_box.toggled.connect(self._sections_toggled)
+        self._sections_toggled(False)
+        auto = QtWidgets.QPushButton("auto contrast")
+        auto.clicked.connect(self.auto_contrast)
+
+        controls = QtWidgets.QWidget()
+        self.controls_layout = QtWidgets.QVBoxLayout(controls)
+        for widget in (self.measure_label, self.mask_label, self.index_label):
+            self.controls_layout.addWidget(widget)
+        self.controls_layout.addWidget(QtWidgets.QLabel("overlay opacity"))
+        self.controls_layout.addWidget(self.opacity_slider)
+        self.controls_layout.addWidget(self.sections_box)
+        self.controls_layout.addWidget(auto)
+        self.controls_layout.addWidget(self.histogram, 1)
+        controls.setFixedWidth(210)
+
+        left = QtWidgets.QGridLayout()
+        left.addWidget(self.frame_view, 0, 0)
+        left.addWidget(self.yz_view, 0, 1)
+        left.addWidget(self.xz_view, 1, 0)
+        left.setColumnStretch(0, 4)
+        left.setColumnStretch(1, 1)
+        left.setRowStretch(0, 4)
+        left.setRowStretch(1, 1)
+        right = QtWidgets.QGridLayout()
+        right.addWidget(self.focus_view, 0, 0)
+        right.addWidget(self.depth_view, 0, 1)
+        right.addWidget(self.aif_view, 1, 0)
+        right.addWidget(self.curve_view, 1, 1)
+        central = QtWidgets.QWidget()
+        main = QtWidgets.QHBoxLayout(central)
+        main.addLayout(left, 5)
+        main.addLayout(right, 4)
+        main.addWidget(controls)
+        self.setCentralWidget(central)
+
+        self.status_label = QtWidgets.QLabel("waiting for frames…")
+        self.summary_label = QtWidgets.QLabel("")
+        status = QtWidgets.QStatusBar()
+        status.addWidget(self.status_label, 1)
+        status.addPermanentWidget(self.summary_label)
+        self.setStatusBar(status)
+
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(max(1, round(1000.0 / max(refresh_hz, 0.1))))
+        self._timer.timeout.connect(self._tick)
+        self._errors = 0
+        self._timer.start()
+
+    # ---- any thread ------------------------------------------------------------------------
+    @property
+    def is_closed(self) -> bool:
+        """True once the window was closed (then :meth:`submit` is a no-op)."""
+        return self._state.closed
+
+    def submit(self, result: FrameResult) -> None:
+        """Keep ``result`` as the one to draw next (thread-safe; never touches Qt).
+
+        Never raises: a result the preview cannot use is logged and skipped, so that the
+        acquisition goes on.
+        """
+        try:
+            self._state.submit(result)
+        except Exception:
+            self._errors += 1
+            if self._errors == 1:
+                log.exception("preview: cannot use a result (index %s)", result.index)
+
+    def set_summary(self, text: str) -> None:
+        """Text shown in the status bar (thread-safe), e.g. the run's summary when it ends."""
+        self._state.set_summary(text)
+
+    # ---- GUI thread ------------------------------------------------------------------------
+    def show_stack(self, result: FrameResult, volume: StackVolume) -> None:
+        """Show a plane of a complete stack and draw it now (the store browser)."""
+        self._state.show(result, volume)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Draw the latest result now if it changed since the last draw (GUI thread)."""
+        if self.is_closed:
+            return
+        snap = self._state.snapshot()
+        if snap.version == self._drawn:
+            return
+        self._drawn = snap.version
+        self._snapshot = snap
+        if snap.result is not None:
+            self._draw_result(snap.result)
+        self._draw_volume()
+        if snap.summary is not None:
+            self.summary_label.setText(snap.summary)
+
+    def _tick(self) -> None:
+        # an exception escaping a Qt slot aborts the process (and the acquisition with it)
+        try:
+            self.refresh()
+        except Exception as exc:
+            self._errors += 1
+            if self._errors == 1:
+                log.exception("preview: drawing failed")
+            self.status_label.setText(f"preview error: {exc}")
+
+    def auto_contrast(self) -> None:
+        """Set the display levels from the current frame's percentiles."""
+        snap = self._snapshot
+        if snap is not None and snap.result is not None:
+            self.histogram.item.setLevels(*robust_levels(snap.result.frame))
+
+    def closeEvent(self, event: QtGui.QCloseEvent | None) -> None:
+        """Stop drawing and accepting results; the acquisition goes on without the window."""
+        self._state.close()
+        self._timer.stop()
+        super().closeEvent(event)
+        self.closed.emit()
+
+    def _draw_result(self, r: FrameResult) -> None:
+        frame = np.asarray(r.frame)
+        shape = (int(frame.shape[-2]), int(frame.shape[-1]))
+        set_image(self._frame, frame, autoLevels=False)
+        mask = np.asarray(r.mask, dtype=bool).view(np.uint8)
+        set_image(self._overlay, mask, lut=overlay_table(), levels=(0, 1), autoLevels=False)
+        if not self._contrast_set:
+            self._contrast_set = True
+            self.histogram.item.setLevels(*robust_levels(frame))
+        if shape != self._frame_shape:
+            self._frame_shape = shape
+            for line, size in ((self._hline, shape[0]), (self._vline, shape[1])):
+                line.setBounds((0, size - 1))
+                line.setValue(size // 2)
+            self.frame_view.getPlotItem().autoRange(padding=0)
+        small = SIDE_MAX
+        set_image(self._focus, r.focus, max_side=small, levels=robust_levels(r.focus, 1, 99.9))
+        set_image(self._aif, r.all_in_focus, max_side=small, autoLevels=False)
+        self._draw_depth(r)
+        self._apply_levels()
+        self.measure_label.setText(f"measure: {r.measure}")
+        self.mask_label.setText(f"mask: {r.mask_mode}")
+        self.index_label.setText(format_index(r))
+        text = format_index(r)
+        self.status_label.setText(
+            f"{text}  ·  {format_metrics(r.metrics)}" if self.show_metrics else text
+        )
+
+    def _draw_depth(self, r: FrameResult) -> None:
+        depth = np.asarray(r.depth, dtype=np.float32)
+        vol = self._snapshot.volume if self._snapshot else None
+        zs = vol.z_positions() if vol is not None else np.zeros(0)
+        step = max(1, depth.shape[-1] // 256)
+        sample = depth[::step, ::step]
+        finite = sample[np.isfinite(sample)]
+        lo = min([*zs.tolist(), float(finite.min())] if finite.size else zs.tolist() or [0.0])
+        hi = max([*zs.tolist(), float(finite.max())] if finite.size else zs.tolist() or [1.0])
+        if not hi > lo:
+            hi = lo + 1.0
+        set_image(self._depth, depth, max_side=SIDE_MAX, autoLevels=False)
+        self._depth_bar.setLevels((lo, hi))
+
+    def _apply_levels(self, *_: Any) -> None:
+        levels = self.histogram.item.getLevels()
+        for item in (self._aif, self._xz, self._yz):
+            item.setLevels(levels)
+
+    def _sections_toggled(self, on: bool) -> None:
+        for line in (self._vline, self._hline):
+            line.setVisible(on)
+        title = "XZ section" if on else "XZ (in-focus mean over Y)"
+        self.xz_view.getPlotItem().setTitle(title)
+        self.yz_view.getPlotItem().setTitle("YZ" if on else "YZ (mean)")
+        self._draw_volume()
+
+    def _set_opacity(self, value: int) -> None:
+        self._overlay.setOpacity(value / 100.0)
+
+    def _draw_volume(self, *_: Any) -> None:
+        snap = self._snapshot
+        vol = snap.volume if snap is not None else None
+        result = snap.result if snap is not None else None
+        if vol is not None and vol.planes:
+            project = not self.sections_box.isChecked()
+            xz = vol.xz(None if project else self._hline.value())
+            yz = vol.yz(None if project else self._vline.value())
+            zs = vol.z_positions()
+            step = float(np.median(np.diff(zs))) if zs.size > 1 else 1.0
+            if step < 0:  # a stack acquired downwards: rows from the lowest plane up
+                xz, yz, step = xz[::-1], yz[::-1], -step
+            step = step or 1.0
+            z0, span = float(zs.min()) - step / 2, step * zs.size
+            ny, nx = vol.frame_shape
+            levels = self.histogram.item.getLevels()
+            self._xz.setImage(xz, levels=levels, rect=QtCore.QRectF(0, z0, nx, span))
+            self._yz.setImage(yz.T, levels=levels, rect=QtCore.QRectF(z0, 0, span, ny))
+        if result is not None:
+            self._draw_curve(result, vol)
+
+    def _draw_curve(self, r: FrameResult, vol: StackVolume | None) -> None:
+        curve = np.asarray(r.curve, dtype=np.float64).ravel()
+        z = int(r.index.get("z", 0))
+        known = vol.z_um if vol is not None else {}
+        if curve.size and all(i in known for i in range(curve.size)):
+            x = np.array([known[i] for i in range(curve.size)])
+            self.curve_view.getPlotItem().setLabel("bottom", "z", units="µm")
+        else:
+            x = np.arange(curve.size, dtype=np.float64)
+            self.curve_view.getPlotItem().setLabel("bottom", "plane", units="")
+        self._curve.setData(x, curve)
+        if 0 <= z < curve.size:
+            self._marker.setData([x[z]], [curve[z]])
+        else:
+            self._marker.setData([], [])

@@ -1,0 +1,126 @@
+"""Data that flows out of the streaming pipeline (shared by the pipeline, store and preview)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FrameResult", "Metrics", "StackResult"]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Running figures of a pipeline (a snapshot; all times in seconds).
+
+    Attributes
+    ----------
+    frames_in, frames_out : int
+        Frames taken from the camera / fully processed and written.
+    frames_lost : int
+        Frames dropped (always 0 under the default ``"block"`` policy).
+    fps : float
+        Processed frames per second since the first frame.
+    queue_depth, queue_size : int
+        Frames waiting to be processed, and the queue's bound.
+    latency_p50, latency_p99 : float
+        Per-frame latency (frame ready -> written), median and 99th percentile.
+    blocked : float
+        Total time the acquisition thread waited for room in the queue.
+    elapsed : float
+        Seconds since the first frame.
+    """
+
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_lost: int = 0
+    fps: float = 0.0
+    queue_depth: int = 0
+    queue_size: int = 0
+    latency_p50: float = 0.0
+    latency_p99: float = 0.0
+    blocked: float = 0.0
+    elapsed: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The figures as a JSON-ready dict."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, eq=False)
+class StackResult:
+    """The reconstruction of one complete Z-stack (also what :func:`livefocus.reconstruct` gives).
+
+    Attributes
+    ----------
+    focus : ndarray
+        float32 (Z, Y, X) focus-score maps.
+    mask_otsu : ndarray
+        bool (Z, Y, X) Otsu weak labels, refined over the whole stack (``scope="stack"``).
+    mask_depth : ndarray
+        bool (Z, Y, X) final depth-based masks: the estimated depth of the pixel lies within half
+        the depth of field of the plane and its focus peak is confident.
+    depth : ndarray
+        float32 (Y, X) height of the in-focus structure, µm from the first plane (NaN where no
+        confident peak).
+    all_in_focus : ndarray
+        float32 (Y, X) each pixel taken from (interpolated between) its sharpest planes.
+    confidence : ndarray
+        float32 (Y, X) in [0, 1]: how sharp the pixel's focus peak is.
+    z_um : ndarray
+        float64 (Z,) plane positions in µm from the first plane.
+    meta : dict
+        Settings (measure, window, strides, paint, depth of field, refinement) as JSON.
+    """
+
+    focus: np.ndarray
+    mask_otsu: np.ndarray
+    mask_depth: np.ndarray
+    depth: np.ndarray
+    all_in_focus: np.ndarray
+    confidence: np.ndarray
+    z_um: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """What the pipeline knows after one frame (what the preview draws).
+
+    Attributes
+    ----------
+    index : dict
+        The frame's MDA index, e.g. ``{"t": 0, "p": 0, "c": 0, "z": 3}``.
+    z_um : float
+        Plane position, µm from the first plane of its stack.
+    frame : ndarray
+        The raw frame (Y, X).
+    focus : ndarray
+        float32 (Y, X) focus-score map of the frame.
+    mask : ndarray
+        bool (Y, X) the frame's in-focus mask as known now (provisional for ``depth`` masks).
+    depth, all_in_focus, confidence : ndarray
+        float32 (Y, X) current state of the stack's reconstruction (grows plane by plane).
+    curve : ndarray
+        float64 (k,) axial focus curve of the stack so far (mean focus score per plane).
+    metrics : Metrics
+        Pipeline figures at the time of this frame.
+    mask_mode : str
+        ``"depth"``, ``"otsu"`` or ``"model"``.
+    measure : str
+        Focus measure.
+    """
+
+    index: dict[str, int]
+    z_um: float
+    frame: np.ndarray
+    focus: np.ndarray
+    mask: np.ndarray
+    depth: np.ndarray
+    all_in_focus: np.ndarray
+    confidence: np.ndarray
+    curve: np.ndarray
+    metrics: Metrics
+    mask_mode: str = "depth"
+    measure: str = "std"
