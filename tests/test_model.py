@@ -43,6 +43,8 @@ def _frames(n: int = 3, size: int = 128, seed: int = 0) -> np.ndarray:
 def test_forward_shapes_and_paper_config() -> None:
     net = lm.UNet(lm.UNetConfig(depth=2, base=4)).eval()
     assert net(torch.zeros(3, 1, 32, 48)).shape == (3, 1, 32, 48)
+    ctx = lm.UNet(lm.UNetConfig(depth=2, base=4, global_context=True)).eval()
+    assert ctx(torch.zeros(3, 1, 32, 48)).shape == (3, 1, 32, 48) and ctx.context is not None
     paper = lm.unet_paper()
     assert paper.config.depth == 3 and paper.config.base == 64
     assert len(paper.down) == 3 and len(paper.up) == 3
@@ -119,6 +121,22 @@ def test_train_writes_metrics_and_is_seeded(tmp_path: Path) -> None:
     assert saved["val_iou_vs_weak"] == first["val_iou_vs_weak"]
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     assert cfg["training"]["recipe"]["crop"] == 64 and cfg["labels"]["window"] == 32
+
+
+def test_depth_labels_are_the_reconstruction_masks() -> None:
+    from livefocus.model.data import label_stack, pairs_from_simulation
+    from livefocus.sim import simulate_stack
+    from livefocus.stream.reconstruct import reconstruct
+
+    sim = simulate_stack((10, 64, 64), seed=4, z_step=1.5)
+    labels = label_stack(sim.raw, labels="depth", z_step=1.5)
+    assert np.array_equal(labels, reconstruct(sim.raw, z_step=1.5).mask_depth)
+    assert labels.any() and not labels.all()
+    pairs = pairs_from_simulation(1, shape=(10, 64, 64), seed=4, labels="depth")
+    ref = simulate_stack((10, 64, 64), seed=4)
+    assert np.array_equal(pairs.y, reconstruct(ref.raw, z_step=ref.meta["z_step"]).mask_depth)
+    with pytest.raises(ValueError, match="labels must be 'otsu' or 'depth'"):
+        label_stack(sim.raw, labels="edges")
 
 
 def test_onnx_agrees_with_torch(tiny: Path, tmp_path: Path) -> None:

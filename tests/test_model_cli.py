@@ -43,11 +43,22 @@ def test_bad_model_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(err.splitlines()) == 1
 
 
-def test_depth_labels_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_on_depth_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "d"
     with pytest.raises(SystemExit) as done:
-        main(["train", "--labels", "depth", "--n-train", "1", "--epochs", "1", "--no-progress"])
+        main(
+            ["train", "--labels", "depth", "--out", str(out), "--n-train", "1", "--epochs", "1",
+             "--no-progress", "--shape", "10", "64", "64"]
+        )  # fmt: skip
+    assert done.value.code in (0, None)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["labels"]["kind"] == "depth" and cfg["labels"]["settings"]["window"] == 6
+    assert cfg["training"]["recipe"]["labels"] == "depth"
+    assert "--labels depth" in cfg["training"]["command"]
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--labels", "edges", "--out", str(out), "--no-progress"])
     assert done.value.code == 2
-    assert "labels='depth'" in capsys.readouterr().err
+    assert "labels must be 'otsu' or 'depth'" in capsys.readouterr().err
 
 
 def test_finetune_on_user_stack_with_mask(tmp_path: Path) -> None:

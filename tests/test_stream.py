@@ -198,3 +198,17 @@ def test_model_masks_in_stream(tmp_path: Path) -> None:
     masks = store.array("mask")[0, 0]
     assert masks.shape == (5, 64, 64) and set(np.unique(masks)) <= {0, 1}
     assert store.array("mask_depth").shape == store.array("mask_otsu").shape
+
+
+def test_store_reads_with_ome_zarr_py(demo_run: tuple[Any, Any, Path]) -> None:
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    _, _, out = demo_run
+    for name, ndim in (("raw", 5), ("mask", 5), ("focus", 5), ("depth", 4)):
+        node = next(iter(Reader(parse_url(str(out / name)))()))
+        assert node.data[0].ndim == ndim
+        axes = [a["name"] for a in node.metadata["axes"]]
+        assert axes == list("tczyx" if ndim == 5 else "tcyx")
+    raw = next(iter(Reader(parse_url(str(out / "raw")))())).data[0]
+    np.testing.assert_array_equal(np.asarray(raw), open_store(out).array("raw")[:])

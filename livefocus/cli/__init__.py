@@ -16,8 +16,9 @@ from livefocus.cli._app import app
 
 __all__ = ["app", "main"]
 
-#: Exceptions that mean "the user asked for something invalid": printed, not traced.
-USER_ERRORS = (ValueError, TypeError, OSError, KeyError, RuntimeError)
+#: Exceptions that mean "the user asked for something invalid" (or an optional extra is
+#: missing): printed, not traced.
+USER_ERRORS = (ValueError, TypeError, OSError, KeyError, RuntimeError, ImportError)
 
 
 def main(argv: list[str] | None = None) -> None:

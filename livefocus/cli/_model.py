@@ -13,12 +13,19 @@ from livefocus.cli._app import app
 @app.command()
 def train(
     out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: models/PRESET)."),
-    preset: str = typer.Option("default", help="Training recipe: default or paper."),
+    preset: str = typer.Option("default", help="Training recipe: default, depth or paper."),
     stack: list[Path] = typer.Option([], help="User stacks (TIFF/Zarr/.npy) to add; repeatable."),
-    labels: str = typer.Option("otsu", help="Weak labels: otsu (std maps, the paper) or depth."),
+    labels: str | None = typer.Option(
+        None,
+        help="Weak labels: otsu (Otsu on std maps, the paper) or depth (reconstruct(...)"
+        ".mask_depth, depth-based). Default: the preset's (otsu; depth for --preset depth).",
+    ),
     seed: int = typer.Option(0, help="Seed of weights, batches and augmentation."),
     epochs: int | None = typer.Option(None, help="Override the preset's maximum epochs."),
     n_train: int | None = typer.Option(None, help="Override the number of simulated stacks."),
+    shape: tuple[int, int, int] | None = typer.Option(
+        None, help="Override the simulated stack shape: Z Y X."
+    ),
     progress: bool = typer.Option(True, help="Progress bar with loss and validation IoU."),
 ) -> None:
     """Train a U-Net on weak labels of simulated (and user) stacks; writes config + metrics."""
@@ -33,10 +40,11 @@ def train(
         seed=seed,
         epochs=epochs,
         n_train=n_train,
+        shape=shape,
         progress=progress,
     )
     typer.echo(
-        f"{folder}: validation IoU vs weak labels {metrics['val_iou_vs_weak']:.3f} "
+        f"{folder}: validation IoU vs {metrics['labels']} labels {metrics['val_iou_vs_weak']:.3f} "
         f"(epoch {metrics['best_epoch']}, {metrics['train_seconds']:.0f} s)"
     )
 

@@ -259,6 +259,10 @@ def _load_config(config: Path) -> Any:
         core.loadSystemConfiguration(str(config))
     except Exception as exc:
         raise ValueError(f"--config {str(config)!r} does not load: {exc}") from None
+    if not core.getCameraDevice():
+        raise ValueError(f"--config {str(config)!r} sets no camera (Core,Camera)")
+    if not core.getFocusDevice():
+        raise ValueError(f"--config {str(config)!r} sets no focus stage (Core,Focus) for Z")
     return core
 
 

@@ -11,8 +11,11 @@ import numpy as np
 
 __all__ = [
     "LABEL_DEFAULTS",
+    "LABEL_KINDS",
     "Pairs",
     "check_frames",
+    "depth_label_settings",
+    "label_config",
     "label_stack",
     "model_input",
     "normalise",
@@ -68,30 +71,67 @@ def model_input(frames: Any) -> np.ndarray:
     return np.asarray(normalise(check_frames(frames)))
 
 
-def label_stack(raw: np.ndarray, *, labels: str = "otsu", **params: Any) -> np.ndarray:
-    """Weak labels of a (Z, H, W) stack from the focus-score core.
+LABEL_KINDS = ("otsu", "depth")
+
+
+def depth_label_settings(frame_shape: Sequence[int], **overrides: Any) -> dict[str, Any]:
+    """The reconstruction settings that ``labels="depth"`` uses for frames of ``frame_shape``
+    (:meth:`ReconstructSettings.for_frame`, with ``overrides``), as a JSON-ready dict."""
+    from livefocus.stream.reconstruct import ReconstructSettings
+
+    ny, nx = (int(v) for v in frame_shape[-2:])
+    return ReconstructSettings.for_frame((ny, nx), **overrides).as_dict()
+
+
+def label_stack(
+    raw: np.ndarray, *, labels: str = "otsu", z_step: float | None = None, **params: Any
+) -> np.ndarray:
+    """Weak labels of a (Z, H, W) stack.
 
     Parameters
     ----------
     raw : (Z, H, W) array
     labels : {"otsu", "depth"}
-        ``"otsu"``: Otsu threshold of std focus maps (the paper). ``"depth"``: labels from the
-        streaming depth map (not available in this version).
-    **params
-        Overrides of :data:`LABEL_DEFAULTS`.
+        ``"otsu"``: Otsu threshold of std focus maps, one per slice (the paper; ``params``
+        override :data:`LABEL_DEFAULTS`). ``"depth"``: the depth-based masks of
+        :func:`livefocus.stream.reconstruct` (``reconstruct(raw, z_step=z_step).mask_depth``,
+        settings :meth:`ReconstructSettings.for_frame` of the frame size; ``params`` override
+        its fields): a pixel is in focus where one of its confident focus peaks lies within
+        half the depth of field (default twice ``z_step``) of the plane.
+    z_step : float, optional
+        Plane spacing in µm (``labels="depth"`` only; the default depth of field scales with
+        it). None: 1.
     """
     import livefocus as lf
 
-    if labels == "depth":
-        raise ValueError(
-            "labels='depth' needs the depth-based labels of livefocus.stream, which this version "
-            "does not provide yet; use labels='otsu'"
-        )
-    if labels != "otsu":
+    if labels not in LABEL_KINDS:
         raise ValueError(f"labels must be 'otsu' or 'depth', got {labels!r}")
+    arr = np.asarray(raw)
+    if arr.ndim != 3:
+        raise ValueError(f"labels need a (Z, H, W) stack, got shape {arr.shape}")
+    if labels == "depth":
+        from livefocus.stream.reconstruct import ReconstructSettings, reconstruct
+
+        settings = ReconstructSettings.for_frame((arr.shape[1], arr.shape[2]), **params)
+        result = reconstruct(arr, z_step=z_step, settings=settings)
+        return np.asarray(result.mask_depth, dtype=bool)
     p = {**LABEL_DEFAULTS, **params}
-    maps = lf.focus_maps(raw, p["measure"], window=p["window"], strides=tuple(p["strides"]))
+    maps = lf.focus_maps(arr, p["measure"], window=p["window"], strides=tuple(p["strides"]))
     return np.asarray(lf.weak_labels(maps, method=p["method"], scope=p["scope"]), dtype=bool)
+
+
+def label_config(labels: str, frame_shape: Sequence[int]) -> dict[str, Any]:
+    """What ``config.json`` records about the labels of a model trained with ``labels``."""
+    if labels not in LABEL_KINDS:
+        raise ValueError(f"labels must be 'otsu' or 'depth', got {labels!r}")
+    if labels == "otsu":
+        return {"kind": "otsu", **LABEL_DEFAULTS}
+    return {
+        "kind": "depth",
+        "source": "livefocus.stream.reconstruct(raw, z_step=...).mask_depth",
+        "z_step": "the stack's (simulated: its z_step; files: stored spacing, else 1 um)",
+        "settings": depth_label_settings(frame_shape),
+    }
 
 
 @dataclass
@@ -132,7 +172,8 @@ def pairs_from_simulation(
     labels: str = "otsu",
 ) -> Pairs:
     """Pairs from ``n_stacks`` simulated stacks (seeds ``seed .. seed + n_stacks - 1``,
-    contrasts alternating); ``target`` is ``"weak"`` (weak labels) or ``"truth"`` (exact masks).
+    contrasts alternating); ``target`` is ``"weak"`` (weak labels of kind ``labels``, see
+    :func:`label_stack`) or ``"truth"`` (exact masks).
     """
     from livefocus.sim import simulate_stack
 
@@ -145,7 +186,10 @@ def pairs_from_simulation(
     for i in range(n_stacks):
         sim = simulate_stack(zyx, seed=seed + i, contrast=contrasts[i % len(contrasts)])
         xs.append(normalise(check_frames(sim.raw)))
-        ys.append(label_stack(sim.raw, labels=labels) if target == "weak" else sim.mask)
+        if target == "weak":
+            ys.append(label_stack(sim.raw, labels=labels, z_step=float(sim.meta["z_step"])))
+        else:
+            ys.append(sim.mask)
         ts.append(sim.mask)
         ids.append(np.full(len(sim.raw), i))
     return Pairs(np.concatenate(xs), np.concatenate(ys), np.concatenate(ts), np.concatenate(ids))
@@ -159,7 +203,8 @@ def pairs_from_files(
 ) -> Pairs:
     """Pairs from user stacks (TIFF / .npy / Zarr, read with :func:`livefocus.read_stack`);
     with ``masks`` (one file per stack, non-zero = in focus) the masks are the targets and the
-    truth, otherwise weak labels are the targets."""
+    truth, otherwise weak labels are the targets (``labels="depth"`` takes the z step stored
+    with the file, :func:`livefocus.io.stack_z_step`, else 1 µm)."""
     import livefocus as lf
 
     if masks is not None and len(masks) != len(stacks):
@@ -169,7 +214,12 @@ def pairs_from_files(
         raw = np.asarray(lf.read_stack(path))
         xs.append(normalise(check_frames(raw, name=str(path))))
         if masks is None:
-            ys.append(label_stack(raw, labels=labels))
+            z_step = None
+            if labels == "depth":
+                from livefocus.io import stack_z_step
+
+                z_step = stack_z_step(path)
+            ys.append(label_stack(raw, labels=labels, z_step=z_step))
         else:
             m = np.asarray(lf.read_stack(masks[i])) != 0
             if m.shape != raw.shape:

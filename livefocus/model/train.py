@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from livefocus.model.data import (
-    LABEL_DEFAULTS,
+    LABEL_KINDS,
     Pairs,
     check_frames,
+    label_config,
     label_stack,
     normalise,
     pairs_from_files,
@@ -177,7 +178,7 @@ def train(
     *,
     preset: str = "default",
     stacks: Sequence[str | Path] = (),
-    labels: str = "otsu",
+    labels: str | None = None,
     seed: int = 0,
     epochs: int | None = None,
     n_train: int | None = None,
@@ -200,7 +201,11 @@ def train(
     stacks : sequence of paths
         User stacks (TIFF / .npy / Zarr) added to the simulated training stacks.
     labels : {"otsu", "depth"}
-        Weak labels (Otsu on std maps, as in the paper).
+        Weak labels: ``"otsu"``, Otsu on std maps as in the paper; ``"depth"``, the depth-based
+        masks of :func:`livefocus.stream.reconstruct` (settings
+        ``ReconstructSettings.for_frame`` of the frame size, the stack's own z step). The kind
+        and its settings go to ``config.json`` under ``"labels"``. None: the preset's
+        (``"depth"`` for the ``depth`` preset, else ``"otsu"``).
     seed : int
         Seed of the weights, batches and augmentations (simulated data use fixed seeds).
     max_minutes : float, optional
@@ -214,6 +219,11 @@ def train(
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     p = dict(PRESETS[preset])
+    if labels is None:
+        labels = str(p.get("labels", "otsu"))
+    if labels not in LABEL_KINDS:
+        raise ValueError(f"labels must be 'otsu' or 'depth', got {labels!r}")
+    p["labels"] = labels
     for key, value in {
         "epochs": epochs,
         "n_train": n_train,
@@ -261,6 +271,7 @@ def train(
         max_minutes=max_minutes,
     )
     metrics = {
+        "labels": labels,
         "val_iou_vs_weak": fit["best_val_iou"],
         "best_epoch": fit["best_epoch"],
         "epochs_run": fit["epochs_run"],
@@ -274,7 +285,7 @@ def train(
         "threshold": 0.5,
         "tile": 512,
         "overlap": 64,
-        "labels": {"kind": labels, **LABEL_DEFAULTS},
+        "labels": label_config(labels, sim_shape[1:]),
         "training": {
             "preset": preset,
             "seed": seed,
@@ -293,7 +304,7 @@ def train(
                 "user_stacks": [str(s) for s in stacks],
                 "n_slices": len(train_pairs),
             },
-            "command": f"livefocus train --preset {preset} --seed {seed}",
+            "command": f"livefocus train --preset {preset} --labels {labels} --seed {seed}",
         },
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
     }
@@ -396,39 +407,59 @@ def evaluate(
     """A Table-2 analogue: IoU of each model against weak labels and against exact truth on
     held-out simulated stacks, and against weak labels on real stacks.
 
-    Returns one row per model and dataset (``model``, ``data``, ``iou_vs_weak``,
-    ``iou_vs_truth``, and for simulated data ``weak_vs_truth``: the weak labels' own IoU).
-    With ``figure``, writes a Fig.-4-style PNG of the first model and stack.
+    Returns one row per model and dataset (``model``, ``data``, ``iou_vs_weak`` (Otsu weak
+    labels, the paper's), ``iou_vs_depth`` (the depth labels of ``--labels depth``),
+    ``iou_vs_truth``, and for simulated data ``weak_vs_truth`` and ``depth_vs_truth``: the
+    labels' own IoU against truth). With ``figure``, writes a Fig.-4-style PNG of the first
+    model and stack.
     """
     import livefocus as lf
+    from livefocus.io import stack_z_step
     from livefocus.model.engines import engine
 
     loaded = [m if isinstance(m, Model) else load(m) for m in models]
     if not loaded:
         raise ValueError("give at least one model to evaluate")
-    sim = pairs_from_simulation(n_stacks, shape=tuple(shape), seed=SEEDS["test"], target="weak")
+    zyx = tuple(int(v) for v in shape)
+    sim = pairs_from_simulation(n_stacks, shape=zyx, seed=SEEDS["test"], target="weak")
+    depth = pairs_from_simulation(
+        n_stacks, shape=zyx, seed=SEEDS["test"], target="weak", labels="depth"
+    ).y
     assert sim.truth is not None
+    reals = []
+    for path in real:
+        raw = np.asarray(lf.read_stack(path))
+        weak = label_stack(raw)
+        dlab = label_stack(raw, labels="depth", z_step=stack_z_step(path))
+        reals.append((Path(path).name, raw, weak, dlab))
     rows: list[dict[str, Any]] = []
     for m in loaded:
         pred = torch.sigmoid(_logits(m.net, sim.x)).numpy() > m.threshold
         rows.append(
             {
                 "model": m.name,
-                "data": f"simulated test ({n_stacks} x {tuple(shape)})",
+                "data": f"simulated test ({n_stacks} x {zyx})",
                 "iou_vs_weak": _iou(pred, sim.y),
+                "iou_vs_depth": _iou(pred, depth),
                 "iou_vs_truth": _iou(pred, sim.truth),
                 "weak_vs_truth": _iou(sim.y, sim.truth),
+                "depth_vs_truth": _iou(depth, sim.truth),
             }
         )
-        for path in real:
-            raw = np.asarray(lf.read_stack(path))
-            weak = label_stack(raw)
+        for name, raw, weak, dlab in reals:
             p = engine(m, "onnxruntime").predict_mask(raw)  # tiled: real frames may be large
-            rows.append({"model": m.name, "data": Path(path).name, "iou_vs_weak": _iou(p, weak)})
+            rows.append(
+                {
+                    "model": m.name,
+                    "data": name,
+                    "iou_vs_weak": _iou(p, weak),
+                    "iou_vs_depth": _iou(p, dlab),
+                }
+            )
     if figure is not None:
         from livefocus.model.figures import fig4
 
-        n = shape[0]
+        n = zyx[0]
         pred = torch.sigmoid(_logits(loaded[0].net, sim.x[:n])).numpy() > loaded[0].threshold
         fig4(sim.x[:n], pred, sim.truth[:n], sim.y[:n], figure)
     return rows

@@ -25,6 +25,12 @@ class UNetConfig:
         One grey-level slice in, one in-focus logit out.
     batch_norm : bool
         Batch normalisation after each convolution.
+    global_context : bool
+        Add frame-wide context at the bottleneck: the spatial mean and standard deviation of
+        the bottleneck features, mapped by a 1 x 1 convolution and added to every position.
+        Weak labels come from one Otsu threshold per slice, a frame-wide decision that a
+        purely local receptive field cannot see. Frames larger than a tile get each tile's
+        context.
     """
 
     depth: int = 3
@@ -32,6 +38,7 @@ class UNetConfig:
     in_channels: int = 1
     out_channels: int = 1
     batch_norm: bool = True
+    global_context: bool = False
 
     def __post_init__(self) -> None:
         for name in ("depth", "base", "in_channels", "out_channels"):
@@ -92,6 +99,9 @@ class UNet(nn.Module):
             cin = w
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = _block(widths[-2], widths[-1], bn)
+        self.context = (
+            nn.Conv2d(2 * widths[-1], widths[-1], 1) if self.config.global_context else None
+        )
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         for w_hi, w in zip(widths[:0:-1], widths[-2::-1], strict=True):
@@ -107,6 +117,10 @@ class UNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
+        if self.context is not None:
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            std = torch.sqrt(((x - mean) ** 2).mean(dim=(2, 3), keepdim=True) + 1e-6)
+            x = torch.relu(x + self.context(torch.cat([mean, std], dim=1)))
         for up, dec, skip in zip(self.up, self.dec, reversed(skips), strict=True):
             x = dec(torch.cat([up(x), skip], dim=1))
         return self.head(x)  # type: ignore[no-any-return]

@@ -220,6 +220,17 @@ def stream(
             "weights_sha256": config.get("weights_sha256"),
             "backend": engine.backend,
         }
+    pipeline = Pipeline(
+        settings,
+        n_planes=nz,
+        z_step=z_step,
+        mask_modes=modes,
+        engine=engine,
+        device=device,
+        queue_size=queue_size,
+        policy=policy,
+        on_result=on_result,
+    )
     pixel = float(core.getPixelSizeUm() or 1.0)
     store = None
     if out is not None:
@@ -242,18 +253,8 @@ def stream(
                 **(meta or {}),
             },
         )
-    pipeline = Pipeline(
-        settings,
-        n_planes=nz,
-        z_step=z_step,
-        store=store,
-        mask_modes=modes,
-        engine=engine,
-        device=device,
-        queue_size=queue_size,
-        policy=policy,
-        on_result=on_result,
-    ).start()
+    pipeline.store = store  # created last: bad options above leave nothing on disk
+    pipeline.start()
     z_positions: dict[tuple[int, int, int], list[float]] = {}
 
     def on_frame(image: np.ndarray, event: Any, _meta: Any) -> None:

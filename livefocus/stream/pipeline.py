@@ -381,3 +381,4 @@ class Pipeline:
                         "confidence": stack_result.confidence,
                     }
                     self.store.write_stack(key, maps=maps, masks=masks, planes=planes)
+                    self.store.update_meta(metrics=self.metrics().as_dict())  # while running

@@ -1,0 +1,213 @@
+"""``livefocus demo``, ``replay`` and ``acquire`` as a user runs them (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livefocus import read_stack
+from livefocus.stream import open_store
+
+ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).parent / "data"
+DEMO_CFG = ROOT / "device_configs" / "demo.cfg"
+
+
+def livefocus(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "livefocus", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = livefocus(*args, cwd=cwd, env=env)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def test_demo_headless_summary(tmp_path: Path) -> None:
+    code, out, err = run("demo", "--no-preview", "--size", "128", "--json", cwd=tmp_path)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "complete"
+    assert summary["frames"] == {"expected": 21, "in": 21, "out": 21} and summary["lost"] == 0
+    assert summary["fps"] > 0 and summary["latency_ms"]["p99"] >= summary["latency_ms"]["p50"]
+    iou = summary["iou_vs_truth"]
+    assert iou["depth"]["iou"] > iou["otsu"]["iou"]
+    store = open_store(tmp_path / "livefocus-demo.ome.zarr")  # the default --out
+    assert store.shape == (1, 1, 21, 128, 128) and store.meta["status"] == "complete"
+    # a second run refuses to replace the store unless asked
+    code, _, err = run("demo", "--no-preview", "--size", "128", cwd=tmp_path)
+    assert code == 2 and "--overwrite" in err and "Traceback" not in err
+
+
+def test_demo_screenshot(tmp_path: Path) -> None:
+    from PIL import Image
+
+    shot = tmp_path / "preview.png"
+    code, _out, err = run(
+        "demo",
+        "--size",
+        "128",
+        "--z-range",
+        "20",
+        "--screenshot",
+        str(shot),
+        cwd=tmp_path,
+        env={"QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert code == 0, err
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[0] > 300 and pixels.std() > 20  # a real, non-blank window
+
+
+def test_replay_with_fps(tmp_path: Path) -> None:
+    stack = DATA / "diatom_mfusionj_3z.tif"
+    start = time.perf_counter()
+    code, out, err = run(
+        "replay",
+        str(stack),
+        "--fps",
+        "10",
+        "--no-preview",
+        "--json",
+        "-o",
+        "r.ome.zarr",
+        cwd=tmp_path,
+    )
+    assert code == 0, err
+    assert time.perf_counter() - start > 0.2  # 3 frames at 10 frames/s
+    summary = json.loads(out)
+    assert summary["frames"]["out"] == 3 and summary["lost"] == 0
+    store = open_store(tmp_path / "r.ome.zarr")
+    np.testing.assert_array_equal(store.array("raw")[0, 0], read_stack(stack))
+    assert store.meta["source"] == "replay"
+
+
+def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:
+    code, _out, err = run(
+        "acquire",
+        "--config",
+        str(DEMO_CFG),
+        "--z-range",
+        "8",
+        "--step",
+        "2",
+        "--time-points",
+        "2",
+        "--positions",
+        "0,0;20,20,0",
+        "--no-preview",
+        "-o",
+        "a.ome.zarr",
+        cwd=tmp_path,
+    )
+    assert code == 0, err
+    store = open_store(tmp_path / "a.ome.zarr")
+    assert store.positions == 2 and store.shape[:3] == (2, 1, 5)
+    assert store.meta["source"] == "acquire" and store.meta["status"] == "complete"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "README.md"], "does not load"),
+        (["--config", "empty.cfg"], "sets no camera"),
+        (["--config", "missing.cfg"], "is not a file"),
+        (["--config", "DEMO", "-o", "nowhere/a.ome.zarr"], "does not exist"),
+        (["--config", "DEMO", "--positions", "1,2,3,4"], "--positions"),
+        (["--config", "DEMO", "--measure", "sharpness"], "measure"),
+    ],
+)
+def test_acquire_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "README.md").write_text("livefocus is not a config\n")
+    (tmp_path / "empty.cfg").write_text("# nothing\n")
+    args = [str(DEMO_CFG) if a == "DEMO" else a for a in args]
+    code, _, err = run(
+        "acquire", "--z-range", "4", "--step", "2", "--no-preview", *args, cwd=tmp_path
+    )
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def _wait_for_planes(path: Path, n: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if int((open_store(path).array("planes")[:] > 0).sum()) >= n:
+                return
+        except (ValueError, KeyError, FileNotFoundError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no {n} planes written; {proc.poll()=}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_keeps_written_planes(tmp_path: Path, sig: signal.Signals) -> None:
+    out = tmp_path / "long.ome.zarr"
+    proc = livefocus(
+        "demo",
+        "--no-preview",
+        "--size",
+        "128",
+        "--time-points",
+        "200",
+        "-o",
+        str(out),
+        cwd=tmp_path,
+    )
+    _wait_for_planes(out, 30, proc)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    store = open_store(out)
+    planes = store.array("planes")[:, 0]  # (T, Z)
+    written = planes > 0
+    assert 30 <= written.sum() < planes.size
+    raw = store.array("raw")[:, 0]
+    focus = store.array("focus")[:, 0]
+    for t, z in zip(*np.nonzero(written), strict=True):  # every written plane is whole
+        assert raw[t, z].std() > 0 and np.isfinite(focus[t, z]).all()
+    if sig == signal.SIGINT:  # Ctrl-C: a clean stop, recorded
+        assert proc.returncode == 1
+        assert store.meta["status"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "no-such-model"], "no-such-model"),
+        (["--mask", "magic"], "mask"),
+        (["--queue-size", "0"], "queue_size"),
+        (["--window", "0"], "window"),
+        (["--device", "tpu"], "device"),
+    ],
+)
+def test_demo_bad_input_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    code, _, err = run(
+        "demo", "--no-preview", "--size", "64", "-o", "x.ome.zarr", *args, cwd=tmp_path
+    )
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "x.ome.zarr").exists()
+
+
+def test_demo_gpu_without_cupy_names_the_extra(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from livefocus._xp import has_module
+
+    if has_module("cupy"):
+        pytest.skip("CuPy is installed")
+    code, _, err = run("demo", "--no-preview", "--size", "64", "--device", "gpu", cwd=tmp_path)
+    assert code == 2 and "pip install" in err and "gpu" in err
+    assert not (tmp_path / "livefocus-demo.ome.zarr").exists()
