@@ -212,3 +212,16 @@ def test_store_reads_with_ome_zarr_py(demo_run: tuple[Any, Any, Path]) -> None:
         assert axes == list("tczyx" if ndim == 5 else "tcyx")
     raw = next(iter(Reader(parse_url(str(out / "raw")))())).data[0]
     np.testing.assert_array_equal(np.asarray(raw), open_store(out).array("raw")[:])
+
+
+def test_channels_make_separate_stacks(tmp_path: Path) -> None:
+    core = demo_core(shape=(64, 64))
+    for name in ("A", "B"):  # two presets of a channel group (the same optics here)
+        core.defineConfig("Channel", name, "Shutter", "State", "0")
+    sequence = z_sequence({"range": 8.0, "step": 2.0}, channels=["A", "B"])
+    report = stream(core, sequence, out=tmp_path / "c.ome.zarr")
+    assert report.ok, report.status
+    store = open_store(tmp_path / "c.ome.zarr")
+    assert store.shape == (1, 2, 5, 64, 64)
+    assert (store.array("planes")[:] == PLANE_FINAL).all()
+    assert set(report.z_positions) == {(0, 0, 0), (0, 0, 1)}

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from livefocus.stream.types import Metrics
+
 __all__ = ["run"]
 
 
@@ -75,11 +77,17 @@ def _pipeline_row(
             time.sleep(max(0.0, start + z / pace - time.perf_counter()))
         pipeline.submit(frames[z], {"z": z}, 2.0 * z)
     m = pipeline.close()
+    path = f"pipeline, camera at {pace:g} frames/s" if pace else "pipeline, camera flat out"
+    mask_name = "U-Net (" + engine.backend + ")" if engine is not None else "std rule"
+    return _row(path, mask_name, height, settings.window, m)
+
+
+def _row(path: str, mask: str, size: int, window: int, m: Metrics) -> dict[str, Any]:
     return {
-        "path": f"pipeline, camera at {pace:g} frames/s" if pace else "pipeline, camera flat out",
-        "mask": "U-Net (" + engine.backend + ")" if engine is not None else "std rule",
-        "size": height,
-        "window": settings.window,
+        "path": path,
+        "mask": mask,
+        "size": size,
+        "window": window,
         "frames": m.frames_out,
         "frames_per_s": m.fps,
         "p50_ms": m.latency_p50 * 1e3,
@@ -96,19 +104,8 @@ def _demo_row(folder: Path, n: int) -> dict[str, Any]:
     core = demo_core(shape=(512, 512))
     sequence = z_sequence({"range": 2.0 * (n - 1), "step": 2.0})
     report = stream(core, sequence, out=folder / "demo.ome.zarr", overwrite=True)
-    m = report.metrics
-    return {
-        "path": "demo MDA (camera renders)",
-        "mask": "std rule",
-        "size": 512,
-        "window": report.settings.window if report.settings else None,
-        "frames": m.frames_out,
-        "frames_per_s": m.fps,
-        "p50_ms": m.latency_p50 * 1e3,
-        "p99_ms": m.latency_p99 * 1e3,
-        "lost": m.frames_lost,
-        "blocked_s": m.blocked,
-    }
+    window = report.settings.window if report.settings else 0
+    return _row("demo MDA (camera renders)", "std rule", 512, window, report.metrics)
 
 
 def run(*, quick: bool = False) -> list[dict[str, Any]]:

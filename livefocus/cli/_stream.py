@@ -51,14 +51,25 @@ def _settings(
     return ReconstructSettings.for_frame(shape, **overrides)
 
 
-def _run(
-    job: Callable[[Callable[[Any], None] | None], Any],
+def _execute(
+    core: Any,
+    sequence: Any,
     *,
+    title: str,
     preview: bool,
     screenshot: Path | None,
-    title: str,
+    model: str,
+    **options: Any,
 ) -> Any:
-    """Run ``job(on_result)`` with the preview when asked and possible, headless otherwise."""
+    """Stream ``sequence`` on ``core`` with the preview when asked and possible, else headless.
+
+    ``options`` go to :func:`livefocus.stream.stream` (out, settings, mask, device, ...).
+    """
+    from livefocus.stream import stream
+
+    def job(on_result: Callable[[Any], None] | None) -> Any:
+        return stream(core, sequence, model=_model_name(model), on_result=on_result, **options)
+
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         preview = True
@@ -136,7 +147,7 @@ def demo(
     import numpy as np
 
     from livefocus.sim import demo_core, demo_truth, mask_scores
-    from livefocus.stream import open_store, stream, z_sequence
+    from livefocus.stream import open_store, z_sequence
 
     if out.exists() and not overwrite:
         raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
@@ -144,22 +155,21 @@ def demo(
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
     settings = _settings((size, size), measure, window, strides, paint)
 
-    def job(on_result: Callable[[Any], None] | None) -> Any:
-        return stream(
-            core,
-            sequence,
-            out=out,
-            settings=settings,
-            mask=mask,
-            model=_model_name(model),
-            device=device,
-            queue_size=queue_size,
-            on_result=on_result,
-            overwrite=overwrite,
-            meta={"source": "demo", "seed": seed, "contrast": contrast},
-        )
-
-    report = _run(job, preview=not no_preview, screenshot=screenshot, title="livefocus demo")
+    report = _execute(
+        core,
+        sequence,
+        title="livefocus demo",
+        preview=not no_preview,
+        screenshot=screenshot,
+        out=out,
+        settings=settings,
+        mask=mask,
+        model=model,
+        device=device,
+        queue_size=queue_size,
+        overwrite=overwrite,
+        meta={"source": "demo", "seed": seed, "contrast": contrast},
+    )
     scores: dict[str, dict[str, float]] = {}
     if report.path is not None and report.status == "complete":
         reader = open_store(report.path)
@@ -195,7 +205,7 @@ def replay(
     """Replay a saved stack as a live feed through the same pipeline (default --out: STACK name
     with .ome.zarr, in the current folder)."""
     from livefocus.sim import replay_camera, replay_core
-    from livefocus.stream import stream, z_sequence
+    from livefocus.stream import z_sequence
 
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")
     if target.exists() and not overwrite:
@@ -208,23 +218,22 @@ def replay(
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
     settings = _settings(shape, measure, window, strides, paint)
 
-    def job(on_result: Callable[[Any], None] | None) -> Any:
-        return stream(
-            core,
-            sequence,
-            out=target,
-            settings=settings,
-            mask=mask,
-            model=_model_name(model),
-            device=device,
-            queue_size=queue_size,
-            on_result=on_result,
-            overwrite=overwrite,
-            fps=fps,
-            meta={"source": "replay", "stack": str(stack)},
-        )
-
-    report = _run(job, preview=not no_preview, screenshot=screenshot, title="livefocus replay")
+    report = _execute(
+        core,
+        sequence,
+        title="livefocus replay",
+        preview=not no_preview,
+        screenshot=screenshot,
+        out=target,
+        settings=settings,
+        mask=mask,
+        model=model,
+        device=device,
+        queue_size=queue_size,
+        overwrite=overwrite,
+        fps=fps,
+        meta={"source": "replay", "stack": str(stack)},
+    )
     _summary(report, {}, as_json)
 
 
@@ -292,7 +301,7 @@ def acquire(
     as_json: bool = _JSON,
 ) -> None:
     """Acquire Z-stacks on a real microscope and segment every frame as it arrives."""
-    from livefocus.stream import stream, z_sequence
+    from livefocus.stream import z_sequence
 
     if out.exists() and not overwrite:
         raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
@@ -312,20 +321,19 @@ def acquire(
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
     settings = _settings(shape, measure, window, strides, paint, dof)
 
-    def job(on_result: Callable[[Any], None] | None) -> Any:
-        return stream(
-            core,
-            sequence,
-            out=out,
-            settings=settings,
-            mask=mask,
-            model=_model_name(model),
-            device=device,
-            queue_size=queue_size,
-            on_result=on_result,
-            overwrite=overwrite,
-            meta={"source": "acquire", "config": str(config)},
-        )
-
-    report = _run(job, preview=not no_preview, screenshot=screenshot, title="livefocus acquire")
+    report = _execute(
+        core,
+        sequence,
+        title="livefocus acquire",
+        preview=not no_preview,
+        screenshot=screenshot,
+        out=out,
+        settings=settings,
+        mask=mask,
+        model=model,
+        device=device,
+        queue_size=queue_size,
+        overwrite=overwrite,
+        meta={"source": "acquire", "config": str(config)},
+    )
     _summary(report, {}, as_json)
