@@ -262,7 +262,9 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self._draw_depth(r)
         self._apply_levels()
         self.measure_label.setText(f"measure: {r.measure}")
-        self.mask_label.setText(f"mask: {r.mask_mode}")
+        rule = f" ({r.threshold})" if r.threshold else ""
+        self.mask_label.setText(f"mask: {r.mask_mode}{rule}")
+        self.mask_label.setWordWrap(True)
         self.index_label.setText(format_index(r))
         text = format_index(r)
         self.status_label.setText(

@@ -328,10 +328,21 @@ class Pipeline:
                 metrics=Metrics(),  # filled in by the writer, once the frame is written
                 mask_mode=self.mask_modes[0],
                 measure=self.settings.measure,
+                threshold=self._rule(update.otsu_threshold, stack.recon.depth_of_field),
             )
         self._put(self._writes, ("plane", item, update.focus, masks, finals, result))
         if len(stack.planes) >= self.n_planes or z == self.n_planes - 1:
             self._finish(key)
+
+    def _rule(self, otsu: float, depth_of_field: float) -> str:
+        """The primary mask's rule in words (for the preview)."""
+        mode = self.mask_modes[0]
+        if mode == "otsu":
+            return f"focus > Otsu {otsu:.4g} (per slice)"
+        if mode == "model":
+            return f"U-Net p > {self.engine.threshold:.2g}"
+        confidence = self.settings.min_confidence
+        return f"peak confidence > {confidence:.2g}, |depth - z| <= {depth_of_field / 2:.3g} µm"
 
     def _finish(self, key: tuple[int, int, int]) -> None:
         stack = self._stacks.pop(key)

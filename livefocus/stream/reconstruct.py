@@ -222,6 +222,8 @@ class PlaneUpdate:
         bool (Y, X) provisional depth mask of this plane.
     final : dict of int to ndarray
         Depth masks of this or earlier planes that became final at this step.
+    otsu_threshold : float
+        The Otsu threshold of this plane's map (what ``mask_otsu`` is above).
     """
 
     index: int
@@ -229,6 +231,7 @@ class PlaneUpdate:
     mask_otsu: np.ndarray
     mask_depth: np.ndarray
     final: dict[int, np.ndarray]
+    otsu_threshold: float = float("nan")
 
 
 def _fit(
@@ -448,8 +451,8 @@ class StackReconstructor:
 
         provisional = self._masks[k].copy()  # plane k is never final yet (R >= 1)
         self._tentative_into(provisional, k)
-        mask_otsu = fmap > otsu_threshold(fmap)
-        return PlaneUpdate(k, fmap, mask_otsu, provisional, final)
+        threshold = float(otsu_threshold(fmap))
+        return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
 
     # -- per-pixel curve state ------------------------------------------------------------
     def _update_global(self, f: np.ndarray, frame: np.ndarray, k: int, z: float) -> None:

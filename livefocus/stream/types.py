@@ -110,6 +110,8 @@ class FrameResult:
         ``"depth"``, ``"otsu"`` or ``"model"``.
     measure : str
         Focus measure.
+    threshold : str
+        The rule behind ``mask`` in words, with its numbers (e.g. ``"Otsu > 12.3"``).
     """
 
     index: dict[str, int]
@@ -124,3 +126,4 @@ class FrameResult:
     metrics: Metrics
     mask_mode: str = "depth"
     measure: str = "std"
+    threshold: str = ""
