@@ -415,3 +415,45 @@ def test_preview_of_a_real_stream(qapp: Any, tmp_path: Path) -> None:
     assert report.status == "complete" and len(seen) == 7
     assert seen[-1].index["z"] == 6 and seen[-1].curve.size == 7
     assert png.stat().st_size > 10_000
+
+
+def test_closing_mid_stream_leaves_a_complete_store(qapp: Any, tmp_path: Path) -> None:
+    import threading
+
+    from PyQt6 import QtCore
+
+    from livefocus.preview import run_with_preview
+    from livefocus.sim import demo_core
+    from livefocus.stream import open_store, stream, z_sequence
+    from livefocus.stream.store import PLANE_FINAL
+
+    core = demo_core(shape=(128, 128))
+    third_frame = threading.Event()
+    closed_at: list[int] = []
+
+    def job(submit: Callable[[FrameResult], None]) -> Any:
+        window = submit.__self__  # type: ignore[attr-defined]
+
+        def on_result(result: FrameResult) -> None:
+            if window.is_closed and not closed_at:
+                closed_at.append(result.index["z"])
+            if result.index["z"] == 2:
+                third_frame.set()
+            submit(result)
+            time.sleep(0.03)  # slower than the GUI's poll below, so the close lands mid-run
+
+        return stream(
+            core, z_sequence({"range": 24, "step": 2}), out=tmp_path / "c.ome.zarr",
+            on_result=on_result,
+        )
+
+    poll = QtCore.QTimer()  # the user closes the window once the third frame is shown
+    poll.timeout.connect(lambda: third_frame.is_set() and _close_previews())
+    poll.start(5)
+    report = run_with_preview(job, title="close mid-run")
+    poll.stop()
+    assert closed_at and 2 < closed_at[0] < 12  # the window closed while frames came in
+    assert report.ok and report.metrics.frames_lost == 0
+    store = open_store(tmp_path / "c.ome.zarr")
+    assert store.meta["status"] == "complete"
+    assert (store.array("planes")[:] == PLANE_FINAL).all()
