@@ -202,8 +202,11 @@ def replay(
     overwrite: bool = _OVERWRITE,
     as_json: bool = _JSON,
 ) -> None:
-    """Replay a saved stack as a live feed through the same pipeline (default --out: STACK name
-    with .ome.zarr, in the current folder)."""
+    """Replay a saved stack as a live feed through the same pipeline.
+
+    Also the way to segment a saved stack offline with the streaming masks. Default --out:
+    STACK-live.ome.zarr in the current folder.
+    """
     from livefocus.sim import replay_camera, replay_core
     from livefocus.stream import z_sequence
 
