@@ -34,6 +34,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_local(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like ``tiny`` without global context: a purely local net, whose tiles are seamless."""
+    out = tmp_path_factory.mktemp("models") / "tiny_local"
+    lm.train(out, n_train=2, n_val=1, shape=(6, 128, 128), epochs=4, progress=False,
+             architecture={"global_context": False})  # fmt: skip
+    return out
+
+
 def _frames(n: int = 3, size: int = 128, seed: int = 0) -> np.ndarray:
     from livefocus.sim import simulate_stack
 
@@ -70,8 +79,8 @@ def test_tile_starts_cover() -> None:
         assert all(b - a <= 256 - 64 for a, b in itertools.pairwise(starts))
 
 
-def test_tiled_equals_single_pass(tiny: Path) -> None:
-    model = lm.load(tiny)
+def test_tiled_equals_single_pass(tiny_local: Path) -> None:
+    model = lm.load(tiny_local)
     frame = np.tile(_frames(1, 256)[0], (3, 3))[:700, :600]
     x = lm.model_input(frame)[0]
 
@@ -179,8 +188,11 @@ def test_default_model_ships_and_loads() -> None:
     assert cfg["architecture"] == model.net.config.to_dict()
     assert cfg["normalisation"] == "per_slice_zscore"
     assert cfg["training"]["seed"] == 0 and "labels" in cfg and "metrics" in cfg
-    folder = Path(lm.__file__).parent / "weights" / "default"
-    assert sum(f.stat().st_size for f in folder.iterdir()) <= 5 * 2**20
+    assert cfg["labels"]["kind"] == "otsu" and cfg["architecture"]["global_context"]
+    assert lm.load("depth").config["labels"]["kind"] == "depth"
+    for name in ("default", "finetuned", "depth"):
+        folder = Path(lm.__file__).parent / "weights" / name
+        assert sum(f.stat().st_size for f in folder.iterdir()) <= 5 * 2**20
     probs = lm.engine("default", "onnxruntime").predict(_frames(2, 128))
     assert probs.shape == (2, 128, 128) and 0 <= probs.min() and probs.max() <= 1
 

@@ -39,8 +39,18 @@ def _rate(fn: Callable[[], Any], n: int, repeats: int) -> float:
     return float(n / best)
 
 
+def _other_models() -> list[str]:
+    """Shipped models other than ``default`` whose architecture differs from it (``depth``)."""
+    from livefocus.model import available, load
+
+    base = load("default").net.config
+    return [m for m in available() if m != "default" and load(m).net.config != base]
+
+
 def run(*, quick: bool = False) -> list[dict[str, Any]]:
-    """Rows: ``size``, ``backend``, ``precision``, ``batch``, ``slices_per_s``, ``x_vs_std``."""
+    """Rows: ``size``, ``model``, ``backend``, ``precision``, ``batch``, ``slices_per_s``,
+    ``x_vs_std``; every shipped model with another architecture than ``default`` gets ONNX
+    Runtime rows up to 512 px."""
     import torch
 
     import livefocus as lf
@@ -76,6 +86,7 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
         rows.append(
             {
                 "size": size,
+                "model": "",
                 "backend": "std rule (w=128)",
                 "precision": "fp64",
                 "batch": n,
@@ -84,10 +95,13 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
                 "device": f"CPU ({os.cpu_count()} cores)",
             }
         )
-        for backend, precision, extra in backends:
+        runs = [("default", *b) for b in backends]
+        if size <= 512:  # the other shipped models: ONNX Runtime on CPU only
+            runs += [(m, "onnxruntime", "fp32", {"threads": 2}) for m in _other_models()]
+        for model, backend, precision, extra in runs:
             on_gpu = cuda and backend != "onnxruntime"
             batch = n if on_gpu else 4
-            eng = engine("default", backend, precision=precision, batch_size=batch, **extra)
+            eng = engine(model, backend, precision=precision, batch_size=batch, **extra)
 
             def infer(eng: Any = eng, frames: np.ndarray = frames) -> Any:
                 return eng.predict(frames)
@@ -96,6 +110,7 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "size": size if size <= 512 else f"{size} (tiled)",
+                    "model": model,
                     "backend": backend,
                     "precision": precision,
                     "batch": batch,
