@@ -96,7 +96,7 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
             }
         )
         runs = [("default", *b) for b in backends]
-        if size <= 512:  # the other shipped models: ONNX Runtime on CPU only
+        if size <= 512 or not quick:  # the other shipped models: ONNX Runtime on CPU only
             runs += [(m, "onnxruntime", "fp32", {"threads": 2}) for m in _other_models()]
         for model, backend, precision, extra in runs:
             on_gpu = cuda and backend != "onnxruntime"
@@ -109,7 +109,7 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
             rate = _rate(infer, n, repeats)
             rows.append(
                 {
-                    "size": size if size <= 512 else f"{size} (tiled)",
+                    "size": size if size <= eng.tile else f"{size} (tiled)",
                     "model": model,
                     "backend": backend,
                     "precision": precision,

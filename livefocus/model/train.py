@@ -313,7 +313,9 @@ def train(
     config = {
         "name": Path(out).name,
         "threshold": 0.5,
-        "tile": 512,
+        # A global-context net sees each tile's own statistics, so it runs frames up to 2048 px
+        # whole (tiles would change its masks); a local net tiles seamlessly at 512 px.
+        "tile": 2048 if net.config.global_context else 512,
         "overlap": 64,
         "labels": label_config(labels, sim_shape[1:]),
         "training": {
