@@ -92,6 +92,17 @@ _BASE_WINDOW = 6
 _TINY = np.float32(1e-30)
 
 
+def _check_shape(shape: Any) -> tuple[int, int]:
+    """``shape`` as (Y, X) positive integers, or a ValueError naming it."""
+    try:
+        ny, nx = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (Y, X) integers, got {shape!r}") from None
+    if ny < 1 or nx < 1:
+        raise ValueError(f"shape must be positive (Y, X), got {shape!r}")
+    return ny, nx
+
+
 def _check_positive_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a positive number of µm, got {value!r}")
@@ -187,12 +198,7 @@ class ReconstructSettings:
         -------
         ReconstructSettings
         """
-        try:
-            ny, nx = (int(v) for v in shape)
-        except (TypeError, ValueError):
-            raise ValueError(f"shape must be (Y, X) integers, got {shape!r}") from None
-        if ny < 1 or nx < 1:
-            raise ValueError(f"shape must be positive (Y, X), got {shape!r}")
+        ny, nx = _check_shape(shape)
         window = _BASE_WINDOW * max(1, round(max(ny, nx) / 1024))
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - fields)
@@ -295,12 +301,7 @@ class StackReconstructor:
         settings: ReconstructSettings | None = None,
         n_planes: int | None = None,
     ) -> None:
-        try:
-            ny, nx = (int(v) for v in shape)
-        except (TypeError, ValueError):
-            raise ValueError(f"shape must be (Y, X) integers, got {shape!r}") from None
-        if ny < 1 or nx < 1:
-            raise ValueError(f"shape must be positive (Y, X), got {shape!r}")
+        ny, nx = _check_shape(shape)
         self.shape: tuple[int, int] = (ny, nx)
         self.z_step = _check_positive_float(z_step, "z_step")
         if settings is None:
