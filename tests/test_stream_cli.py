@@ -154,19 +154,19 @@ def _wait_for_planes(path: Path, n: int, proc: subprocess.Popen[str]) -> None:
     raise AssertionError(f"no {n} planes written; {proc.poll()=}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_interrupted_run_keeps_written_planes(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("sig", "preview"),
+    [(signal.SIGKILL, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+)
+def test_interrupted_run_keeps_written_planes(
+    tmp_path: Path, sig: signal.Signals, preview: bool
+) -> None:
     out = tmp_path / "long.ome.zarr"
+    # with the preview (offscreen here) the acquisition runs in a worker thread
+    window = ["--screenshot", str(tmp_path / "w.png")] if preview else ["--no-preview"]
     proc = livefocus(
-        "demo",
-        "--no-preview",
-        "--size",
-        "128",
-        "--time-points",
-        "200",
-        "-o",
-        str(out),
-        cwd=tmp_path,
+        "demo", *window, "--size", "128", "--time-points", "200", "-o", str(out),
+        cwd=tmp_path, env={"QT_QPA_PLATFORM": "offscreen"},
     )
     _wait_for_planes(out, 30, proc)
     proc.send_signal(sig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,13 @@ def _execute(
     """
     from livefocus.stream import stream
 
+    done: dict[str, Any] = {}
+
     def job(on_result: Callable[[Any], None] | None) -> Any:
-        return stream(core, sequence, model=_model_name(model), on_result=on_result, **options)
+        done["report"] = stream(
+            core, sequence, model=_model_name(model), on_result=on_result, **options
+        )
+        return done["report"]
 
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -78,7 +84,18 @@ def _execute(
 
         if display_available():
             keep_open = screenshot is None and os.environ.get("QT_QPA_PLATFORM") != "offscreen"
-            return run_with_preview(job, title=title, screenshot=screenshot, keep_open=keep_open)
+            try:
+                return run_with_preview(
+                    job, title=title, screenshot=screenshot, keep_open=keep_open
+                )
+            except KeyboardInterrupt:  # Ctrl-C in the GUI: stop the acquisition cleanly
+                core.mda.cancel()
+                deadline = time.monotonic() + 60
+                while "report" not in done and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if "report" not in done:
+                    raise
+                return done["report"]
     return job(None)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,16 +287,26 @@ def stream(
 
     threading.excepthook = thread_error
     status = "complete"
+    cancelled = threading.Event()  # core.mda.cancel() from elsewhere, e.g. Ctrl-C in a GUI
+
+    def on_cancel(*_: Any) -> None:
+        cancelled.set()
+
     core.mda.events.frameReady.connect(on_frame)
+    core.mda.events.sequenceCanceled.connect(on_cancel)
     try:
-        core.mda.run(events)
-    except KeyboardInterrupt:
+        with _ctrl_c_cancels(core):
+            core.mda.run(events)
+        if cancelled.is_set():
+            status = "interrupted"
+    except KeyboardInterrupt:  # a second Ctrl-C
         core.mda.cancel()
         status = "interrupted"
     except Exception as exc:
         status = f"error: acquisition failed: {exc}"
     finally:
         core.mda.events.frameReady.disconnect(on_frame)
+        core.mda.events.sequenceCanceled.disconnect(on_cancel)
         log.removeHandler(errors)
         threading.excepthook = previous_hook
     try:
@@ -322,6 +334,32 @@ def stream(
         mask_modes=modes,
         settings=settings,
     )
+
+
+@contextmanager
+def _ctrl_c_cancels(core: Any) -> Iterator[None]:
+    """On the main thread, make Ctrl-C cancel the MDA cleanly (a second one interrupts).
+
+    A KeyboardInterrupt raised at an arbitrary point of the acquisition loop could leave
+    pymmcore-plus or the queues in a half-done state; cancelling lets the runner stop between
+    events, and the pipeline then finishes what it has.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        pressed.set()
+        core.mda.cancel()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stack_z(
