@@ -119,7 +119,7 @@ def test_reversed_stack_gives_mirrored_masks() -> None:
 @pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_depth_masks_match_truth(contrast: str, seed: int) -> None:
-    """Thresholds from the measurements in docs/reconstruct.md (with a margin).
+    """Thresholds from the measurements in the README (Reconstruction; with a margin).
 
     On 15 x 192 x 192 stacks (seeds 0-4, both contrasts) the depth masks reach IoU 0.66-0.75
     against the exact truth and the stack-scope Otsu labels of the same maps 0.31-0.40 (at

@@ -47,7 +47,7 @@ def format_index(result: FrameResult) -> str:
 
 
 class PreviewWindow(QtWidgets.QMainWindow):
-    """Live view of a running acquisition (see ``docs/preview.md``).
+    """Live view of a running acquisition (see the README's *Live preview*).
 
     :meth:`submit` may be called from any thread: it stores the result (and adds its plane to
     the XZ/YZ volume) under a lock. A timer in the GUI thread draws the latest result

@@ -114,7 +114,7 @@ def _check_positive_float(value: Any, name: str) -> float:
 
 @dataclass(frozen=True)
 class ReconstructSettings:
-    """How a stack is reconstructed (defaults tuned on the simulator, see docs/reconstruct.md).
+    """How a stack is reconstructed (defaults tuned on the simulator; see the README).
 
     Attributes
     ----------
