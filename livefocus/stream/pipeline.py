@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus._xp import to_numpy
 from livefocus.stream.reconstruct import ReconstructSettings, StackReconstructor
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
@@ -265,17 +266,9 @@ class Pipeline:
         from livefocus.focus.sliding import focus_map
 
         s = self.settings
-        if self.device == "gpu":
-            gpu = focus_map(
-                self._cupy.asarray(image),
-                s.measure,
-                window=s.window,
-                strides=s.strides,
-                paint=s.paint,
-            )
-            return np.asarray(gpu.get(), dtype=np.float32)
-        result = focus_map(image, s.measure, window=s.window, strides=s.strides, paint=s.paint)
-        return np.asarray(result, dtype=np.float32)
+        frame = self._cupy.asarray(image) if self.device == "gpu" else image
+        result = focus_map(frame, s.measure, window=s.window, strides=s.strides, paint=s.paint)
+        return np.asarray(to_numpy(result), dtype=np.float32)
 
     def _process(self) -> None:
         while True:
@@ -346,19 +339,17 @@ class Pipeline:
 
     def _finish(self, key: tuple[int, int, int]) -> None:
         stack = self._stacks.pop(key)
-        result, finals = stack.recon.finish()
+        result, _ = stack.recon.finish()  # every plane's final mask is in result.mask_depth
         p, t, c = key
-        masks: dict[str, np.ndarray] = {"otsu": result.mask_otsu}
-        plane_finals = {(p, t, c, stack.planes[k]): {"depth": m} for k, m in finals.items()}
-        if len(stack.planes) == self.n_planes and stack.planes == list(range(self.n_planes)):
-            masks["depth"] = result.mask_depth  # whole stack at once
-            plane_finals = {}
-        else:  # planes missing (dropped frames): write the otsu masks plane by plane too
+        masks: dict[str, np.ndarray] = {}
+        plane_finals: dict[tuple[int, int, int, int], dict[str, np.ndarray]] = {}
+        if stack.planes == list(range(self.n_planes)):  # whole stack at once
+            masks = {"otsu": result.mask_otsu, "depth": result.mask_depth}
+        else:  # planes missing (dropped frames): write the final masks plane by plane
             plane_finals = {
                 (p, t, c, z): {"depth": result.mask_depth[k], "otsu": result.mask_otsu[k]}
                 for k, z in enumerate(stack.planes)
             }
-            masks = {}
         self._put(self._writes, ("stack", key, result, masks, plane_finals, stack.planes))
 
     def _write(self) -> None:
