@@ -18,7 +18,7 @@ import numpy as np
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 from livefocus.sim.devices import ReplayCamera, SpecimenCamera, linked_camera, replay_frames
-from livefocus.sim.phantom import CONTRASTS, MIN_FIELD_PX, Specimen
+from livefocus.sim.phantom import CONTRASTS, Specimen, field_shape
 
 __all__ = [
     "DEMO_CFG",
@@ -128,15 +128,7 @@ def demo_cfg_text(
         raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    try:
-        height, width = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"shape must be (Y, X) integers, got {shape!r}") from None
-    if height < MIN_FIELD_PX or width < MIN_FIELD_PX:
-        raise ValueError(
-            f"shape {(height, width)} is too small for the objects: Y and X must be at least "
-            f"{MIN_FIELD_PX} pixels"
-        )
+    height, width = field_shape(shape)
     for name, value in (("pixel_size", pixel_size), ("object_range", object_range)):
         if not math.isfinite(value) or value < 0 or (name == "pixel_size" and value == 0):
             raise ValueError(f"{name} must be a positive number of µm, got {value!r}")

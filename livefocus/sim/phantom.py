@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from livefocus.sim.optics import Camera, LayerRenderer, Optics
 
-__all__ = ["CONTRASTS", "MIN_FIELD_PX", "Contrast", "Specimen"]
+__all__ = ["CONTRASTS", "MIN_FIELD_PX", "Contrast", "Specimen", "field_shape"]
 
 Contrast = Literal["brightfield", "fluorescence"]
 #: The two image contrasts the specimen can be rendered in.
@@ -46,6 +46,20 @@ def _stop_prefetchers() -> None:
     _EXITING.set()
     for thread in list(_PREFETCHERS):
         thread.join(timeout=2.0)
+
+
+def field_shape(shape: Any) -> tuple[int, int]:
+    """``shape`` as (Y, X) integers of at least :data:`MIN_FIELD_PX`, or a ValueError."""
+    try:
+        h, w = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (Y, X) integers, got {shape!r}") from None
+    if h < MIN_FIELD_PX or w < MIN_FIELD_PX:
+        raise ValueError(
+            f"shape {(h, w)} is too small for the objects: Y and X must be at least "
+            f"{MIN_FIELD_PX} pixels"
+        )
+    return h, w
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -123,15 +137,7 @@ class Specimen:
     ) -> None:
         if contrast not in CONTRASTS:
             raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
-        try:
-            h, w = (int(v) for v in shape)
-        except (TypeError, ValueError):
-            raise ValueError(f"shape must be (Y, X) integers, got {shape!r}") from None
-        if h < MIN_FIELD_PX or w < MIN_FIELD_PX:
-            raise ValueError(
-                f"shape {(h, w)} is too small for the objects: Y and X must be at least "
-                f"{MIN_FIELD_PX} pixels"
-            )
+        h, w = field_shape(shape)
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         for name, value in (("z_center", z_center), ("background", background)):
