@@ -107,23 +107,20 @@ class StackVolume:
 
     def xz(self, y: float | None) -> np.ndarray:
         """(nz, X/factor) section at full-frame row ``y``, or the in-focus mean if None."""
-        zs = sorted(self.planes)
-        if not zs:
-            return np.zeros((0, 0), np.float32)
-        if y is None:
-            return np.stack([self.mean_y[z] for z in zs])
-        row = int(np.clip(y // self.factor, 0, self.planes[zs[0]].shape[0] - 1))
-        return np.stack([self.planes[z][row] for z in zs])
+        return self._section(0, y, self.mean_y)
 
     def yz(self, x: float | None) -> np.ndarray:
         """(nz, Y/factor) section at full-frame column ``x``, or the in-focus mean if None."""
+        return self._section(1, x, self.mean_x)
+
+    def _section(self, axis: int, at: float | None, means: dict[int, np.ndarray]) -> np.ndarray:
         zs = sorted(self.planes)
         if not zs:
             return np.zeros((0, 0), np.float32)
-        if x is None:
-            return np.stack([self.mean_x[z] for z in zs])
-        col = int(np.clip(x // self.factor, 0, self.planes[zs[0]].shape[1] - 1))
-        return np.stack([self.planes[z][:, col] for z in zs])
+        if at is None:
+            return np.stack([means[z] for z in zs])
+        index = int(np.clip(at // self.factor, 0, self.planes[zs[0]].shape[axis] - 1))
+        return np.stack([np.take(self.planes[z], index, axis=axis) for z in zs])
 
 
 @dataclass(frozen=True)
