@@ -195,6 +195,7 @@ def test_model_masks_in_stream(tmp_path: Path) -> None:
     assert report.ok and report.mask_modes[0] == "model"
     store = open_store(tmp_path / "m.ome.zarr")
     assert store.meta["model"]["name"] == "default"
+    assert len(store.meta["model"]["version"]) == 12  # the weights' checksum prefix
     masks = store.array("mask")[0, 0]
     assert masks.shape == (5, 64, 64) and set(np.unique(masks)) <= {0, 1}
     assert store.array("mask_depth").shape == store.array("mask_otsu").shape

@@ -218,7 +218,8 @@ def stream(
         model_meta = {
             "name": str(model),
             "config_name": engine.model.name,
-            "version": config.get("version", config.get("livefocus_version")),
+            "format": config.get("format"),
+            "version": str(config.get("weights_sha256", ""))[:12],  # the weights' checksum
             "weights_sha256": config.get("weights_sha256"),
             "backend": engine.backend,
         }
