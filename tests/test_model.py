@@ -148,6 +148,33 @@ def test_depth_labels_are_the_reconstruction_masks() -> None:
         label_stack(sim.raw, labels="edges")
 
 
+def test_augmented_slices_carry_their_own_weak_labels() -> None:
+    from livefocus.model.data import dihedral, label_stack, pairs_from_simulation
+    from livefocus.model.train import _batch
+    from livefocus.sim import simulate_stack
+
+    sim = simulate_stack((4, 64, 96), seed=2)
+    pairs = pairs_from_simulation(1, shape=(4, 64, 96), seed=2, augment=True)
+    assert pairs.y_dihedral is not None and np.array_equal(pairs.y_dihedral[0], pairs.y)
+    assert np.array_equal(dihedral(dihedral(sim.raw, 1), 3), sim.raw)
+    flipped = label_stack(np.ascontiguousarray(dihedral(sim.raw, 4)))
+    # windows start at the top-left corner: the labels of a flipped slice are not the flipped
+    # labels, so augmentation must relabel
+    assert not np.array_equal(flipped, dihedral(pairs.y, 4))
+    for k in (1, 4, 7):
+        x, y = pairs.augmented(2, k)
+        assert x.shape == y.shape == dihedral(sim.raw[2], k).shape
+        assert np.array_equal(y, label_stack(np.ascontiguousarray(dihedral(sim.raw, k)))[2])
+    # a batch: crops of whole transformed slices; truth-only pairs transform their targets
+    x, y = _batch(pairs, np.array([0, 1, 2, 3]), 48, np.random.default_rng(0))
+    assert x.shape == y.shape == (4, 48, 48) and y.dtype == bool
+    truth = pairs_from_simulation(1, shape=(4, 64, 96), seed=2, target="truth")
+    assert truth.y_dihedral is None
+    assert np.array_equal(truth.augmented(1, 5)[1], dihedral(truth.y[1], 5))
+    with pytest.raises(ValueError, match=r"k must be in 0\.\.7"):
+        dihedral(sim.raw, 8)
+
+
 def test_onnx_agrees_with_torch(tiny: Path, tmp_path: Path) -> None:
     path = lm.export_onnx(tiny, tmp_path / "m.onnx")
     assert path.stat().st_size > 0

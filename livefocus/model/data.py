@@ -15,6 +15,7 @@ __all__ = [
     "Pairs",
     "check_frames",
     "depth_label_settings",
+    "dihedral",
     "label_config",
     "label_stack",
     "model_input",
@@ -134,24 +135,69 @@ def label_config(labels: str, frame_shape: Sequence[int]) -> dict[str, Any]:
     }
 
 
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """The ``k``-th of the 8 flips and 90-degree rotations of the last two axes of ``a``
+    (``k % 4`` quarter turns, then a left-right flip if ``k >= 4``; ``k = 0`` is ``a``)."""
+    if not 0 <= k < 8:
+        raise ValueError(f"k must be in 0..7, got {k!r}")
+    out = np.rot90(a, k % 4, axes=(-2, -1))
+    return out[..., ::-1] if k >= 4 else out
+
+
+def _dihedral_labels(raw: np.ndarray, labels: str, z_step: float | None) -> list[np.ndarray]:
+    """Weak labels of each dihedral transform of a (Z, H, W) stack, in the transformed frame.
+
+    The sliding-window scheme is anchored at the top-left corner (windows start at 0, s, 2s,
+    ... and are truncated at the bottom and right), so its labels do not commute with flips
+    and rotations: pixels near the top and left edges are covered by fewer windows. An
+    augmented slice is therefore paired with the labels of the augmented slice, not with the
+    augmented labels."""
+    return [
+        label_stack(np.ascontiguousarray(dihedral(raw, k)), labels=labels, z_step=z_step)
+        for k in range(8)
+    ]
+
+
 @dataclass
 class Pairs:
     """Normalised slices ``x`` (N, H, W) float32 and targets ``y`` (N, H, W) bool, plus the
-    exact truth ``truth`` where known (simulated stacks) and the index of the source stack."""
+    exact truth ``truth`` where known (simulated stacks) and the index of the source stack.
+
+    ``y_dihedral``, where the targets are weak labels, holds the labels of the 8
+    :func:`dihedral` transforms of the slices (``y_dihedral[k]`` is (N, H, W) or (N, W, H)),
+    for augmentation; None where the targets commute with flips (exact masks)."""
 
     x: np.ndarray
     y: np.ndarray
     truth: np.ndarray | None
     stack: np.ndarray
+    y_dihedral: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def augmented(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slice ``i`` under dihedral transform ``k`` and its target."""
+        if self.y_dihedral is not None:
+            return dihedral(self.x[i], k), self.y_dihedral[k][i]
+        return dihedral(self.x[i], k), dihedral(self.y[i], k)
 
     @staticmethod
     def concat(parts: Sequence[Pairs]) -> Pairs:
         """Pairs of several sources (truth kept only if every part has it)."""
         truths = [p.truth for p in parts]
         offsets = np.cumsum([0] + [int(p.stack.max()) + 1 for p in parts[:-1]])
+        y_dihedral = None
+        if any(p.y_dihedral is not None for p in parts):
+            y_dihedral = [
+                np.concatenate(
+                    [
+                        p.y_dihedral[k] if p.y_dihedral is not None else dihedral(p.y, k)
+                        for p in parts
+                    ]
+                )
+                for k in range(8)
+            ]
         return Pairs(
             x=np.concatenate([p.x for p in parts]),
             y=np.concatenate([p.y for p in parts]),
@@ -159,6 +205,7 @@ class Pairs:
             if any(t is None for t in truths)
             else np.concatenate([t for t in truths if t is not None]),
             stack=np.concatenate([p.stack + o for p, o in zip(parts, offsets, strict=True)]),
+            y_dihedral=y_dihedral,
         )
 
 
@@ -170,10 +217,12 @@ def pairs_from_simulation(
     contrasts: Sequence[str] = ("brightfield", "fluorescence"),
     target: str = "weak",
     labels: str = "otsu",
+    augment: bool = False,
 ) -> Pairs:
     """Pairs from ``n_stacks`` simulated stacks (seeds ``seed .. seed + n_stacks - 1``,
     contrasts alternating); ``target`` is ``"weak"`` (weak labels of kind ``labels``, see
-    :func:`label_stack`) or ``"truth"`` (exact masks).
+    :func:`label_stack`) or ``"truth"`` (exact masks). ``augment``: also label the 8 flips and
+    rotations of each weak-labelled stack (``Pairs.y_dihedral``, for training).
     """
     from livefocus.sim import simulate_stack
 
@@ -182,17 +231,23 @@ def pairs_from_simulation(
     if len(shape) != 3:
         raise ValueError(f"shape must be (Z, Y, X), got {tuple(shape)}")
     zyx = (int(shape[0]), int(shape[1]), int(shape[2]))
-    xs, ys, ts, ids = [], [], [], []
+    xs, ys, ts, ids, variants = [], [], [], [], []
     for i in range(n_stacks):
         sim = simulate_stack(zyx, seed=seed + i, contrast=contrasts[i % len(contrasts)])
         xs.append(normalise(check_frames(sim.raw)))
-        if target == "weak":
+        if target == "weak" and augment:
+            variants.append(_dihedral_labels(sim.raw, labels, float(sim.meta["z_step"])))
+            ys.append(variants[-1][0])
+        elif target == "weak":
             ys.append(label_stack(sim.raw, labels=labels, z_step=float(sim.meta["z_step"])))
         else:
             ys.append(sim.mask)
         ts.append(sim.mask)
         ids.append(np.full(len(sim.raw), i))
-    return Pairs(np.concatenate(xs), np.concatenate(ys), np.concatenate(ts), np.concatenate(ids))
+    y_dihedral = [np.concatenate([v[k] for v in variants]) for k in range(8)] if variants else None
+    return Pairs(
+        np.concatenate(xs), np.concatenate(ys), np.concatenate(ts), np.concatenate(ids), y_dihedral
+    )
 
 
 def pairs_from_files(
@@ -200,6 +255,7 @@ def pairs_from_files(
     masks: Sequence[str | Path] | None = None,
     *,
     labels: str = "otsu",
+    augment: bool = False,
 ) -> Pairs:
     """Pairs from user stacks (TIFF / .npy / Zarr, read with :func:`livefocus.read_stack`);
     with ``masks`` (one file per stack, non-zero = in focus) the masks are the targets and the
@@ -209,7 +265,7 @@ def pairs_from_files(
 
     if masks is not None and len(masks) != len(stacks):
         raise ValueError(f"got {len(stacks)} stacks but {len(masks)} masks; give one per stack")
-    xs, ys, ids = [], [], []
+    xs, ys, ids, variants = [], [], [], []
     for i, path in enumerate(stacks):
         raw = np.asarray(lf.read_stack(path))
         xs.append(normalise(check_frames(raw, name=str(path))))
@@ -219,7 +275,11 @@ def pairs_from_files(
                 from livefocus.io import stack_z_step
 
                 z_step = stack_z_step(path)
-            ys.append(label_stack(raw, labels=labels, z_step=z_step))
+            if augment:
+                variants.append(_dihedral_labels(raw, labels, z_step))
+                ys.append(variants[-1][0])
+            else:
+                ys.append(label_stack(raw, labels=labels, z_step=z_step))
         else:
             m = np.asarray(lf.read_stack(masks[i])) != 0
             if m.shape != raw.shape:
@@ -227,4 +287,7 @@ def pairs_from_files(
             ys.append(m)
         ids.append(np.full(len(raw), i))
     y = np.concatenate(ys)
-    return Pairs(np.concatenate(xs), y, None if masks is None else y, np.concatenate(ids))
+    y_dihedral = [np.concatenate([v[k] for v in variants]) for k in range(8)] if variants else None
+    return Pairs(
+        np.concatenate(xs), y, None if masks is None else y, np.concatenate(ids), y_dihedral
+    )

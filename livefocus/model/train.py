@@ -40,8 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "shape": [12, 256, 256],
         "crop": 256,
         "batch_size": 16,
-        "epochs": 30,
-        "patience": 30,
+        "epochs": 60,
+        "patience": 60,
         "lr": 1e-3,
         "schedule": "cosine",
     },
@@ -73,27 +73,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[Any, Any]:
-    """Random flips and 90-degree rotations of a batch of (H, W) crops (each its own)."""
-    xs, ys = [], []
-    for a, b in zip(x, y, strict=True):
-        k = int(rng.integers(4))
-        a, b = np.rot90(a, k), np.rot90(b, k)
-        if rng.random() < 0.5:
-            a, b = a[:, ::-1], b[:, ::-1]
-        xs.append(a)
-        ys.append(b)
-    return np.stack(xs), np.stack(ys)
-
-
-def _crops(pairs: Pairs, idx: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[Any, Any]:
+def _batch(pairs: Pairs, idx: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    """A batch of random flips / 90-degree rotations (each slice its own) and random
+    ``crop`` x ``crop`` crops; weak labels are those of the transformed slice
+    (:attr:`Pairs.y_dihedral`), since the sliding-window scheme does not commute with flips."""
     h, w = pairs.x.shape[1:]
     c = min(crop, h, w)
-    ys = rng.integers(0, h - c + 1, len(idx))
-    xs = rng.integers(0, w - c + 1, len(idx))
-    x = np.stack([pairs.x[i, a : a + c, b : b + c] for i, a, b in zip(idx, ys, xs, strict=True)])
-    y = np.stack([pairs.y[i, a : a + c, b : b + c] for i, a, b in zip(idx, ys, xs, strict=True)])
-    return x, y
+    xs, ys = [], []
+    for i in idx:
+        x, y = pairs.augmented(int(i), int(rng.integers(8)))
+        a = int(rng.integers(0, x.shape[0] - c + 1))
+        b = int(rng.integers(0, x.shape[1] - c + 1))
+        xs.append(x[a : a + c, b : b + c])
+        ys.append(y[a : a + c, b : b + c])
+    return np.stack(xs), np.stack(ys)
 
 
 @torch.inference_mode()
@@ -145,6 +138,8 @@ def _fit(
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    # channels-last convolutions are about 1.7x faster on CPU for these narrow layers
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in the stubs
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     # Adam at `lr` as in the paper, lowered when validation IoU stalls (before early stopping).
     if schedule not in ("plateau", "cosine"):
@@ -167,8 +162,9 @@ def _fit(
         losses = []
         for s in range(steps):
             idx = order[s * batch_size : (s + 1) * batch_size]
-            x, y = _augment(*_crops(train_pairs, idx, crop, rng), rng)
+            x, y = _batch(train_pairs, idx, crop, rng)
             xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None]
+            xt = xt.contiguous(memory_format=torch.channels_last)
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[:, None]
             opt.zero_grad()
             loss = combined_loss(net(xt), yt)
@@ -192,6 +188,7 @@ def _fit(
     bar.close()
     if best_state is not None:
         net.load_state_dict(best_state)
+    net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     net.eval()
     return {
         "best_val_iou": best_iou,
@@ -274,10 +271,12 @@ def train(
     parts = []
     if p["n_train"]:
         parts.append(
-            pairs_from_simulation(p["n_train"], shape=sim_shape, seed=SEEDS["train"], labels=labels)
+            pairs_from_simulation(
+                p["n_train"], shape=sim_shape, seed=SEEDS["train"], labels=labels, augment=True
+            )
         )
     if stacks:
-        parts.append(pairs_from_files(stacks, labels=labels))
+        parts.append(pairs_from_files(stacks, labels=labels, augment=True))
     if not parts:
         raise ValueError("nothing to train on: n_train is 0 and no stacks were given")
     train_pairs = Pairs.concat(parts)
