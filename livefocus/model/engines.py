@@ -163,15 +163,14 @@ class TorchEngine(Engine):
         self.device = torch.device(device)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         net = model.net.to(self.device, self.dtype).eval()
-        if self.device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # channels-last: 1.5-2x faster on CPU too (256-512 px, base 8)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: Any = torch.compile(net, mode="reduce-overhead") if compile else net
 
     @torch.inference_mode()
     def _run(self, x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device, self.dtype)
-        if self.device.type == "cuda":
-            t = t.contiguous(memory_format=torch.channels_last)
+        t = t.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.net(t).float())[:, 0].cpu().numpy()  # type: ignore[no-any-return]
 
 
