@@ -63,3 +63,20 @@ def test_read_stack_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
     np.save(tmp_path / "flags.npy", np.zeros((2, 3, 4), dtype=bool))
     with pytest.raises(ValueError, match="dtype bool"):
         lf.read_stack(tmp_path / "flags.npy")
+
+
+def test_positive_numbers_one_check_everywhere() -> None:
+    """Optics, the simulator, the store and the reconstruction share one check."""
+    from livefocus.focus._validate import check_positive_number
+    from livefocus.sim import Optics
+    from livefocus.stream.reconstruct import StackReconstructor
+
+    assert check_positive_number(np.float32(0.5), "z_step", "µm") == 0.5
+    assert check_positive_number(np.int64(3), "gain") == 3.0
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "1.0", None):
+        with pytest.raises(ValueError, match=r"z_step must be a positive number of µm, got "):
+            check_positive_number(bad, "z_step", "µm")
+    with pytest.raises(ValueError, match="na must be a positive number, got -0.5"):
+        Optics(na=-0.5)
+    with pytest.raises(ValueError, match="z_step must be a positive number of µm"):
+        StackReconstructor((32, 32), z_step=0)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
 from livefocus._xp import array_namespace
 
-__all__ = ["check_image", "check_measure", "check_positive_int", "check_stack", "check_strides"]
+__all__ = [
+    "check_image",
+    "check_measure",
+    "check_positive_int",
+    "check_positive_number",
+    "check_stack",
+    "check_strides",
+]
 
 MEASURES = (
     "brenner",
@@ -36,6 +44,17 @@ def check_positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def check_positive_number(value: Any, name: str, unit: str = "") -> float:
+    """``value`` as a float if it is a finite real number above 0 (not a bool); otherwise a
+    ValueError naming ``name`` and, if given, its ``unit`` (``"µm"``)."""
+    ok = isinstance(value, Real) and not isinstance(value, bool)
+    out = float(value) if ok else math.nan
+    if not math.isfinite(out) or out <= 0:
+        of = f" of {unit}" if unit else ""
+        raise ValueError(f"{name} must be a positive number{of}, got {value!r}")
+    return out
 
 
 def check_strides(strides: Any) -> tuple[int, ...]:

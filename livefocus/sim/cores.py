@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from pymmcore_plus.experimental.unicore import UniMMCore
 
+from livefocus.focus._validate import check_positive_number
 from livefocus.sim.devices import ReplayCamera, SpecimenCamera, linked_camera, replay_frames
 from livefocus.sim.phantom import CONTRASTS, Specimen, field_shape
 
@@ -264,10 +265,8 @@ def replay_core(
     """
     from livefocus.io import read_stack
 
-    if z_step is not None and (
-        not isinstance(z_step, (int, float)) or not math.isfinite(z_step) or z_step <= 0
-    ):
-        raise ValueError(f"z_step must be a positive number of µm, got {z_step!r}")
+    if z_step is not None:
+        check_positive_number(z_step, "z_step", "µm")
     path = Path(path).expanduser()
     frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
     step = float(z_step) if z_step is not None else (_stored_z_step(path) or 1.0)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
+from livefocus.focus._validate import check_positive_number
+
 __all__ = ["PSF_MODELS", "Camera", "LayerRenderer", "Optics"]
 
 #: Defocus PSF models: the built-in Gaussian, or psfmodels' vectorial and scalar PSFs.
@@ -25,13 +27,6 @@ PSF_MODELS: tuple[str, ...] = ("gaussian", "vectorial", "scalar")
 
 #: Relative OTF amplitude below which a frequency is dropped from a layer's sum.
 _OTF_FLOOR = 1e-4
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -70,16 +65,16 @@ class Optics:
     psf: str = "gaussian"
 
     def __post_init__(self) -> None:
-        _positive("na", self.na)
-        _positive("wavelength", self.wavelength)
-        _positive("immersion_index", self.immersion_index)
-        _positive("pixel_size", self.pixel_size)
+        check_positive_number(self.na, "na")
+        check_positive_number(self.wavelength, "wavelength")
+        check_positive_number(self.immersion_index, "immersion_index")
+        check_positive_number(self.pixel_size, "pixel_size")
         if self.na >= self.immersion_index:
             raise ValueError(
                 f"na must be below immersion_index ({self.immersion_index}), got {self.na}"
             )
         if self.depth_of_field is not None:
-            _positive("depth_of_field", self.depth_of_field)
+            check_positive_number(self.depth_of_field, "depth_of_field")
         if self.psf not in PSF_MODELS:
             raise ValueError(f"psf must be one of {PSF_MODELS}, got {self.psf!r}")
 
@@ -142,7 +137,7 @@ class Camera:
     bit_depth: int = 12
 
     def __post_init__(self) -> None:
-        _positive("gain", self.gain)
+        check_positive_number(self.gain, "gain")
         if not math.isfinite(self.offset) or self.offset < 0:
             raise ValueError(f"offset must be a non-negative number, got {self.offset!r}")
         if not math.isfinite(self.read_noise) or self.read_noise < 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus.focus._validate import check_positive_number
 from livefocus.sim.optics import Camera, Optics
 from livefocus.sim.phantom import Specimen
 
@@ -111,8 +111,7 @@ def simulate_stack(
         raise ValueError(f"shape must be three integers (Z, Y, X), got {shape!r}") from None
     if nz < 2:
         raise ValueError(f"shape {tuple(shape)} is too small: Z must be at least 2 planes")
-    if not isinstance(z_step, (int, float)) or not math.isfinite(z_step) or z_step <= 0:
-        raise ValueError(f"z_step must be a positive number of µm, got {z_step!r}")
+    check_positive_number(z_step, "z_step", "µm")
     optics = Optics(
         na=na,
         wavelength=wavelength,

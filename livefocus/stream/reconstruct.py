@@ -67,6 +67,7 @@ from livefocus.focus._validate import (
     check_image,
     check_measure,
     check_positive_int,
+    check_positive_number,
     check_stack,
     check_strides,
 )
@@ -101,15 +102,6 @@ def _check_shape(shape: Any) -> tuple[int, int]:
     if ny < 1 or nx < 1:
         raise ValueError(f"shape must be positive (Y, X), got {shape!r}")
     return ny, nx
-
-
-def _check_positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a positive number of µm, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out) or out <= 0:
-        raise ValueError(f"{name} must be a positive number of µm, got {value!r}")
-    return out
 
 
 @dataclass(frozen=True)
@@ -159,7 +151,9 @@ class ReconstructSettings:
         set_(self, "paint", check_paint(self.paint))
         if self.depth_of_field is not None:
             set_(
-                self, "depth_of_field", _check_positive_float(self.depth_of_field, "depth_of_field")
+                self,
+                "depth_of_field",
+                check_positive_number(self.depth_of_field, "depth_of_field", "µm"),
             )
         conf = self.min_confidence
         if (
@@ -303,7 +297,7 @@ class StackReconstructor:
     ) -> None:
         ny, nx = _check_shape(shape)
         self.shape: tuple[int, int] = (ny, nx)
-        self.z_step = _check_positive_float(z_step, "z_step")
+        self.z_step = check_positive_number(z_step, "z_step", "µm")
         if settings is None:
             settings = ReconstructSettings.for_frame(self.shape)
         if not isinstance(settings, ReconstructSettings):

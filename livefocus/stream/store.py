@@ -22,7 +22,6 @@ settings, the mask modes, the model, the run status and the metrics.
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from livefocus.focus._validate import check_positive_number
 
 __all__ = [
     "MAP_ARRAYS",
@@ -155,8 +156,7 @@ class StoreWriter:
         if len(dims) != 6 or min(dims) < 1:
             raise ValueError(f"shape must be 6 positive sizes (P, T, C, Z, Y, X), got {shape!r}")
         for name, value in (("z_step", z_step), ("pixel_size", pixel_size)):
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of µm, got {value!r}")
+            check_positive_number(value, name, "µm")
         modes = tuple(mask_modes)
         if not modes or len(set(modes)) != len(modes) or set(modes) - set(MASK_MODES):
             raise ValueError(f"mask_modes must be distinct values of {MASK_MODES}, got {modes}")
