@@ -76,7 +76,7 @@ def test_positive_numbers_one_check_everywhere() -> None:
     for bad in (0, -1.0, float("nan"), float("inf"), True, "1.0", None):
         with pytest.raises(ValueError, match=r"z_step must be a positive number of µm, got "):
             check_positive_number(bad, "z_step", "µm")
-    with pytest.raises(ValueError, match="na must be a positive number, got -0.5"):
+    with pytest.raises(ValueError, match=r"na must be a positive number, got -0\.5"):
         Optics(na=-0.5)
     with pytest.raises(ValueError, match="z_step must be a positive number of µm"):
         StackReconstructor((32, 32), z_step=0)
