@@ -196,6 +196,40 @@ def test_window_draws_every_panel(qtbot: Any, results: list[FrameResult]) -> Non
     assert window._state.snapshot().result is results[-1]
 
 
+def test_true_z_scale(qtbot: Any, results: list[FrameResult]) -> None:
+    """XZ/YZ at true scale: as many µm per screen pixel along z as along x (y), ticks in µm,
+    and the frame's zoom untouched; unchecked, z is stretched to the panel again."""
+    from dataclasses import replace
+
+    from livefocus.preview import PreviewWindow
+
+    window = PreviewWindow(title="test", refresh_hz=50)
+    qtbot.addWidget(window)
+    window.show()
+    for r in results:
+        window.submit(replace(r, pixel_size=0.25))
+    window.refresh()
+    frame_vb = window.frame_view.getPlotItem().getViewBox()
+    before = frame_vb.viewRange()
+    assert window._xz.mapRectToParent(window._xz.boundingRect()).height() == 16.0  # 8 x 2 µm
+    window.true_scale_box.setChecked(True)
+    window.refresh()
+    assert frame_vb.viewRange() == before
+    box = window._xz.mapRectToParent(window._xz.boundingRect())
+    assert box.height() == 16.0 / 0.25 and box.width() == 128  # z in frame pixels
+    assert window.xz_view.getPlotItem().getAxis("left").scale == 0.25  # ticks in µm
+    for view, z_axis in ((window.xz_view, 1), (window.yz_view, 0)):
+        vb = view.getPlotItem().getViewBox()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        per_px = ((x1 - x0) / vb.width(), (y1 - y0) / vb.height())
+        assert per_px[z_axis] == pytest.approx(per_px[1 - z_axis], rel=1e-6)
+    window.true_scale_box.setChecked(False)
+    window.refresh()
+    assert window._xz.mapRectToParent(window._xz.boundingRect()).height() == 16.0
+    assert window.yz_view.getPlotItem().getAxis("bottom").scale == 1.0
+    window.close()
+
+
 def test_submit_from_worker_thread(qtbot: Any, results: list[FrameResult]) -> None:
     from livefocus.preview import PreviewWindow
 

@@ -108,10 +108,12 @@ def test_replay_of_real_stack_gives_offline_labels(tmp_path: Path) -> None:
 def test_slow_processing_blocks_and_loses_nothing(tmp_path: Path) -> None:
     core = demo_core(shape=(64, 64))
     seen: list[int] = []
+    pixels: set[float] = set()
 
     def slow(result: Any) -> None:  # a display or disk slower than the camera
         time.sleep(0.03)
         seen.append(result.index["z"])
+        pixels.add(result.pixel_size)
 
     report = stream(
         core, z_stack(16.0, 2.0), out=tmp_path / "s.ome.zarr", queue_size=1, on_result=slow
@@ -120,6 +122,7 @@ def test_slow_processing_blocks_and_loses_nothing(tmp_path: Path) -> None:
     assert report.ok and m.frames_lost == 0 and m.frames_out == 9
     assert m.blocked > 0.05  # the acquisition waited for the pipeline
     assert seen == list(range(9))
+    assert pixels == {core.getPixelSizeUm()}  # handed to the preview for its true z scale
     assert (open_store(tmp_path / "s.ome.zarr").array("planes")[:] == PLANE_FINAL).all()
 
 

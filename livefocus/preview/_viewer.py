@@ -140,6 +140,7 @@ class StoreBrowser:
             metrics=Metrics(),
             mask_mode=str(modes.get(mask_name, mask_name.removeprefix("mask_"))),
             measure=str(measure or "?"),
+            pixel_size=float(self.store.pixel_size),
         )
 
     def update(self, *_: Any) -> None:

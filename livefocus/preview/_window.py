@@ -104,6 +104,9 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self.yz_view.getPlotItem().hideAxis("left")
         self.xz_view.setXLink(self.frame_view)
         self.yz_view.setYLink(self.frame_view)
+        self.frame_view.getPlotItem().getViewBox().sigRangeChanged.connect(self._fit_true_scale)
+        for view in (self.xz_view, self.yz_view):
+            view.getPlotItem().getViewBox().sigResized.connect(self._fit_true_scale)
         self.curve_view, self._curve, self._marker = curve_panel("axial focus curve")
 
         # contrast (frame, all-in-focus and XZ/YZ share the frame's levels)
@@ -127,6 +130,12 @@ class PreviewWindow(QtWidgets.QMainWindow):
         )
         self.sections_box.toggled.connect(self._sections_toggled)
         self._sections_toggled(False)
+        self.true_scale_box = QtWidgets.QCheckBox("XZ/YZ: true z scale")
+        self.true_scale_box.setToolTip(
+            "Checked: z and x/y in the same µm per screen pixel (the frame's pixel size).\n"
+            "Unchecked: the stack's z range stretched to fill the panel."
+        )
+        self.true_scale_box.toggled.connect(self._true_scale_toggled)
         auto = QtWidgets.QPushButton("auto contrast")
         auto.clicked.connect(self.auto_contrast)
 
@@ -137,6 +146,7 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self.controls_layout.addWidget(QtWidgets.QLabel("overlay opacity"))
         self.controls_layout.addWidget(self.opacity_slider)
         self.controls_layout.addWidget(self.sections_box)
+        self.controls_layout.addWidget(self.true_scale_box)
         self.controls_layout.addWidget(auto)
         self.controls_layout.addWidget(self.histogram, 1)
         controls.setFixedWidth(210)
@@ -298,6 +308,39 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self.yz_view.getPlotItem().setTitle("YZ" if on else "YZ (mean)")
         self._draw_volume()
 
+    def _z_unit(self, result: FrameResult | None) -> float:
+        """µm per z coordinate of the XZ/YZ panels: the pixel size at true scale, else 1."""
+        on = self.true_scale_box.isChecked() and result is not None
+        unit = float(result.pixel_size) if on and result is not None else 1.0
+        for view, axis in ((self.xz_view, "left"), (self.yz_view, "bottom")):
+            view.getPlotItem().getAxis(axis).setScale(unit)
+        return unit
+
+    def _true_scale_toggled(self, on: bool) -> None:
+        for view, z_axis in ((self.xz_view, 1), (self.yz_view, 0)):
+            view.getPlotItem().getViewBox().enableAutoRange(axis=z_axis, enable=not on)
+        self._draw_volume()
+
+    def _fit_true_scale(self, *_: Any) -> None:
+        """At true z scale, give the z axis of XZ (YZ) as many µm per screen pixel as the
+        frame-linked x (y) axis has, centred on the stack. Only the z range is set, so the
+        frame's zoom is left as it is."""
+        if not self.true_scale_box.isChecked():
+            return
+        for view, image, z_axis in ((self.xz_view, self._xz, 1), (self.yz_view, self._yz, 0)):
+            vb = view.getPlotItem().getViewBox()
+            box = image.mapRectToParent(image.boundingRect())
+            width, height = float(vb.width()), float(vb.height())
+            if not box.isValid() or width <= 0 or height <= 0:
+                continue
+            (x0, x1), (y0, y1) = vb.viewRange()
+            if z_axis == 1:  # XZ: z is vertical
+                half = (x1 - x0) / width * height / 2
+                vb.setYRange(box.center().y() - half, box.center().y() + half, padding=0)
+            else:  # YZ: z is horizontal
+                half = (y1 - y0) / height * width / 2
+                vb.setXRange(box.center().x() - half, box.center().x() + half, padding=0)
+
     def _set_opacity(self, value: int) -> None:
         self._overlay.setOpacity(value / 100.0)
 
@@ -314,11 +357,14 @@ class PreviewWindow(QtWidgets.QMainWindow):
             if step < 0:  # a stack acquired downwards: rows from the lowest plane up
                 xz, yz, step = xz[::-1], yz[::-1], -step
             step = step or 1.0
-            z0, span = float(zs.min()) - step / 2, step * zs.size
+            # z in µm, or in frame pixels (µm / pixel size, axis ticks still in µm) at true scale
+            unit = self._z_unit(result)
+            z0, span = (float(zs.min()) - step / 2) / unit, step * zs.size / unit
             ny, nx = vol.frame_shape
             levels = self.histogram.item.getLevels()
             self._xz.setImage(xz, levels=levels, rect=QtCore.QRectF(0, z0, nx, span))
             self._yz.setImage(yz.T, levels=levels, rect=QtCore.QRectF(z0, 0, span, ny))
+            self._fit_true_scale()
         if result is not None:
             self._draw_curve(result, vol)
 

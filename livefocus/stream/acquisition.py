@@ -223,10 +223,12 @@ def stream(
             "weights_sha256": config.get("weights_sha256"),
             "backend": engine.backend,
         }
+    pixel = float(core.getPixelSizeUm() or 1.0)
     pipeline = Pipeline(
         settings,
         n_planes=nz,
         z_step=z_step,
+        pixel_size=pixel,
         mask_modes=modes,
         engine=engine,
         device=device,
@@ -234,7 +236,6 @@ def stream(
         policy=policy,
         on_result=on_result,
     )
-    pixel = float(core.getPixelSizeUm() or 1.0)
     store = None
     if out is not None:
         store = StoreWriter(

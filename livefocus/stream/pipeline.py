@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from livefocus._xp import to_numpy
+from livefocus.focus._validate import check_positive_number
 from livefocus.stream.reconstruct import ReconstructSettings, StackReconstructor
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
@@ -91,6 +92,8 @@ class Pipeline:
         last plane arrives.
     z_step : float
         Plane spacing in µm, used when a frame has no Z position.
+    pixel_size : float
+        µm per pixel, handed on in each :class:`FrameResult` (for the preview's true scale).
     store : StoreWriter, optional
         Where to write (nothing is written without one).
     mask_modes : tuple of str
@@ -113,6 +116,7 @@ class Pipeline:
         *,
         n_planes: int,
         z_step: float = 1.0,
+        pixel_size: float = 1.0,
         store: StoreWriter | None = None,
         mask_modes: tuple[str, ...] = ("depth", "otsu"),
         engine: Any = None,
@@ -138,6 +142,7 @@ class Pipeline:
         self.settings = settings
         self.n_planes = n_planes
         self.z_step = float(z_step)
+        self.pixel_size = check_positive_number(pixel_size, "pixel_size", "µm")
         self.store = store
         self.mask_modes = mask_modes
         self.engine = engine
@@ -322,6 +327,7 @@ class Pipeline:
                 mask_mode=self.mask_modes[0],
                 measure=self.settings.measure,
                 threshold=self._rule(update.otsu_threshold, stack.recon.depth_of_field),
+                pixel_size=self.pixel_size,
             )
         self._put(self._writes, ("plane", item, update.focus, masks, finals, result))
         if len(stack.planes) >= self.n_planes or z == self.n_planes - 1:

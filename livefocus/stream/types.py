@@ -112,6 +112,8 @@ class FrameResult:
         Focus measure.
     threshold : str
         The rule behind ``mask`` in words, with its numbers (e.g. ``"Otsu > 12.3"``).
+    pixel_size : float
+        µm per pixel in the sample (1.0 where unknown).
     """
 
     index: dict[str, int]
@@ -127,3 +129,4 @@ class FrameResult:
     mask_mode: str = "depth"
     measure: str = "std"
     threshold: str = ""
+    pixel_size: float = 1.0
