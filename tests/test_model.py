@@ -175,6 +175,34 @@ def test_augmented_slices_carry_their_own_weak_labels() -> None:
         dihedral(sim.raw, 8)
 
 
+def test_user_stacks_of_any_size_are_tiled_after_labelling(tmp_path: Path) -> None:
+    from livefocus.model.data import dihedral, label_stack, pairs_from_files
+    from livefocus.sim import simulate_stack
+
+    raw = simulate_stack((3, 80, 100), seed=5).raw
+    small = simulate_stack((2, 64, 64), seed=6).raw
+    np.save(tmp_path / "a.npy", raw)
+    np.save(tmp_path / "b.npy", small)
+    pairs = pairs_from_files([tmp_path / "a.npy", tmp_path / "b.npy"], augment=True)
+    # different sizes: cut into tiles of the smallest (64 x 64); a: 2 x 2 tiles, flush with
+    # the bottom and right edges
+    assert pairs.x.shape == (3 * 4 + 2, 64, 64) and pairs.stack.tolist() == [0] * 12 + [1] * 2
+    whole = label_stack(raw)
+    np.testing.assert_array_equal(pairs.y[3], whole[0, 16:80, 36:100])  # labelled whole
+    k = 5
+    x, y = pairs.augmented(3, k)
+    np.testing.assert_array_equal(x, dihedral(pairs.x[3], k))
+    # the labels of the transformed whole slice, at the transformed tile's place
+    flipped = label_stack(np.ascontiguousarray(dihedral(raw, k)))[0]
+    where = dihedral(np.arange(80 * 100).reshape(80, 100), k)
+    tile_ids = dihedral(np.arange(80 * 100).reshape(80, 100)[16:80, 36:100], k)
+    rows, cols = np.nonzero(np.isin(where, tile_ids))
+    region = flipped[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    np.testing.assert_array_equal(y, region)
+    with pytest.raises(ValueError, match="smaller than the training frames"):
+        pairs.tiles((96, 96))
+
+
 def test_onnx_agrees_with_torch(tiny: Path, tmp_path: Path) -> None:
     path = lm.export_onnx(tiny, tmp_path / "m.onnx")
     assert path.stat().st_size > 0

@@ -61,6 +61,21 @@ def test_train_on_depth_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "labels must be 'otsu' or 'depth'" in capsys.readouterr().err
 
 
+def test_train_with_a_real_stack_of_another_size(tmp_path: Path) -> None:
+    """A 229 x 305 real stack joins 64 x 64 simulated ones: labelled whole, then tiled."""
+    stack = Path(__file__).parent / "data" / "diatom_mfusionj_3z.tif"
+    out = tmp_path / "m"
+    with pytest.raises(SystemExit) as done:
+        main(
+            ["train", "--out", str(out), "--n-train", "1", "--epochs", "1",
+             "--no-progress", "--shape", "6", "64", "64", "--stack", str(stack)]
+        )  # fmt: skip
+    assert done.value.code in (0, None)
+    data = json.loads((out / "config.json").read_text())["training"]["data"]
+    assert data["user_stacks"] == [str(stack)] and data["frame_shape"] == [64, 64]
+    assert data["n_slices"] == 6 + 3 * 4 * 5  # 4 x 5 tiles of each of the 3 real slices
+
+
 def test_finetune_on_user_stack_with_mask(tmp_path: Path) -> None:
     from livefocus.sim import simulate_stack
 

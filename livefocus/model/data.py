@@ -22,6 +22,7 @@ __all__ = [
     "normalise",
     "pairs_from_files",
     "pairs_from_simulation",
+    "undihedral",
 ]
 
 #: How weak labels are made (written to config.json): Otsu on std maps, one threshold per slice
@@ -144,8 +145,17 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
     return out[..., ::-1] if k >= 4 else out
 
 
+def undihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """The inverse of :func:`dihedral`: ``undihedral(dihedral(a, k), k)`` is ``a``."""
+    if not 0 <= k < 8:
+        raise ValueError(f"k must be in 0..7, got {k!r}")
+    out = a[..., ::-1] if k >= 4 else a
+    return np.rot90(out, -(k % 4), axes=(-2, -1))
+
+
 def _dihedral_labels(raw: np.ndarray, labels: str, z_step: float | None) -> list[np.ndarray]:
-    """Weak labels of each dihedral transform of a (Z, H, W) stack, in the transformed frame.
+    """Weak labels of each dihedral transform of a (Z, H, W) stack, mapped back onto the
+    untransformed stack (so they tile and crop like it).
 
     The sliding-window scheme is anchored at the top-left corner (windows start at 0, s, 2s,
     ... and are truncated at the bottom and right), so its labels do not commute with flips
@@ -153,9 +163,22 @@ def _dihedral_labels(raw: np.ndarray, labels: str, z_step: float | None) -> list
     augmented slice is therefore paired with the labels of the augmented slice, not with the
     augmented labels."""
     return [
-        label_stack(np.ascontiguousarray(dihedral(raw, k)), labels=labels, z_step=z_step)
+        np.ascontiguousarray(
+            undihedral(
+                label_stack(np.ascontiguousarray(dihedral(raw, k)), labels=labels, z_step=z_step),
+                k,
+            )
+        )
         for k in range(8)
     ]
+
+
+def _tile_starts(length: int, tile: int) -> list[int]:
+    """Starts of ``tile``-long pieces covering ``length`` (the last one flush with the end)."""
+    starts = list(range(0, length - tile + 1, tile))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
 
 
 @dataclass
@@ -163,9 +186,10 @@ class Pairs:
     """Normalised slices ``x`` (N, H, W) float32 and targets ``y`` (N, H, W) bool, plus the
     exact truth ``truth`` where known (simulated stacks) and the index of the source stack.
 
-    ``y_dihedral``, where the targets are weak labels, holds the labels of the 8
-    :func:`dihedral` transforms of the slices (``y_dihedral[k]`` is (N, H, W) or (N, W, H)),
-    for augmentation; None where the targets commute with flips (exact masks)."""
+    ``y_dihedral``, where the targets are weak labels, holds for each of the 8
+    :func:`dihedral` transforms the labels of the transformed slices, mapped back onto the
+    untransformed ones (``y_dihedral[k]`` is (N, H, W); ``y_dihedral[0]`` is ``y``), for
+    augmentation; None where the targets commute with flips (exact masks)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -178,9 +202,39 @@ class Pairs:
 
     def augmented(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Slice ``i`` under dihedral transform ``k`` and its target."""
-        if self.y_dihedral is not None:
-            return dihedral(self.x[i], k), self.y_dihedral[k][i]
-        return dihedral(self.x[i], k), dihedral(self.y[i], k)
+        y = self.y_dihedral[k][i] if self.y_dihedral is not None else self.y[i]
+        return dihedral(self.x[i], k), dihedral(y, k)
+
+    def tiles(self, shape: Sequence[int]) -> Pairs:
+        """The slices cut into (Y, X) = ``shape`` tiles that cover them (the last row and
+        column of tiles flush with the edges), labels computed on the whole slices cut alike;
+        ``self`` when the slices already have that shape. Lets stacks of any frame size train
+        together.
+
+        Raises ValueError when a slice is smaller than ``shape``."""
+        ty, tx = (int(v) for v in shape)
+        h, w = self.x.shape[1:]
+        if (h, w) == (ty, tx):
+            return self
+        if h < ty or w < tx:
+            raise ValueError(
+                f"frames of {h} x {w} px are smaller than the training frames ({ty} x {tx});"
+                " give a smaller shape (--shape Z Y X)"
+            )
+        cuts = [(a, b) for a in _tile_starts(h, ty) for b in _tile_starts(w, tx)]
+
+        def cut(arr: np.ndarray) -> np.ndarray:
+            return np.stack([arr[:, a : a + ty, b : b + tx] for a, b in cuts], axis=1).reshape(
+                -1, ty, tx
+            )
+
+        return Pairs(
+            x=cut(self.x),
+            y=cut(self.y),
+            truth=None if self.truth is None else cut(self.truth),
+            stack=np.repeat(self.stack, len(cuts)),
+            y_dihedral=None if self.y_dihedral is None else [cut(v) for v in self.y_dihedral],
+        )
 
     @staticmethod
     def concat(parts: Sequence[Pairs]) -> Pairs:
@@ -190,12 +244,7 @@ class Pairs:
         y_dihedral = None
         if any(p.y_dihedral is not None for p in parts):
             y_dihedral = [
-                np.concatenate(
-                    [
-                        p.y_dihedral[k] if p.y_dihedral is not None else dihedral(p.y, k)
-                        for p in parts
-                    ]
-                )
+                np.concatenate([p.y if p.y_dihedral is None else p.y_dihedral[k] for p in parts])
                 for k in range(8)
             ]
         return Pairs(
@@ -256,19 +305,24 @@ def pairs_from_files(
     *,
     labels: str = "otsu",
     augment: bool = False,
+    tile: Sequence[int] | None = None,
 ) -> Pairs:
     """Pairs from user stacks (TIFF / .npy / Zarr, read with :func:`livefocus.read_stack`);
     with ``masks`` (one file per stack, non-zero = in focus) the masks are the targets and the
     truth, otherwise weak labels are the targets (``labels="depth"`` takes the z step stored
-    with the file, :func:`livefocus.io.stack_z_step`, else 1 µm)."""
+    with the file, :func:`livefocus.io.stack_z_step`, else 1 µm). Labels are made on whole
+    slices; with ``tile`` (Y, X) every stack is then cut into such tiles
+    (:meth:`Pairs.tiles`), so that they join other pairs of that frame size. Without it,
+    stacks of different frame sizes are cut into tiles of the smallest height and width."""
     import livefocus as lf
 
     if masks is not None and len(masks) != len(stacks):
         raise ValueError(f"got {len(stacks)} stacks but {len(masks)} masks; give one per stack")
-    xs, ys, ids, variants = [], [], [], []
+    parts = []
     for i, path in enumerate(stacks):
         raw = np.asarray(lf.read_stack(path))
-        xs.append(normalise(check_frames(raw, name=str(path))))
+        x = normalise(check_frames(raw, name=str(path)))
+        variants = None
         if masks is None:
             z_step = None
             if labels == "depth":
@@ -276,18 +330,15 @@ def pairs_from_files(
 
                 z_step = stack_z_step(path)
             if augment:
-                variants.append(_dihedral_labels(raw, labels, z_step))
-                ys.append(variants[-1][0])
+                variants = _dihedral_labels(raw, labels, z_step)
+                y = variants[0]
             else:
-                ys.append(label_stack(raw, labels=labels, z_step=z_step))
+                y = label_stack(raw, labels=labels, z_step=z_step)
         else:
-            m = np.asarray(lf.read_stack(masks[i])) != 0
-            if m.shape != raw.shape:
-                raise ValueError(f"mask {masks[i]} has shape {m.shape}, stack has {raw.shape}")
-            ys.append(m)
-        ids.append(np.full(len(raw), i))
-    y = np.concatenate(ys)
-    y_dihedral = [np.concatenate([v[k] for v in variants]) for k in range(8)] if variants else None
-    return Pairs(
-        np.concatenate(xs), y, None if masks is None else y, np.concatenate(ids), y_dihedral
-    )
+            y = np.asarray(lf.read_stack(masks[i])) != 0
+            if y.shape != raw.shape:
+                raise ValueError(f"mask {masks[i]} has shape {y.shape}, stack has {raw.shape}")
+        parts.append(Pairs(x, y, None if masks is None else y, np.zeros(len(raw), int), variants))
+    if tile is None and len({p.x.shape[1:] for p in parts}) > 1:
+        tile = (min(p.x.shape[1] for p in parts), min(p.x.shape[2] for p in parts))
+    return Pairs.concat(parts if tile is None else [p.tiles(tile) for p in parts])

@@ -276,7 +276,9 @@ def train(
             )
         )
     if stacks:
-        parts.append(pairs_from_files(stacks, labels=labels, augment=True))
+        # cut to the simulated frame size when joining simulated stacks
+        tile = sim_shape[1:] if parts else None
+        parts.append(pairs_from_files(stacks, labels=labels, augment=True, tile=tile))
     if not parts:
         raise ValueError("nothing to train on: n_train is 0 and no stacks were given")
     train_pairs = Pairs.concat(parts)
@@ -333,6 +335,7 @@ def train(
                 },
                 "validation_seeds": [SEEDS["val"], SEEDS["val"] + p["n_val"] - 1],
                 "user_stacks": [str(s) for s in stacks],
+                "frame_shape": list(train_pairs.x.shape[1:]),  # user stacks are cut to it
                 "n_slices": len(train_pairs),
             },
             "command": f"livefocus train --preset {preset} --labels {labels} --seed {seed}",
@@ -375,7 +378,8 @@ def finetune(
             pairs_from_simulation(n_sim, shape=sim_shape, seed=SEEDS["finetune"], target="truth")
         )
     if stacks:
-        parts.append(pairs_from_files(stacks, masks or None))
+        tile = sim_shape[1:] if parts else None  # the simulated frame size, if joining them
+        parts.append(pairs_from_files(stacks, masks or None, tile=tile))
     elif masks:
         raise ValueError("masks were given without stacks")
     if not parts:
