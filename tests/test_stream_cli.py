@@ -136,10 +136,13 @@ def test_acquire_bad_input(tmp_path: Path, args: list[str], message: str) -> Non
     (tmp_path / "README.md").write_text("livefocus is not a config\n")
     (tmp_path / "empty.cfg").write_text("# nothing\n")
     args = [str(DEMO_CFG) if a == "DEMO" else a for a in args]
-    code, _, err = run(
-        "acquire", "--z-range", "4", "--step", "2", "--no-preview", *args, cwd=tmp_path
-    )
-    assert code == 2 and message in err and "Traceback" not in err
+    # a core whose configuration failed to load used to abort the process at exit about half
+    # the time (exit -6, "FATAL: exception not rethrown"): try that case a few times
+    for _ in range(4 if message == "does not load" else 1):
+        code, _, err = run(
+            "acquire", "--z-range", "4", "--step", "2", "--no-preview", *args, cwd=tmp_path
+        )
+        assert code == 2 and message in err and "Traceback" not in err, (code, err)
 
 
 def _wait_for_planes(path: Path, n: int, proc: subprocess.Popen[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -284,14 +285,22 @@ def _load_config(config: Path) -> Any:
     core = UniMMCore()
     paths = [p for p in [find_micromanager()] if p] + [mm_test_adapters.device_adapter_path()]
     core.setDeviceAdapterSearchPaths([str(p) for p in paths])
+    error = ""
     try:
         core.loadSystemConfiguration(str(config))
     except Exception as exc:
-        raise ValueError(f"--config {str(config)!r} does not load: {exc}") from None
-    if not core.getCameraDevice():
-        raise ValueError(f"--config {str(config)!r} sets no camera (Core,Camera)")
-    if not core.getFocusDevice():
-        raise ValueError(f"--config {str(config)!r} sets no focus stage (Core,Focus) for Z")
+        error = f"--config {str(config)!r} does not load: {exc}"
+    if not error and not core.getCameraDevice():
+        error = f"--config {str(config)!r} sets no camera (Core,Camera)"
+    if not error and not core.getFocusDevice():
+        error = f"--config {str(config)!r} sets no focus stage (Core,Focus) for Z"
+    if error:
+        # Destroy the core now, outside the except block (whose exception refers to it):
+        # a core whose configuration failed to load and that lives until interpreter exit
+        # aborts the process there about half the time ("FATAL: exception not rethrown").
+        del core
+        gc.collect()
+        raise ValueError(error)
     return core
 
 
