@@ -146,11 +146,13 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def undihedral(a: np.ndarray, k: int) -> np.ndarray:
-    """The inverse of :func:`dihedral`: ``undihedral(dihedral(a, k), k)`` is ``a``."""
+    """The inverse of :func:`dihedral`: ``undihedral(dihedral(a, k), k)`` is ``a``.
+
+    A rotation by k quarter turns is undone by 4 - k more; a rotation followed by a flip is a
+    reflection, which is its own inverse."""
     if not 0 <= k < 8:
         raise ValueError(f"k must be in 0..7, got {k!r}")
-    out = a[..., ::-1] if k >= 4 else a
-    return np.rot90(out, -(k % 4), axes=(-2, -1))
+    return dihedral(a, k if k >= 4 else (4 - k) % 4)
 
 
 def _dihedral_labels(raw: np.ndarray, labels: str, z_step: float | None) -> list[np.ndarray]:
@@ -171,6 +173,17 @@ def _dihedral_labels(raw: np.ndarray, labels: str, z_step: float | None) -> list
         )
         for k in range(8)
     ]
+
+
+def _weak_labels(
+    raw: np.ndarray, labels: str, z_step: float | None, augment: bool
+) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """Weak labels of a stack and, with ``augment``, those of its 8 flips and rotations
+    (:attr:`Pairs.y_dihedral`; the first is the labels themselves)."""
+    if not augment:
+        return label_stack(raw, labels=labels, z_step=z_step), None
+    variants = _dihedral_labels(raw, labels, z_step)
+    return variants[0], variants
 
 
 def _tile_starts(length: int, tile: int) -> list[int]:
@@ -280,23 +293,15 @@ def pairs_from_simulation(
     if len(shape) != 3:
         raise ValueError(f"shape must be (Z, Y, X), got {tuple(shape)}")
     zyx = (int(shape[0]), int(shape[1]), int(shape[2]))
-    xs, ys, ts, ids, variants = [], [], [], [], []
+    parts = []
     for i in range(n_stacks):
         sim = simulate_stack(zyx, seed=seed + i, contrast=contrasts[i % len(contrasts)])
-        xs.append(normalise(check_frames(sim.raw)))
-        if target == "weak" and augment:
-            variants.append(_dihedral_labels(sim.raw, labels, float(sim.meta["z_step"])))
-            ys.append(variants[-1][0])
-        elif target == "weak":
-            ys.append(label_stack(sim.raw, labels=labels, z_step=float(sim.meta["z_step"])))
-        else:
-            ys.append(sim.mask)
-        ts.append(sim.mask)
-        ids.append(np.full(len(sim.raw), i))
-    y_dihedral = [np.concatenate([v[k] for v in variants]) for k in range(8)] if variants else None
-    return Pairs(
-        np.concatenate(xs), np.concatenate(ys), np.concatenate(ts), np.concatenate(ids), y_dihedral
-    )
+        y, variants = sim.mask, None
+        if target == "weak":
+            y, variants = _weak_labels(sim.raw, labels, float(sim.meta["z_step"]), augment)
+        x = normalise(check_frames(sim.raw))
+        parts.append(Pairs(x, y, sim.mask, np.zeros(len(sim.raw), int), variants))
+    return Pairs.concat(parts)
 
 
 def pairs_from_files(
@@ -329,11 +334,7 @@ def pairs_from_files(
                 from livefocus.io import stack_z_step
 
                 z_step = stack_z_step(path)
-            if augment:
-                variants = _dihedral_labels(raw, labels, z_step)
-                y = variants[0]
-            else:
-                y = label_stack(raw, labels=labels, z_step=z_step)
+            y, variants = _weak_labels(raw, labels, z_step, augment)
         else:
             y = np.asarray(lf.read_stack(masks[i])) != 0
             if y.shape != raw.shape:
