@@ -308,10 +308,12 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self.yz_view.getPlotItem().setTitle("YZ" if on else "YZ (mean)")
         self._draw_volume()
 
-    def _z_unit(self, result: FrameResult | None) -> float:
-        """µm per z coordinate of the XZ/YZ panels: the pixel size at true scale, else 1."""
-        on = self.true_scale_box.isChecked() and result is not None
-        unit = float(result.pixel_size) if on and result is not None else 1.0
+    def _apply_z_unit(self, result: FrameResult | None) -> float:
+        """µm per z coordinate of the XZ/YZ panels (the pixel size at true scale, else 1), set
+        as the scale of their z-axis ticks."""
+        unit = 1.0
+        if result is not None and self.true_scale_box.isChecked():
+            unit = float(result.pixel_size)
         for view, axis in ((self.xz_view, "left"), (self.yz_view, "bottom")):
             view.getPlotItem().getAxis(axis).setScale(unit)
         return unit
@@ -358,7 +360,7 @@ class PreviewWindow(QtWidgets.QMainWindow):
                 xz, yz, step = xz[::-1], yz[::-1], -step
             step = step or 1.0
             # z in µm, or in frame pixels (µm / pixel size, axis ticks still in µm) at true scale
-            unit = self._z_unit(result)
+            unit = self._apply_z_unit(result)
             z0, span = (float(zs.min()) - step / 2) / unit, step * zs.size / unit
             ny, nx = vol.frame_shape
             levels = self.histogram.item.getLevels()
