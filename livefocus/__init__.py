@@ -20,7 +20,7 @@ from livefocus.io import read_stack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from livefocus.stream.reconstruct import reconstruct
+    from livefocus.depth import reconstruct
 
 __version__ = "0.1.0"
 
@@ -43,7 +43,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # livefocus.reconstruct lives in the streaming package; import it only when asked for.
     if name == "reconstruct":
-        from livefocus.stream.reconstruct import reconstruct
+        from livefocus.depth import reconstruct
 
         return reconstruct
     raise AttributeError(f"module 'livefocus' has no attribute {name!r}")

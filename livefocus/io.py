@@ -18,7 +18,7 @@ def _open_zarr(path: Path, key: str | None) -> Any:
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
         return node
-    for name in ([key] if key else ["raw", "0"]):
+    for name in [key] if key else ["raw", "0"]:
         if name in node:
             child = node[name]
             # An OME-Zarr image group holds its full-resolution level as array "0".

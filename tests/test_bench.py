@@ -28,7 +28,8 @@ def test_bench_cli_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     ok = subprocess.run(
         [sys.executable, "-m", "livefocus", "bench", "focus", "--quick", "--json", str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert ok.returncode == 0, ok.stderr
     assert "| std | 256^2 |" in ok.stdout

@@ -21,8 +21,15 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_label_writes_maps_masks_and_plot(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "diatom.zarr"
     result = run(
-        "label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(out),
-        "--window", "32", "--strides", "8,16", cwd=tmp_path,
+        "label",
+        str(data_dir / "diatom_mfusionj_3z.tif"),
+        "--out",
+        str(out),
+        "--window",
+        "32",
+        "--strides",
+        "8,16",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     group = zarr.open_group(str(out), mode="r")
@@ -47,22 +54,37 @@ def test_label_errors_are_one_line(tmp_path: Path, data_dir: Path) -> None:
     )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     bad = run(
-        "label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(tmp_path / "o.zarr"),
-        "--measure", "sharpness", cwd=tmp_path,
+        "label",
+        str(data_dir / "diatom_mfusionj_3z.tif"),
+        "--out",
+        str(tmp_path / "o.zarr"),
+        "--measure",
+        "sharpness",
+        cwd=tmp_path,
     )
     assert bad.returncode == 2 and "measure must be one of" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "o.zarr").exists()
     zero = run(
-        "label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(tmp_path / "o.zarr"),
-        "--window", "0", cwd=tmp_path,
+        "label",
+        str(data_dir / "diatom_mfusionj_3z.tif"),
+        "--out",
+        str(tmp_path / "o.zarr"),
+        "--window",
+        "0",
+        cwd=tmp_path,
     )
     assert zero.returncode == 2 and "window must be a positive int" in zero.stderr
 
 
 def test_curves_prints_and_plots(tmp_path: Path, data_dir: Path) -> None:
     result = run(
-        "curves", str(data_dir / "pseudoscorpion_zstack_4x.tif"), "--plot", "c.png",
-        "--measures", "std,brenner", cwd=tmp_path,
+        "curves",
+        str(data_dir / "pseudoscorpion_zstack_4x.tif"),
+        "--plot",
+        "c.png",
+        "--measures",
+        "std,brenner",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -78,8 +100,18 @@ def test_label_reads_npy_and_zarr_and_runs_on_dask(tmp_path: Path, data_dir: Pat
     for source, extra in (("s.npy", []), ("s.zarr", ["--dask", "local"])):
         out = tmp_path / f"{source}.labels.zarr"
         result = run(
-            "label", source, "--out", str(out), "--measure", "brenner", "--window", "32",
-            "--strides", "8,16", *extra, cwd=tmp_path,
+            "label",
+            source,
+            "--out",
+            str(out),
+            "--measure",
+            "brenner",
+            "--window",
+            "32",
+            "--strides",
+            "8,16",
+            *extra,
+            cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr
         maps = zarr.open_group(str(out), mode="r")["maps"][:]

@@ -27,7 +27,7 @@ IMG = np.zeros((16, 16), dtype=np.uint8)
         ({"strides": (8, 0)}, "strides must be a positive int"),
         ({"strides": "8"}, "strides must be"),
         ({"measure": "sharpness"}, "measure must be one of brenner, .*dwt; got 'sharpness'"),
-        ({"paint": "max"}, "paint must be 'sum' or 'mean'"),
+        ({"paint": "max"}, "paint must be one of sum, mean"),
     ],
 )
 @pytest.mark.parametrize("function", [lf.focus_map, lf.focus_map_reference])
@@ -67,9 +67,9 @@ def test_read_stack_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_positive_numbers_one_check_everywhere() -> None:
     """Optics, the simulator, the store and the reconstruction share one check."""
+    from livefocus.depth import StackReconstructor
     from livefocus.focus._validate import check_positive_number
     from livefocus.sim import Optics
-    from livefocus.stream.reconstruct import StackReconstructor
 
     assert check_positive_number(np.float32(0.5), "z_step", "µm") == 0.5
     assert check_positive_number(np.int64(3), "gain") == 3.0

@@ -12,9 +12,7 @@ import livefocus as lf
 from livefocus.focus import window_score, window_scores
 
 
-def assert_exact(
-    fast: np.ndarray, ref: np.ndarray, rtol: float = 1e-9, scale: float = 0.0
-) -> None:
+def assert_exact(fast: np.ndarray, ref: np.ndarray, rtol: float = 1e-9, scale: float = 0.0) -> None:
     """Per-pixel relative agreement, with a tiny absolute floor for pixels whose reference is
     0: 1e-12 of the largest reference value or of ``scale``, the size of the terms that were
     summed (a map can cancel to exactly 0 where its window scores do not)."""
@@ -156,9 +154,7 @@ def test_paint_sum_is_the_papers_scheme_by_hand() -> None:
     np.testing.assert_allclose(m, [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
     m1 = lf.focus_map(image, "std", window=2, strides=(1,))
     # Pixel (1, 1) is covered by the windows at (0,0), (0,1), (1,0), (1,1).
-    expected = sum(
-        window_score(image[y : y + 2, x : x + 2], "std") for y in (0, 1) for x in (0, 1)
-    )
+    expected = sum(window_score(image[y : y + 2, x : x + 2], "std") for y in (0, 1) for x in (0, 1))
     assert m1[1, 1] == pytest.approx(expected)
     assert np.all(lf.focus_map(image, "std", window=2, strides=(1, 2)) >= m1 - 1e-12)
 

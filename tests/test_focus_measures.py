@@ -14,8 +14,16 @@ from livefocus.focus import entropy_bins, otsu_threshold, window_score
 
 def test_measure_names_are_the_contract() -> None:
     assert lf.MEASURES == (
-        "brenner", "tenengrad", "laplacian", "smd", "smd2", "vollath", "std", "variance",
-        "entropy", "dwt",
+        "brenner",
+        "tenengrad",
+        "laplacian",
+        "smd",
+        "smd2",
+        "vollath",
+        "std",
+        "variance",
+        "entropy",
+        "dwt",
     )
     assert lf.PAPER_STRIDES == tuple(range(8, 37, 2)) and len(lf.PAPER_STRIDES) == 15
     assert lf.PAPER_WINDOW == 128

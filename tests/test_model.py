@@ -133,9 +133,9 @@ def test_train_writes_metrics_and_is_seeded(tmp_path: Path) -> None:
 
 
 def test_depth_labels_are_the_reconstruction_masks() -> None:
+    from livefocus.depth import reconstruct
     from livefocus.model.data import label_stack, pairs_from_simulation
     from livefocus.sim import simulate_stack
-    from livefocus.stream.reconstruct import reconstruct
 
     sim = simulate_stack((10, 64, 64), seed=4, z_step=1.5)
     labels = label_stack(sim.raw, labels="depth", z_step=1.5)
@@ -252,13 +252,13 @@ def test_default_model_ships_and_loads() -> None:
     assert probs.shape == (2, 128, 128) and 0 <= probs.min() and probs.max() <= 1
 
 
-
 def test_shipped_models_meet_their_targets_on_a_held_out_stack() -> None:
     """One held-out test stack (seed 1000): `default` follows the Otsu weak labels (target
     0.90), `finetuned` beats the weak labels against exact truth."""
     rows = {r["model"]: r for r in lm.evaluate(["default", "finetuned"], n_stacks=1)}
     assert rows["default"]["iou_vs_weak"] >= 0.90
     assert rows["finetuned"]["iou_vs_truth"] > rows["finetuned"]["weak_vs_truth"]
+
 
 def test_bad_model_folders(tiny: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"

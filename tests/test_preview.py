@@ -477,7 +477,9 @@ def test_closing_mid_stream_leaves_a_complete_store(qapp: Any, tmp_path: Path) -
             time.sleep(0.03)  # slower than the GUI's poll below, so the close lands mid-run
 
         return stream(
-            core, z_sequence({"range": 24, "step": 2}), out=tmp_path / "c.ome.zarr",
+            core,
+            z_sequence({"range": 24, "step": 2}),
+            out=tmp_path / "c.ome.zarr",
             on_result=on_result,
         )
 

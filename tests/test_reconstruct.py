@@ -8,14 +8,14 @@ from functools import cache
 import numpy as np
 import pytest
 
-from livefocus.sim import SimulatedStack, mask_scores, simulate_stack
-from livefocus.stream.reconstruct import (
+from livefocus.depth import (
     PlaneUpdate,
     ReconstructSettings,
     StackReconstructor,
+    StackResult,
     reconstruct,
 )
-from livefocus.stream.types import StackResult
+from livefocus.sim import SimulatedStack, mask_scores, simulate_stack
 
 SHAPE = (15, 192, 192)
 Z_STEP = 2.0
@@ -156,9 +156,7 @@ def test_all_in_focus_is_closer_to_truth_than_any_plane() -> None:
 
 
 # -- exact synthetic cases -----------------------------------------------------------------
-def _parabola_stack(
-    depth: np.ndarray, z: np.ndarray, kind: str = "parabola"
-) -> np.ndarray:
+def _parabola_stack(depth: np.ndarray, z: np.ndarray, kind: str = "parabola") -> np.ndarray:
     dz = z[:, None, None] - depth[None]
     if kind == "parabola":
         return np.maximum(1.0, 100.0 - 20.0 * dz**2).astype(np.float32)
@@ -269,8 +267,13 @@ def test_two_peaks_at_one_pixel_are_both_in_focus() -> None:
 # -- settings -------------------------------------------------------------------------------
 def test_settings_defaults_and_json() -> None:
     s = ReconstructSettings()
-    assert (s.measure, s.window, s.strides, s.paint, s.refine) == ("std", 6, (3,), "mean",
-                                                                   "parabola")
+    assert (s.measure, s.window, s.strides, s.paint, s.refine) == (
+        "std",
+        6,
+        (3,),
+        "mean",
+        "parabola",
+    )
     assert (s.min_confidence, s.peak_radius, s.depth_of_field) == (0.35, 4, None)
     d = s.as_dict()
     assert json.loads(json.dumps(d)) == d

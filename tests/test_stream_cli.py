@@ -168,8 +168,16 @@ def test_interrupted_run_keeps_written_planes(
     # with the preview (offscreen here) the acquisition runs in a worker thread
     window = ["--screenshot", str(tmp_path / "w.png")] if preview else ["--no-preview"]
     proc = livefocus(
-        "demo", *window, "--size", "128", "--time-points", "200", "-o", str(out),
-        cwd=tmp_path, env={"QT_QPA_PLATFORM": "offscreen"},
+        "demo",
+        *window,
+        "--size",
+        "128",
+        "--time-points",
+        "200",
+        "-o",
+        str(out),
+        cwd=tmp_path,
+        env={"QT_QPA_PLATFORM": "offscreen"},
     )
     _wait_for_planes(out, 30, proc)
     proc.send_signal(sig)

@@ -44,8 +44,9 @@ def _device() -> str:
 def _pipeline_row(
     frames: np.ndarray, mask: str, folder: Path, device: str, pace: float | None = None
 ) -> dict[str, Any]:
+    from livefocus.depth import ReconstructSettings
     from livefocus.model import engine as make_engine
-    from livefocus.stream import Pipeline, ReconstructSettings, StoreWriter
+    from livefocus.stream import Pipeline, StoreWriter
 
     n, height, width = frames.shape
     settings = ReconstructSettings.for_frame((height, width))

@@ -39,7 +39,7 @@ def _settings(
     dof: float | None = None,
 ) -> Any:
     from livefocus.cli._focus import _parse_strides
-    from livefocus.stream.reconstruct import ReconstructSettings
+    from livefocus.depth import ReconstructSettings
 
     overrides: dict[str, Any] = {"measure": measure}
     if window is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus._vocab import MEASURES, Measure, check_choice
 from livefocus._xp import array_namespace
 
 __all__ = [
@@ -20,24 +21,11 @@ __all__ = [
     "check_strides",
 ]
 
-MEASURES = (
-    "brenner",
-    "tenengrad",
-    "laplacian",
-    "smd",
-    "smd2",
-    "vollath",
-    "std",
-    "variance",
-    "entropy",
-    "dwt",
-)
 
-
-def check_measure(measure: Any) -> str:
-    if not isinstance(measure, str) or measure.lower() not in MEASURES:
-        raise ValueError(f"measure must be one of {', '.join(MEASURES)}; got {measure!r}")
-    return measure.lower()
+def check_measure(measure: Any) -> Measure:
+    return check_choice(
+        measure.lower() if isinstance(measure, str) else measure, "measure", MEASURES
+    )
 
 
 def check_positive_int(value: Any, name: str) -> int:

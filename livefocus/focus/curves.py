@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from livefocus._vocab import MEASURES
 from livefocus._xp import array_namespace, to_numpy
-from livefocus.focus._validate import MEASURES, check_measure, check_stack
+from livefocus.focus._validate import check_measure, check_stack
 from livefocus.focus.sliding import window_scores
 
 __all__ = ["axial_curve", "axial_curves"]
@@ -25,9 +26,7 @@ def axial_curve(stack: Any, measure: str = "std", *, normalize: bool = True) -> 
     measure = check_measure(measure)
     window = max(data.shape[1:])
     xp = array_namespace(data)
-    scores = xp.stack(
-        [window_scores(s, measure, window=window, stride=window)[0, 0] for s in data]
-    )
+    scores = xp.stack([window_scores(s, measure, window=window, stride=window)[0, 0] for s in data])
     curve = to_numpy(scores).astype(np.float64)
     if normalize:
         span = curve.max() - curve.min()

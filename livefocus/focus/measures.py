@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from livefocus.focus._validate import MEASURES, check_measure
+from livefocus._vocab import MEASURES
+from livefocus.focus._validate import check_measure
 
 __all__ = ["ENTROPY_BINS", "MEASURES", "entropy_bins", "window_score"]
 
@@ -128,4 +129,3 @@ def window_score(window: Any, measure: str = "std", *, bins: Any = None) -> floa
     if measure == "vollath":
         return _mean(p[:, :-2] * p[:, 1:-1] - p[:, :-2] * p[:, 2:])
     return _mean(_haar_detail_energy(p))  # dwt
-

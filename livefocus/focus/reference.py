@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus._vocab import PAINTS, Paint, check_choice
 from livefocus._xp import to_numpy
 from livefocus.focus._validate import check_image, check_measure, check_positive_int, check_strides
 from livefocus.focus.measures import entropy_bins, window_score
@@ -23,10 +24,8 @@ PAPER_WINDOW = 128
 PAPER_STRIDES: tuple[int, ...] = tuple(range(8, 37, 2))
 
 
-def check_paint(paint: Any) -> str:
-    if paint not in ("sum", "mean"):
-        raise ValueError(f"paint must be 'sum' or 'mean', got {paint!r}")
-    return str(paint)
+def check_paint(paint: Any) -> Paint:
+    return check_choice(paint, "paint", PAINTS)
 
 
 def focus_map_reference(
@@ -59,9 +58,7 @@ def focus_map_reference(
         for y in range(0, height, stride):
             for x in range(0, width, stride):
                 crop = (slice(y, y + window), slice(x, x + window))
-                score = window_score(
-                    img[crop], measure, bins=None if bins is None else bins[crop]
-                )
+                score = window_score(img[crop], measure, bins=None if bins is None else bins[crop])
                 total[crop] += score
                 count[crop] += 1
         if paint == "mean":

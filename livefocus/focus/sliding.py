@@ -80,7 +80,9 @@ def _integral(terms: Any, xp: Any) -> Any:
 def _box(table: Any, r0: Any, r1: Any, c0: Any, c1: Any, xp: Any) -> Any:
     """Sums over the rectangles [r0, r1) x [c0, c1) for all row and column pairs."""
     return (
-        table[xp.ix_(r1, c1)] - table[xp.ix_(r0, c1)] - table[xp.ix_(r1, c0)]
+        table[xp.ix_(r1, c1)]
+        - table[xp.ix_(r0, c1)]
+        - table[xp.ix_(r1, c0)]
         + table[xp.ix_(r0, c0)]
     )
 
@@ -197,6 +199,7 @@ def _entropy_scorer(img: Any, xp: Any) -> Scorer:
     bins = entropy_bins(img)
     nbins = int(bins.max()) + 1
     height, width = img.shape
+
     def score(ys: np.ndarray, ye: np.ndarray, xs: np.ndarray, xe: np.ndarray) -> Any:
         # Integral histogram evaluated only on this stride's window edges.
         by = np.unique(np.concatenate([ys, ye, [0, height]]))
@@ -271,8 +274,13 @@ def _edges(length: int, grids: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarra
     return np.unique(np.concatenate([[0, length], *(np.concatenate(g) for g in grids)]))
 
 
-def _paint(values: Any, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray],
-           shape: tuple[int, int], xp: Any) -> Any:
+def _paint(
+    values: Any,
+    rows: tuple[np.ndarray, np.ndarray],
+    cols: tuple[np.ndarray, np.ndarray],
+    shape: tuple[int, int],
+    xp: Any,
+) -> Any:
     """Add each window's value over its cells of the breakpoint grid (2-D difference array).
 
     ``rows`` and ``cols`` hold each window's first cell and one-past-last cell. Only the
@@ -394,4 +402,3 @@ def focus_maps(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, range(data.shape[0])))
     return out
-

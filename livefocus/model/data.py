@@ -79,7 +79,7 @@ LABEL_KINDS = ("otsu", "depth")
 def depth_label_settings(frame_shape: Sequence[int], **overrides: Any) -> dict[str, Any]:
     """The reconstruction settings that ``labels="depth"`` uses for frames of ``frame_shape``
     (:meth:`ReconstructSettings.for_frame`, with ``overrides``), as a JSON-ready dict."""
-    from livefocus.stream.reconstruct import ReconstructSettings
+    from livefocus.depth import ReconstructSettings
 
     ny, nx = (int(v) for v in frame_shape[-2:])
     return ReconstructSettings.for_frame((ny, nx), **overrides).as_dict()
@@ -112,7 +112,7 @@ def label_stack(
     if arr.ndim != 3:
         raise ValueError(f"labels need a (Z, H, W) stack, got shape {arr.shape}")
     if labels == "depth":
-        from livefocus.stream.reconstruct import ReconstructSettings, reconstruct
+        from livefocus.depth import ReconstructSettings, reconstruct
 
         settings = ReconstructSettings.for_frame((arr.shape[1], arr.shape[2]), **params)
         result = reconstruct(arr, z_step=z_step, settings=settings)

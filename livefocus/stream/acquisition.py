@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from livefocus import __version__
+from livefocus.depth import ReconstructSettings
 from livefocus.stream.pipeline import Pipeline
-from livefocus.stream.reconstruct import ReconstructSettings
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from livefocus._xp import to_numpy
+from livefocus.depth import ReconstructSettings, StackReconstructor
 from livefocus.focus._validate import check_positive_number
-from livefocus.stream.reconstruct import ReconstructSettings, StackReconstructor
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
 

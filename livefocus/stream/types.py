@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+
+from livefocus.depth import StackResult
 
 __all__ = ["FrameResult", "Metrics", "StackResult"]
 
@@ -46,42 +47,6 @@ class Metrics:
     def as_dict(self) -> dict[str, float | int]:
         """The figures as a JSON-ready dict."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True, eq=False)
-class StackResult:
-    """The reconstruction of one complete Z-stack (also what :func:`livefocus.reconstruct` gives).
-
-    Attributes
-    ----------
-    focus : ndarray
-        float32 (Z, Y, X) focus-score maps.
-    mask_otsu : ndarray
-        bool (Z, Y, X) Otsu weak labels, refined over the whole stack (``scope="stack"``).
-    mask_depth : ndarray
-        bool (Z, Y, X) final depth-based masks: the estimated depth of the pixel lies within half
-        the depth of field of the plane and its focus peak is confident.
-    depth : ndarray
-        float32 (Y, X) height of the in-focus structure, µm from the first plane (NaN where no
-        confident peak).
-    all_in_focus : ndarray
-        float32 (Y, X) each pixel taken from (interpolated between) its sharpest planes.
-    confidence : ndarray
-        float32 (Y, X) in [0, 1]: how sharp the pixel's focus peak is.
-    z_um : ndarray
-        float64 (Z,) plane positions in µm from the first plane.
-    meta : dict
-        Settings (measure, window, strides, paint, depth of field, refinement) as JSON.
-    """
-
-    focus: np.ndarray
-    mask_otsu: np.ndarray
-    mask_depth: np.ndarray
-    depth: np.ndarray
-    all_in_focus: np.ndarray
-    confidence: np.ndarray
-    z_um: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,22 @@
+"""Z-stack analysis: per-pixel focus peaks, depth, all-in-focus, confidence and in-focus masks.
+
+Pure numpy (CuPy focus maps are accepted), built on :mod:`livefocus.focus` and nothing above
+it. The same code serves the online path (:class:`StackReconstructor`, one plane at a time,
+during acquisition) and the offline one (:func:`reconstruct`), so both give identical results.
+"""
+
+from livefocus.depth._offline import reconstruct
+from livefocus.depth._peaks import fit_vertex
+from livefocus.depth._reconstructor import PlaneUpdate, StackReconstructor
+from livefocus.depth._result import StackResult
+from livefocus.depth._settings import REFINEMENTS, ReconstructSettings
+
+__all__ = [
+    "REFINEMENTS",
+    "PlaneUpdate",
+    "ReconstructSettings",
+    "StackReconstructor",
+    "StackResult",
+    "fit_vertex",
+    "reconstruct",
+]

@@ -1,0 +1,584 @@
+"""Online reconstruction of a Z-stack: depth map, all-in-focus image, confidence and masks.
+
+A :class:`StackReconstructor` takes the planes of one Z-stack one at a time (from the
+acquisition's worker thread) and keeps, in O(H * W) work per plane:
+
+- the plane's **focus map** (:func:`livefocus.focus_map`; fine 6-pixel windows by default);
+- the per-pixel **focus curve** over the planes seen so far, and from it the current **depth
+  map** (plane of highest focus score, refined to sub-plane precision by a parabola, or a
+  Gaussian, through that plane and its two neighbours), the **all-in-focus** image (each pixel
+  linearly interpolated between the two frames around its refined depth) and the
+  **confidence** map (prominence of the highest peak of the curve over the whole stack,
+  ``1 - base / peak`` where ``base`` is the higher of the minima on either side; 0 for a flat
+  curve); the current state is what :meth:`~StackReconstructor.finish` would give if the stack
+  ended with the newest plane;
+- two in-focus **masks** per plane: ``otsu`` (the paper's weak label: Otsu's threshold of the
+  plane's focus map; in the :class:`~livefocus.depth.StackResult` one Otsu threshold over
+  all the stack's maps, ``scope="stack"``) and ``depth`` (below).
+
+Depth masks and when they become final
+--------------------------------------
+A pixel may have several in-focus structures along Z, so the depth mask uses every *local*
+peak of its focus curve. Plane ``j`` is a peak of a pixel when its score is the highest within
+``peak_radius`` (``R``) planes on either side; its confidence is its prominence within that
+range, ``1 - max(min(f[j-R..j]), min(f[j..j+R])) / f[j]`` (0 on a flat curve). A confident peak
+(confidence ``> min_confidence``) is refined to a sub-plane depth ``d_j`` (clamped between the
+midpoints to the neighbouring planes), and the pixel is **in focus at plane k when**
+``|d_j - z_k| <= depth_of_field / 2`` for some confident peak ``j``.
+
+A peak on the first or last plane (an *edge* plane) is judged on its one side, and counts only
+where the parabola through the three edge planes opens downwards with its vertex at most half
+the depth of field beyond the edge plane: a structure just outside the stack is in focus on the
+edge plane, one further away (whose focus still rises steeply at the edge) is not. Its depth is
+that vertex.
+
+Peak ``j`` is decided once plane ``j + R`` has been seen (or at :meth:`StackReconstructor.finish`,
+where the range is cut at the last plane). Plane ``k``'s mask is **final** once every peak that
+could reach it is decided: with increasing (or decreasing) plane positions that is when plane
+``j0 + R - 1`` has been seen, ``j0`` being the first plane after ``k`` whose lower midpoint lies
+more than half the depth of field from ``z_k``. For a uniform step and the default depth of
+field (twice the step) ``j0 = k + 2``: plane ``k`` is final after plane ``k + R + 1``, i.e. with
+a lag of ``R + 1 = 5`` planes by default. :meth:`StackReconstructor.add` returns those final
+masks as soon as they are known and :meth:`StackReconstructor.finish` the rest; every plane's
+final mask is delivered exactly once.
+
+The *provisional* mask that :meth:`~StackReconstructor.add` gives for the new plane applies the
+same rule to what is known now: decided peaks, plus undecided ones judged on the planes seen so
+far, the newest plane counting as an edge plane.
+
+Memory: the stack's float32 focus maps and bool depth masks, and a few (Y, X) arrays (the raw
+frames are not kept). Plane positions must be strictly monotonic (either direction).
+
+The offline :func:`reconstruct` feeds the same :class:`StackReconstructor` plane by plane, so
+online and offline results are identical, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from livefocus.depth._peaks import fit_vertex
+from livefocus.depth._result import StackResult
+from livefocus.depth._settings import ReconstructSettings, check_shape
+from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
+from livefocus.focus.labels import otsu_threshold, weak_labels
+from livefocus.focus.sliding import focus_map
+
+__all__ = ["PlaneUpdate", "StackReconstructor"]
+
+_TINY = np.float32(1e-30)
+
+
+@dataclass(frozen=True, eq=False)
+class PlaneUpdate:
+    """What :meth:`StackReconstructor.add` learns from one plane.
+
+    Attributes
+    ----------
+    index : int
+        Plane number ``k`` in the stack.
+    focus : ndarray
+        float32 (Y, X) focus map of this plane.
+    mask_otsu : ndarray
+        bool (Y, X) Otsu's threshold of this plane's map (the online weak label).
+    mask_depth : ndarray
+        bool (Y, X) provisional depth mask of this plane.
+    final : dict of int to ndarray
+        Depth masks of this or earlier planes that became final at this step.
+    otsu_threshold : float
+        The Otsu threshold of this plane's map (what ``mask_otsu`` is above).
+    """
+
+    index: int
+    focus: np.ndarray
+    mask_otsu: np.ndarray
+    mask_depth: np.ndarray
+    final: dict[int, np.ndarray]
+    otsu_threshold: float = float("nan")
+
+
+class StackReconstructor:
+    """Reconstruct one Z-stack online, plane by plane.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Frame shape (Y, X).
+    z_step : float
+        Plane spacing in µm: the positions of planes added without ``z_um`` and the default
+        depth of field (twice ``z_step``).
+    settings : ReconstructSettings, optional
+        Default: :meth:`ReconstructSettings.for_frame` of ``shape``.
+    n_planes : int, optional
+        Expected number of planes (memory is reserved for them; more may be added).
+
+    Examples
+    --------
+    >>> from livefocus.sim import simulate_stack
+    >>> sim = simulate_stack((9, 64, 64), seed=0)
+    >>> rec = StackReconstructor((64, 64), z_step=2.0)
+    >>> finals = {}
+    >>> for frame in sim.raw:
+    ...     finals.update(rec.add(frame).final)
+    >>> result, rest = rec.finish()
+    >>> finals.update(rest)
+    >>> sorted(finals) == list(range(9)), result.depth.shape
+    (True, (64, 64))
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        *,
+        z_step: float = 1.0,
+        settings: ReconstructSettings | None = None,
+        n_planes: int | None = None,
+    ) -> None:
+        ny, nx = check_shape(shape)
+        self.shape: tuple[int, int] = (ny, nx)
+        self.z_step = check_positive_number(z_step, "z_step", "µm")
+        if settings is None:
+            settings = ReconstructSettings.for_frame(self.shape)
+        if not isinstance(settings, ReconstructSettings):
+            raise ValueError(f"settings must be a ReconstructSettings, got {type(settings)!r}")
+        self.settings = settings
+        dof = settings.depth_of_field
+        #: In-focus tolerance in µm actually used.
+        self.depth_of_field: float = 2.0 * self.z_step if dof is None else float(dof)
+        capacity = 8
+        if n_planes is not None:
+            capacity = check_positive_int(n_planes, "n_planes")
+        self._cap = capacity
+        self._focus = np.empty((capacity, ny, nx), np.float32)
+        self._prev = np.zeros((ny, nx), np.float32)  # the previous frame
+        self._masks = np.zeros((capacity, ny, nx), bool)
+        self._z: list[float] = []
+        self._curve: list[float] = []
+        self._n = 0
+        self._decided = 0  # peaks j < _decided are decided (painted into _masks)
+        self._delivered = 0  # planes k < _delivered have had their final mask delivered
+        self._finished = False
+        self._direction = 0.0
+        self._half = self.depth_of_field / 2.0
+        # global state of each pixel's curve
+        self._fmax = np.full((ny, nx), -np.inf, np.float32)
+        self._arg = np.zeros((ny, nx), np.intp)
+        self._runmin = np.full((ny, nx), np.inf, np.float32)
+        self._leftmin = np.full((ny, nx), np.inf, np.float32)
+        self._rightmin = np.full((ny, nx), np.inf, np.float32)
+        # focus scores and frame values at each pixel's peak and at the planes either side
+        self._fm = np.full((ny, nx), -np.inf, np.float32)
+        self._fp = np.full((ny, nx), -np.inf, np.float32)
+        self._raw_at = np.zeros((ny, nx), np.float32)
+        self._raw_m = np.zeros((ny, nx), np.float32)
+        self._raw_p = np.zeros((ny, nx), np.float32)
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._first_fit: tuple[np.ndarray, np.ndarray] | None = None
+        self._off_inner = np.zeros((ny, nx), np.float32)  # refined offset of interior peaks
+        self._zarg = np.zeros((ny, nx), np.float32)  # position of the highest plane
+
+    # -- input ----------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Planes added so far."""
+        return self._n
+
+    def _grow(self) -> None:
+        if self._n < self._cap:
+            return
+        cap = 2 * self._cap
+        for name in ("_focus", "_masks"):
+            old = getattr(self, name)
+            new = (np.zeros if name == "_masks" else np.empty)((cap, *self.shape), old.dtype)
+            new[: self._n] = old[: self._n]
+            setattr(self, name, new)
+        self._cap = cap
+
+    def _check_z(self, z_um: float | None) -> float:
+        k = self._n
+        if z_um is None:
+            z = (self._z[0] if self._z else 0.0) + k * self.z_step
+        else:
+            if isinstance(z_um, bool) or not isinstance(
+                z_um, (int, float, np.integer, np.floating)
+            ):
+                raise ValueError(f"z_um must be a finite number of µm, got {z_um!r}")
+            z = float(z_um)
+            if not math.isfinite(z):
+                raise ValueError(f"z_um must be a finite number of µm, got {z_um!r}")
+        if k == 0:
+            return z
+        step = z - self._z[-1]
+        if step == 0 or (self._direction and step * self._direction < 0):
+            raise ValueError(
+                f"z_um must be strictly monotonic over the stack: plane {k} at {z:g} µm after "
+                f"{self._z[-1]:g} µm"
+            )
+        return z
+
+    def add(
+        self,
+        frame: np.ndarray,
+        z_um: float | None = None,
+        *,
+        focus: np.ndarray | None = None,
+    ) -> PlaneUpdate:
+        """Add the next plane of the stack.
+
+        Parameters
+        ----------
+        frame : ndarray
+            (Y, X) integer or float frame (finite).
+        z_um : float, optional
+            Plane position in µm (any origin; positions must be strictly monotonic). None:
+            ``k * z_step`` after the first plane.
+        focus : ndarray, optional
+            (Y, X) precomputed focus map of the frame (e.g. on a GPU with the same settings);
+            None: :func:`livefocus.focus_map` with the settings.
+
+        Returns
+        -------
+        PlaneUpdate
+        """
+        if self._finished:
+            raise RuntimeError("finish() was called; start a new StackReconstructor")
+        img = check_image(frame, "frame")
+        if not isinstance(img, np.ndarray):
+            img = np.asarray(img.get())
+        if img.shape != self.shape:
+            raise ValueError(f"frame must have shape {self.shape}, got {img.shape}")
+        z = self._check_z(z_um)
+        if focus is None:
+            s = self.settings
+            fmap = focus_map(img, s.measure, window=s.window, strides=s.strides, paint=s.paint)
+            fmap = np.asarray(fmap, dtype=np.float32)
+        else:
+            given: Any = focus
+            if type(given).__module__.split(".")[0] == "cupy":
+                given = given.get()
+            fmap = np.asarray(given)
+            if fmap.shape != self.shape:
+                raise ValueError(f"focus must have shape {self.shape}, got {fmap.shape}")
+            if not (
+                np.issubdtype(fmap.dtype, np.floating) or np.issubdtype(fmap.dtype, np.integer)
+            ):
+                raise ValueError(f"focus must be a numeric map, got dtype {fmap.dtype}")
+            fmap = fmap.astype(np.float32)
+            if not np.isfinite(fmap).all():
+                raise ValueError("focus contains NaN or inf values; expected a finite map")
+
+        self._grow()
+        k = self._n
+        if k == 1:
+            self._direction = 1.0 if z > self._z[0] else -1.0
+        self._focus[k] = fmap
+        self._z.append(z)
+        self._curve.append(float(fmap.mean(dtype=np.float64)))
+        self._n = k + 1
+        self._update_global(fmap, img, k, z)
+
+        # decide the peaks that now have R planes after them, then deliver final masks
+        r = self.settings.peak_radius
+        while self._decided <= self._n - 1 - r:
+            self._decide(self._decided, self._n)
+        final = self._deliver(everything=False)
+
+        provisional = self._masks[k].copy()  # plane k is never final yet (R >= 1)
+        self._tentative_into(provisional, k)
+        threshold = float(otsu_threshold(fmap))
+        return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
+
+    # -- per-pixel curve state ------------------------------------------------------------
+    def _update_global(self, f: np.ndarray, frame: np.ndarray, k: int, z: float) -> None:
+        """Update each pixel's highest peak so far and the samples around it (O(H * W))."""
+        self._cache.clear()
+        new = f > self._fmax
+        np.minimum(self._runmin, f, out=self._runmin)
+        np.copyto(self._leftmin, self._runmin, where=new)
+        np.minimum(self._rightmin, f, out=self._rightmin)
+        np.copyto(self._rightmin, f, where=new)
+        pixels = frame.astype(np.float32)
+        if k > 0:
+            after_peak = (self._arg == k - 1) & ~new
+            np.copyto(self._fp, f, where=after_peak)
+            np.copyto(self._raw_p, pixels, where=after_peak)
+            if k >= 2 and self.settings.refine != "none":
+                # these peaks (on plane k - 1) now have both neighbours: refine them for good
+                idx = np.flatnonzero(after_peak)
+                fm, f0, fp = (v.ravel()[idx] for v in (self._fm, self._fmax, f))
+                if self.settings.refine == "gaussian":
+                    fm, f0, fp = (np.log(np.maximum(v, _TINY)) for v in (fm, f0, fp))
+                a, b = self._z[k - 2] - self._z[k - 1], z - self._z[k - 1]
+                off, ok = fit_vertex(fm, f0, fp, a, b)
+                lo, hi = sorted((a / 2.0, b / 2.0))
+                off = np.where(ok, np.clip(off, np.float32(lo), np.float32(hi)), np.float32(0))
+                self._off_inner.reshape(-1)[idx] = off
+            np.copyto(self._fm, self._focus[k - 1], where=new)
+            np.copyto(self._raw_m, self._prev, where=new)
+        np.copyto(self._raw_at, pixels, where=new)
+        np.copyto(self._fp, np.float32(-np.inf), where=new)
+        np.copyto(self._off_inner, np.float32(0), where=new)
+        np.copyto(self._zarg, np.float32(z - (self._z[0] if self._z else z)), where=new)
+        self._prev = pixels
+        self._arg[new] = k
+        np.maximum(self._fmax, f, out=self._fmax)
+
+    def _rel_z(self) -> np.ndarray:
+        return np.asarray(self._z, np.float64) - self._z[0]
+
+    def _samples(self, planes: tuple[int, int, int], idx: np.ndarray | None) -> list[np.ndarray]:
+        """Focus scores of three planes (at flat pixels ``idx``, or all), logs for Gaussians."""
+        f = self._focus
+        out = [f[i].ravel()[idx] if idx is not None else f[i] for i in planes]
+        if self.settings.refine == "gaussian":
+            out = [np.log(np.maximum(v, _TINY)) for v in out]
+        return out
+
+    def _edgefit_vertex(
+        self, e: int, n: int, idx: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Offset (µm) from ``z_e`` of the focus peak of pixels whose highest score is on the
+        edge plane ``e`` (first, or last of ``n``), and where that peak is in focus there.
+
+        The parabola through the edge plane and the two next to it must open downwards with
+        its vertex at most half the depth of field beyond the edge plane.
+        """
+        inward = 1 if e == 0 else -1
+        e1, e2 = e + inward, e + 2 * inward
+        z = self._z
+        a, b = z[e] - z[e1], z[e2] - z[e1]
+        fe, f1, f2 = self._samples((e, e1, e2), idx)
+        off, ok = fit_vertex(fe, f1, f2, a, b)
+        step = z[e1] - z[e]
+        sign = np.float32(1.0 if step > 0 else -1.0)
+        inside = (off + np.float32(step)) * sign  # vertex from z_e, positive towards the stack
+        ok &= inside >= np.float32(-self._half)
+        inside = np.clip(inside, np.float32(-self._half), np.float32(abs(step) / 2.0))
+        return np.where(ok, inside * sign, np.float32(0.0)).astype(np.float32), ok
+
+    def _peak(self, j: int, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Confident peaks of plane ``j`` judged on planes ``< n``: flat pixels and offsets.
+
+        Plane ``n - 1`` counts as the last plane of the stack (so provisional masks judge the
+        newest plane as if the stack ended there). Offsets are µm from ``z_j`` (None: none).
+        """
+        r = self.settings.peak_radius
+        lo, hi = max(0, j - r), min(n - 1, j + r)
+        window = self._focus[lo : hi + 1].reshape(hi + 1 - lo, -1)
+        fj = window[j - lo]
+        cand = np.flatnonzero((fj >= window.max(axis=0)) & (fj > 0))
+        edge = j == 0 or j == n - 1
+        if edge and (n < 3 or hi - lo < 2):
+            return cand[:0], None
+        if j == 0:
+            base = window.min(axis=0)
+        elif j == n - 1:
+            base = window.min(axis=0)
+        else:
+            base = np.maximum(window[: j - lo + 1].min(axis=0), window[j - lo :].min(axis=0))
+        conf = 1 - base[cand] / fj[cand]
+        idx = cand[conf > np.float32(self.settings.min_confidence)]
+        if edge:
+            offset, ok = self._edgefit_vertex(j, n, idx)
+            idx, offset = idx[ok], offset[ok]
+            return idx, None if self.settings.refine == "none" else offset
+        if self.settings.refine == "none":
+            return idx, None
+        a, b = self._z[j - 1] - self._z[j], self._z[j + 1] - self._z[j]
+        fm, f0, fp = self._samples((j - 1, j, j + 1), idx)
+        off, ok = fit_vertex(fm, f0, fp, a, b)
+        lo_off, hi_off = sorted((a / 2.0, b / 2.0))
+        return idx, np.clip(off, np.float32(lo_off), np.float32(hi_off))
+
+    def _reach(self, j: int, n: int) -> range:
+        """Planes ``k < n`` that a peak at plane ``j`` can put in focus."""
+        z = self._z
+        half = self._half
+        lo_k = j
+        lower_mid = z[j] if j == 0 else (z[j - 1] + z[j]) / 2
+        while lo_k > 0 and abs(z[lo_k - 1] - lower_mid) <= half:
+            lo_k -= 1
+        hi_k = j
+        upper_mid = z[j] if j >= n - 1 else (z[j] + z[j + 1]) / 2
+        while hi_k < n - 1 and abs(z[hi_k + 1] - upper_mid) <= half:
+            hi_k += 1
+        return range(lo_k, hi_k + 1)
+
+    def _paint(
+        self,
+        j: int,
+        n: int,
+        idx: np.ndarray,
+        offset: np.ndarray | None,
+        into: dict[int, np.ndarray],
+    ) -> None:
+        """Mark the peaks ``idx`` of plane ``j`` in the masks ``into`` of the planes they reach."""
+        if idx.size == 0:
+            return
+        half = np.float32(self._half)
+        for k in self._reach(j, n):
+            if k not in into:
+                continue
+            dz = np.float32(self._z[j] - self._z[k])
+            if offset is None:
+                sel = idx if abs(dz) <= half else idx[:0]
+            else:
+                sel = idx[np.abs(offset + dz) <= half]
+            into[k].reshape(-1)[sel] = True
+
+    def _decide(self, j: int, n: int) -> None:
+        ok, offset = self._peak(j, n)
+        targets = {k: self._masks[k] for k in range(max(self._delivered, 0), n)}
+        self._paint(j, n, ok, offset, targets)
+        self._decided = j + 1
+
+    def _tentative_into(self, mask: np.ndarray, k: int) -> None:
+        """Add to ``mask`` (plane ``k``, the newest) the undecided peaks judged on what is known."""
+        n = self._n
+        for j in range(n - 1, self._decided - 1, -1):
+            if j < n - 1 and abs((self._z[j] + self._z[j + 1]) / 2 - self._z[k]) > self._half:
+                break
+            ok, offset = self._peak(j, n)
+            self._paint(j, n, ok, offset, {k: mask})
+
+    def _deliver(self, *, everything: bool) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        n = self._n
+        z = self._z
+        while self._delivered < n:
+            k = self._delivered
+            if not everything:
+                # first undecided peak j0 must lie after k, beyond half the depth of field
+                j0 = self._decided
+                if j0 <= k or abs((z[j0 - 1] + z[j0]) / 2 - z[k]) <= self._half:
+                    break
+            out[k] = self._masks[k].copy()
+            self._delivered += 1
+        return out
+
+    # -- current state --------------------------------------------------------------------
+    def _best(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Refined depth (µm from the first plane, not masked), its offset from the highest
+        plane, and the confidence, as if the stack ended with the newest plane (cached)."""
+        if self._n == 0:
+            raise RuntimeError("no plane has been added yet")
+        cached = self._cache.get("best")
+        if cached is not None:
+            return cached
+        n = self._n
+        arg = self._arg
+        fmax = self._fmax
+        if n < 3:  # too few planes to judge a peak
+            base = fmax.copy()
+            off = np.zeros(self.shape, np.float32)
+        else:
+            base = np.maximum(self._leftmin, self._rightmin)
+            off = self._off_inner.copy()
+            # peaks on the first plane: the fit depends on the first three planes only
+            if self._first_fit is None:
+                self._first_fit = self._edgefit_vertex(0, n, None)
+            edge_off, ok = self._first_fit
+            at_first = arg == 0
+            np.copyto(base, self._rightmin, where=at_first & ok)
+            np.copyto(base, fmax, where=at_first & ~ok)
+            np.copyto(off, edge_off, where=at_first & ok)
+            # peaks on the newest plane, judged as if the stack ended there
+            idx = np.flatnonzero(arg == n - 1)
+            if idx.size:
+                edge_off, ok = self._edgefit_vertex(n - 1, n, idx)
+                left, peak = self._leftmin.reshape(-1)[idx], fmax.reshape(-1)[idx]
+                base.reshape(-1)[idx] = np.where(ok, left, peak)
+                off.reshape(-1)[idx] = edge_off
+            if self.settings.refine == "none":
+                off[...] = 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            conf = 1 - np.divide(base, fmax, out=np.ones_like(fmax), where=fmax > 0)
+        conf = np.clip(conf, 0.0, 1.0).astype(np.float32)
+        result = (self._zarg + off, off, conf)
+        self._cache["best"] = result
+        return result
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """float32 (Y, X) in [0, 1]: prominence of each pixel's highest focus peak so far.
+
+        ``1 - max(min left, min right) / peak`` over the whole curve; a peak on the first or
+        newest plane is judged on its one side, and only when a parabola through the edge
+        planes puts it within half the depth of field of that plane (else 0).
+        """
+        return self._best()[2].copy()
+
+    @property
+    def depth(self) -> np.ndarray:
+        """float32 (Y, X) current depth in µm from the first plane, NaN where not confident."""
+        depth, _, conf = self._best()
+        return np.where(conf > self.settings.min_confidence, depth, np.float32(np.nan)).astype(
+            np.float32
+        )
+
+    @property
+    def all_in_focus(self) -> np.ndarray:
+        """float32 (Y, X) each pixel interpolated between the frames around its refined depth."""
+        _, off, _ = self._best()
+        if self._n < 2:
+            return self._raw_at.copy()
+        zr = self._rel_z().astype(np.float32)
+        arg = self._arg
+        toward_next = off * np.float32(self._direction) > 0
+        other = np.clip(np.where(toward_next, arg + 1, arg - 1), 0, self._n - 1)
+        dz = np.abs(zr[other] - zr[arg])
+        t = np.divide(np.abs(off), dz, out=np.zeros_like(off), where=dz > 0)
+        nb = np.where(toward_next, self._raw_p, self._raw_m)
+        out: np.ndarray = ((1 - t) * self._raw_at + t * nb).astype(np.float32)
+        return out
+
+    @property
+    def curve(self) -> np.ndarray:
+        """float64 (k,) mean focus score of each plane so far."""
+        return np.asarray(self._curve, np.float64)
+
+    # -- end of stack ---------------------------------------------------------------------
+    def finish(self) -> tuple[StackResult, dict[int, np.ndarray]]:
+        """Close the stack: decide the remaining peaks and build the result.
+
+        Returns
+        -------
+        result : StackResult
+            The stack's reconstruction.
+        final : dict of int to ndarray
+            The depth masks that become final only now (the other planes' were delivered by
+            :meth:`add`).
+        """
+        if self._finished:
+            raise RuntimeError("finish() was already called")
+        n = self._n
+        if n == 0:
+            raise ValueError("the stack has no planes: add at least one frame before finish()")
+        while self._decided < n:
+            self._decide(self._decided, n)
+        final = self._deliver(everything=True)
+        self._finished = True
+        focus = self._focus[:n]
+        meta: dict[str, Any] = {
+            **self.settings.as_dict(),
+            "depth_of_field_um": self.depth_of_field,
+            "z_step_um": self.z_step,
+            "n_planes": n,
+            "mask_depth_rule": "local-peaks",
+            "mask_otsu_scope": "stack",
+        }
+        result = StackResult(
+            focus=focus,
+            mask_otsu=np.asarray(weak_labels(focus, scope="stack")),
+            mask_depth=self._masks[:n].copy(),
+            depth=self.depth,
+            all_in_focus=self.all_in_focus,
+            confidence=self.confidence,
+            z_um=self._rel_z(),
+            meta=meta,
+        )
+        return result, final
