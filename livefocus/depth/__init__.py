@@ -5,6 +5,7 @@ it. The same code serves the online path (:class:`StackReconstructor`, one plane
 during acquisition) and the offline one (:func:`reconstruct`), so both give identical results.
 """
 
+from livefocus.depth._focus import plane_focus
 from livefocus.depth._offline import reconstruct
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._reconstructor import PlaneUpdate, StackReconstructor
@@ -18,5 +19,6 @@ __all__ = [
     "StackReconstructor",
     "StackResult",
     "fit_vertex",
+    "plane_focus",
     "reconstruct",
 ]

@@ -61,12 +61,12 @@ from typing import Any
 
 import numpy as np
 
+from livefocus.depth._focus import plane_focus
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
 from livefocus.focus.labels import otsu_threshold, weak_labels
-from livefocus.focus.sliding import focus_map
 
 __all__ = ["PlaneUpdate", "StackReconstructor"]
 
@@ -253,9 +253,7 @@ class StackReconstructor:
             raise ValueError(f"frame must have shape {self.shape}, got {img.shape}")
         z = self._check_z(z_um)
         if focus is None:
-            s = self.settings
-            fmap = focus_map(img, s.measure, window=s.window, strides=s.strides, paint=s.paint)
-            fmap = np.asarray(fmap, dtype=np.float32)
+            fmap = plane_focus(img, self.settings)
         else:
             given: Any = focus
             if type(given).__module__.split(".")[0] == "cupy":

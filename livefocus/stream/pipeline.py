@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._xp import to_numpy
-from livefocus.depth import ReconstructSettings, StackReconstructor
+from livefocus.depth import ReconstructSettings, StackReconstructor, plane_focus
 from livefocus.focus._validate import check_positive_number
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
@@ -268,12 +267,8 @@ class Pipeline:
                 pass
 
     def _focus(self, image: np.ndarray) -> np.ndarray:
-        from livefocus.focus.sliding import focus_map
-
-        s = self.settings
         frame = self._cupy.asarray(image) if self.device == "gpu" else image
-        result = focus_map(frame, s.measure, window=s.window, strides=s.strides, paint=s.paint)
-        return np.asarray(to_numpy(result), dtype=np.float32)
+        return plane_focus(frame, self.settings)
 
     def _process(self) -> None:
         while True:
