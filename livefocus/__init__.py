@@ -1,10 +1,16 @@
 """livefocus: online in-focus segmentation for widefield microscopy.
 
 The focus-score core (Li, Kudryashev & Yakimovich, Sci Rep 2023): sliding-window focus maps,
-weak labels and axial curves. Simulation (:mod:`livefocus.sim`), the U-Net surrogate
-(:mod:`livefocus.model`) and streaming acquisition (:mod:`livefocus.stream`) are subpackages.
+weak labels and axial curves (:mod:`livefocus.focus`), and the Z-stack analysis built on them
+(:func:`reconstruct`, :mod:`livefocus.depth`). Simulation (:mod:`livefocus.sim`), Micro-Manager
+devices (:mod:`livefocus.devices`), the U-Net surrogate (:mod:`livefocus.model`) and streaming
+acquisition (:mod:`livefocus.stream`) are subpackages. This facade is for users, the CLI and
+the benchmarks; the library's own modules import the subpackages directly.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
+from livefocus.depth import reconstruct
 from livefocus.focus import (
     MEASURES,
     PAPER_STRIDES,
@@ -18,11 +24,10 @@ from livefocus.focus import (
 )
 from livefocus.io import read_stack
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from livefocus.depth import reconstruct
-
-__version__ = "0.1.0"
+try:
+    __version__ = version("livefocus")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "MEASURES",
@@ -38,12 +43,3 @@ __all__ = [
     "reconstruct",
     "weak_labels",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # livefocus.reconstruct lives in the streaming package; import it only when asked for.
-    if name == "reconstruct":
-        from livefocus.depth import reconstruct
-
-        return reconstruct
-    raise AttributeError(f"module 'livefocus' has no attribute {name!r}")

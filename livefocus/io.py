@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from livefocus._output import check_complete
 
 __all__ = ["read_stack", "stack_z_step"]
 
@@ -51,6 +54,8 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
         raise ValueError(
             f"stack {str(path)!r}: unknown format {suffix!r}; expected .tif, .tiff, .npy or .zarr"
         )
+    if suffix not in (*_TIFF, ".npy"):
+        check_complete(path, "stack")  # a store left by a crash or a full disk is no stack
     try:
         if suffix in _TIFF:
             import tifffile
@@ -100,5 +105,21 @@ def stack_z_step(path: str | Path) -> float | None:
         step = attrs.get("z_step_um")
         if step is None and isinstance(nested, dict):
             step = nested.get("z_step_um")
-        return float(step) if isinstance(step, (int, float)) else None
+        if isinstance(step, (int, float)):
+            return float(step)
+        return _ngff_z_scale(attrs)
+    return None
+
+
+def _ngff_z_scale(attrs: dict[str, Any]) -> float | None:
+    """The z scale of an OME-NGFF image's first dataset (0.5 nests under ``ome``; 0.4 not)."""
+    try:
+        image = attrs.get("ome", attrs)["multiscales"][0]
+        axes = [a["name"] if isinstance(a, dict) else a for a in image["axes"]]
+        for transform in image["datasets"][0]["coordinateTransformations"]:
+            if transform["type"] == "scale" and "z" in axes:
+                z = float(transform["scale"][axes.index("z")])
+                return z if math.isfinite(z) and z > 0 else None
+    except (KeyError, IndexError, TypeError, ValueError):  # not an image, or no z scale
+        return None
     return None

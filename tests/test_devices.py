@@ -1,4 +1,4 @@
-"""Micro-Manager demo and replay devices on real pymmcore-plus cores (livefocus.sim)."""
+"""Micro-Manager demo and replay devices on real pymmcore-plus cores (livefocus.devices)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ import useq
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 import livefocus as lf
-from livefocus.sim import (
+from livefocus.devices import (
+    REPLAY_DEFAULT_PATH,
     demo_camera,
+    demo_cfg_text,
     demo_core,
     demo_specimen,
     demo_truth,
     replay_camera,
+    replay_cfg_text,
     replay_core,
-    save_simulated,
-    simulate_stack,
 )
-from livefocus.sim.cores import REPLAY_DEFAULT_PATH, demo_cfg_text, replay_cfg_text
+from livefocus.sim import save_simulated, simulate_stack
 
 CONFIGS = Path(__file__).parent.parent / "device_configs"
 

@@ -429,8 +429,8 @@ def test_view_store_and_cli(
 def test_preview_of_a_real_stream(qapp: Any, tmp_path: Path) -> None:
     """The pipeline's own FrameResults, from a simulated microscope, into the window."""
     useq = pytest.importorskip("useq")
+    from livefocus.devices import demo_core
     from livefocus.preview import run_with_preview
-    from livefocus.sim import demo_core
     from livefocus.stream import stream
 
     core = demo_core(shape=(128, 128))
@@ -456,8 +456,8 @@ def test_closing_mid_stream_leaves_a_complete_store(qapp: Any, tmp_path: Path) -
 
     from PyQt6 import QtCore
 
+    from livefocus.devices import demo_core
     from livefocus.preview import run_with_preview
-    from livefocus.sim import demo_core
     from livefocus.stream import open_store, stream, z_sequence
     from livefocus.stream.store import PLANE_FINAL
 

@@ -11,7 +11,8 @@ import pytest
 import useq
 
 from livefocus import PAPER_STRIDES, PAPER_WINDOW, focus_maps, read_stack, weak_labels
-from livefocus.sim import demo_core, demo_truth, mask_scores, replay_core
+from livefocus.devices import demo_core, demo_truth, replay_core
+from livefocus.sim import mask_scores
 from livefocus.stream import (
     Pipeline,
     ReconstructSettings,

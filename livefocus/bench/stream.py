@@ -99,7 +99,7 @@ def _row(path: str, mask: str, size: int, window: int, m: Metrics) -> dict[str, 
 
 
 def _demo_row(folder: Path, n: int) -> dict[str, Any]:
-    from livefocus.sim import demo_core
+    from livefocus.devices import demo_core
     from livefocus.stream import stream, z_sequence
 
     core = demo_core(shape=(512, 512))

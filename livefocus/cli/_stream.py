@@ -164,7 +164,8 @@ def demo(
     """
     import numpy as np
 
-    from livefocus.sim import demo_core, demo_truth, mask_scores
+    from livefocus.devices import demo_core, demo_truth
+    from livefocus.sim import mask_scores
     from livefocus.stream import open_store, z_sequence
 
     if out.exists() and not overwrite:
@@ -225,7 +226,7 @@ def replay(
     Also the way to segment a saved stack offline with the streaming masks. Default --out:
     STACK-live.ome.zarr in the current folder.
     """
-    from livefocus.sim import replay_camera, replay_core
+    from livefocus.devices import replay_camera, replay_core
     from livefocus.stream import z_sequence
 
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")

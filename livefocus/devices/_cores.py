@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 from pymmcore_plus.experimental.unicore import UniMMCore
 
+from livefocus._vocab import CONTRASTS
+from livefocus.devices._link import linked
+from livefocus.devices._replay import ReplayCamera, replay_frames
+from livefocus.devices._specimen import SpecimenCamera
 from livefocus.focus._validate import check_positive_number
-from livefocus.sim.devices import ReplayCamera, SpecimenCamera, linked_camera, replay_frames
-from livefocus.sim.phantom import CONTRASTS, Specimen, field_shape
+from livefocus.sim import Z_MARGIN_UM, Specimen, field_shape
 
 __all__ = [
     "DEMO_CFG",
@@ -34,9 +37,6 @@ __all__ = [
     "replay_cfg_text",
     "replay_core",
 ]
-
-#: Defocus margin (µm) that the demo stage may travel beyond the objects (as the specimen).
-_Z_MARGIN = 30.0
 
 DEMO_CFG = """\
 # livefocus demo: Micro-Manager's demo adapters (mm-test-adapters) plus a simulated specimen.
@@ -56,11 +56,11 @@ Parent,Shutter,DHub
 Parent,XY,DHub
 Parent,Objective,DHub
 
-# The simulated specimen camera and Z stage (livefocus.sim.devices). Camera and stage share
+# The simulated specimen camera and Z stage (livefocus.devices). Camera and stage share
 # the Link name; the camera renders the specimen at the stage's Z. The objects lie within
 # +-ObjectRangeUm of Z = 0; the stage travels {margin:g} um further on each side.
-#py pyDevice,Camera,livefocus.sim.devices,SpecimenCamera
-#py pyDevice,Z,livefocus.sim.devices,SimZStage
+#py pyDevice,Camera,livefocus.devices,SpecimenCamera
+#py pyDevice,Z,livefocus.devices,SimZStage
 #py Property,Camera,Link,{link}
 #py Property,Camera,Seed,{seed}
 #py Property,Camera,Contrast,{contrast}
@@ -97,8 +97,8 @@ REPLAY_CFG = """\
 # (TIFF, .npy or OME-Zarr). No shutter: call core.setAutoShutter(False) (done here).
 Property,Core,Initialize,0
 
-#py pyDevice,Camera,livefocus.sim.devices,ReplayCamera
-#py pyDevice,Z,livefocus.sim.devices,SimZStage
+#py pyDevice,Camera,livefocus.devices,ReplayCamera
+#py pyDevice,Z,livefocus.devices,SimZStage
 #py Property,Camera,Link,{link}
 #py Property,Camera,Path,{path}
 #py Property,Camera,ZStepUm,{z_step:g}
@@ -142,9 +142,9 @@ def demo_cfg_text(
         height=height,
         pixel_size=float(pixel_size),
         object_range=float(object_range),
-        z_lo=-(object_range + _Z_MARGIN),
-        z_hi=object_range + _Z_MARGIN,
-        margin=_Z_MARGIN,
+        z_lo=-(object_range + Z_MARGIN_UM),
+        z_hi=object_range + Z_MARGIN_UM,
+        margin=Z_MARGIN_UM,
     )
 
 
@@ -187,8 +187,8 @@ def demo_core(
     """A pymmcore-plus core whose camera images a simulated specimen at the Z stage.
 
     The configuration is ``device_configs/demo.cfg`` (Micro-Manager's demo adapters from
-    ``mm-test-adapters`` plus :class:`~livefocus.sim.devices.SpecimenCamera` and
-    :class:`~livefocus.sim.devices.SimZStage`). The stage starts at Z = 0, the middle of the
+    ``mm-test-adapters`` plus :class:`~livefocus.devices.SpecimenCamera` and
+    :class:`~livefocus.devices.SimZStage`). The stage starts at Z = 0, the middle of the
     specimen, whose objects lie within ``±object_range`` µm, so a Z-stack of range 40 µm
     around the start sees them come into and out of focus. Exact truth for any frame:
     :func:`demo_truth` (the frame metadata ``SimZ_um`` says the Z it was rendered at).
@@ -263,13 +263,13 @@ def replay_core(
         For an unreadable file, a stack that is not 3-D, data that cannot be served as uint16,
         or a ``z_step`` that is not a positive number.
     """
-    from livefocus.io import read_stack
+    from livefocus.io import read_stack, stack_z_step
 
     if z_step is not None:
         check_positive_number(z_step, "z_step", "µm")
     path = Path(path).expanduser()
     frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
-    step = float(z_step) if z_step is not None else (_stored_z_step(path) or 1.0)
+    step = float(z_step) if z_step is not None else (stack_z_step(path) or 1.0)
     link = f"livefocus-{uuid.uuid4().hex[:12]}"
     # The path is set after loading so that any file name works (a .cfg line cannot hold commas).
     cfg = replay_cfg_text(link=link, path="", z_step=step)
@@ -282,29 +282,6 @@ def replay_core(
     return core
 
 
-def _stored_z_step(path: Path) -> float | None:
-    """Z step stored with a stack: :func:`livefocus.io.stack_z_step`, else OME-NGFF's scale."""
-    from livefocus.io import stack_z_step
-
-    step = stack_z_step(path)
-    if step is not None or not (path.is_dir() or path.suffix.lower() == ".zarr"):
-        return step
-    try:
-        import zarr
-
-        attrs: dict[str, Any] = dict(zarr.open_group(str(path), mode="r").attrs)
-        meta: Any = attrs.get("ome", attrs)  # NGFF 0.5 nests under "ome"; 0.4 does not
-        image = meta["multiscales"][0]
-        axes = [a["name"] if isinstance(a, dict) else a for a in image["axes"]]
-        for transform in image["datasets"][0]["coordinateTransformations"]:
-            if transform["type"] == "scale" and "z" in axes:
-                z = float(transform["scale"][axes.index("z")])
-                return z if math.isfinite(z) and z > 0 else None
-    except Exception:  # not an OME-Zarr image, or one without a z scale
-        return None
-    return None
-
-
 def _camera(core: UniMMCore, camera: str | None) -> SpecimenCamera | ReplayCamera:
     label = camera or core.getCameraDevice()
     if not label:
@@ -315,11 +292,14 @@ def _camera(core: UniMMCore, camera: str | None) -> SpecimenCamera | ReplayCamer
         raise ValueError(
             f"camera {label!r} is not a livefocus simulated or replay camera"
         ) from None
-    return linked_camera(link)
+    cam = linked("camera", link)
+    if not isinstance(cam, (SpecimenCamera, ReplayCamera)):
+        raise ValueError(f"no livefocus camera is initialised with Link={link!r}")
+    return cam
 
 
 def demo_camera(core: UniMMCore, camera: str | None = None) -> SpecimenCamera:
-    """The :class:`~livefocus.sim.devices.SpecimenCamera` device object of a demo core."""
+    """The :class:`~livefocus.devices.SpecimenCamera` device object of a demo core."""
     cam = _camera(core, camera)
     if not isinstance(cam, SpecimenCamera):
         raise ValueError(f"camera {cam.get_label()!r} is not a simulated specimen camera")
@@ -327,7 +307,7 @@ def demo_camera(core: UniMMCore, camera: str | None = None) -> SpecimenCamera:
 
 
 def replay_camera(core: UniMMCore, camera: str | None = None) -> ReplayCamera:
-    """The :class:`~livefocus.sim.devices.ReplayCamera` device object of a replay core."""
+    """The :class:`~livefocus.devices.ReplayCamera` device object of a replay core."""
     cam = _camera(core, camera)
     if not isinstance(cam, ReplayCamera):
         raise ValueError(f"camera {cam.get_label()!r} is not a replay camera")

@@ -104,7 +104,7 @@ def label_stack(
         Plane spacing in µm (``labels="depth"`` only; the default depth of field scales with
         it). None: 1.
     """
-    import livefocus as lf
+    from livefocus.focus import focus_maps, weak_labels
 
     if labels not in LABEL_KINDS:
         raise ValueError(f"labels must be 'otsu' or 'depth', got {labels!r}")
@@ -118,8 +118,8 @@ def label_stack(
         result = reconstruct(arr, z_step=z_step, settings=settings)
         return np.asarray(result.mask_depth, dtype=bool)
     p = {**LABEL_DEFAULTS, **params}
-    maps = lf.focus_maps(arr, p["measure"], window=p["window"], strides=tuple(p["strides"]))
-    return np.asarray(lf.weak_labels(maps, method=p["method"], scope=p["scope"]), dtype=bool)
+    maps = focus_maps(arr, p["measure"], window=p["window"], strides=tuple(p["strides"]))
+    return np.asarray(weak_labels(maps, method=p["method"], scope=p["scope"]), dtype=bool)
 
 
 def label_config(labels: str, frame_shape: Sequence[int]) -> dict[str, Any]:
@@ -319,13 +319,13 @@ def pairs_from_files(
     slices; with ``tile`` (Y, X) every stack is then cut into such tiles
     (:meth:`Pairs.tiles`), so that they join other pairs of that frame size. Without it,
     stacks of different frame sizes are cut into tiles of the smallest height and width."""
-    import livefocus as lf
+    from livefocus.io import read_stack
 
     if masks is not None and len(masks) != len(stacks):
         raise ValueError(f"got {len(stacks)} stacks but {len(masks)} masks; give one per stack")
     parts = []
     for i, path in enumerate(stacks):
-        raw = np.asarray(lf.read_stack(path))
+        raw = np.asarray(read_stack(path))
         x = normalise(check_frames(raw, name=str(path)))
         variants = None
         if masks is None:
@@ -336,7 +336,7 @@ def pairs_from_files(
                 z_step = stack_z_step(path)
             y, variants = _weak_labels(raw, labels, z_step, augment)
         else:
-            y = np.asarray(lf.read_stack(masks[i])) != 0
+            y = np.asarray(read_stack(masks[i])) != 0
             if y.shape != raw.shape:
                 raise ValueError(f"mask {masks[i]} has shape {y.shape}, stack has {raw.shape}")
         parts.append(Pairs(x, y, None if masks is None else y, np.zeros(len(raw), int), variants))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from livefocus._output import check_output, prepare_output
 from livefocus.model.data import (
     LABEL_KINDS,
     Pairs,
@@ -215,6 +216,7 @@ def train(
     architecture: dict[str, Any] | None = None,
     progress: bool = True,
     max_minutes: float | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train a U-Net on weak labels and write it as a model folder ``out``.
 
@@ -236,6 +238,9 @@ def train(
         Seed of the weights, batches and augmentations (simulated data use fixed seeds).
     max_minutes : float, optional
         Stop after this many minutes (the run is then no longer exactly reproducible).
+    overwrite : bool
+        Replace an existing model folder ``out`` written by livefocus (only once training
+        has succeeded); anything else at ``out`` is never replaced.
 
     Returns
     -------
@@ -263,6 +268,7 @@ def train(
         p["shape"] = list(shape)
     if architecture is not None:
         p["architecture"] = {**p["architecture"], **architecture}
+    check_output(out, overwrite=overwrite, inputs=stacks)
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     torch.manual_seed(seed)
     net = UNet(UNetConfig.from_dict(p["architecture"]))
@@ -342,7 +348,7 @@ def train(
         },
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
     }
-    save(net, out, config)
+    save(net, prepare_output(out, overwrite=overwrite, inputs=stacks), config)
     Path(out, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -360,14 +366,18 @@ def finetune(
     patience: int = 4,
     seed: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a model with batch 1 on a few stacks with exact masks; write it to ``out``.
 
     Simulated stacks (their exact truth stands in for manual masks) and/or user stacks with
     mask files (TIFF / .npy / Zarr, non-zero = in focus, one per stack). Validation: one more
-    simulated stack with its truth.
+    simulated stack with its truth. ``overwrite`` replaces an existing model folder ``out``
+    written by livefocus (never the model it starts from, nor anything else).
     """
     base = model if isinstance(model, Model) else load(model)
+    inputs = [*stacks, *masks, *([base.path] if base.path is not None else [])]
+    check_output(out, overwrite=overwrite, inputs=inputs)
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     net = UNet(base.net.config)
     net.load_state_dict(base.net.state_dict())
@@ -421,7 +431,7 @@ def finetune(
         "user_stacks": [str(s) for s in stacks],
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
     }
-    save(net, out, config)
+    save(net, prepare_output(out, overwrite=overwrite, inputs=inputs), config)
     Path(out, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -448,8 +458,7 @@ def evaluate(
     labels' own IoU against truth). With ``figure``, writes a Fig.-4-style PNG of the first
     model and stack.
     """
-    import livefocus as lf
-    from livefocus.io import stack_z_step
+    from livefocus.io import read_stack, stack_z_step
     from livefocus.model.engines import engine
 
     loaded = [m if isinstance(m, Model) else load(m) for m in models]
@@ -463,7 +472,7 @@ def evaluate(
     assert sim.truth is not None
     reals = []
     for path in real:
-        raw = np.asarray(lf.read_stack(path))
+        raw = np.asarray(read_stack(path))
         weak = label_stack(raw)
         dlab = label_stack(raw, labels="depth", z_step=stack_z_step(path))
         reals.append((Path(path).name, raw, weak, dlab))

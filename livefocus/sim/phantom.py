@@ -12,26 +12,25 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import scipy.fft
 from scipy import ndimage
 
+from livefocus._vocab import CONTRASTS, Contrast
 from livefocus.sim.optics import Camera, LayerRenderer, Optics
 
-__all__ = ["CONTRASTS", "MIN_FIELD_PX", "Contrast", "Specimen", "field_shape"]
+__all__ = ["CONTRASTS", "MIN_FIELD_PX", "Z_MARGIN_UM", "Contrast", "Specimen", "field_shape"]
 
-Contrast = Literal["brightfield", "fluorescence"]
-#: The two image contrasts the specimen can be rendered in.
-CONTRASTS: tuple[str, ...] = ("brightfield", "fluorescence")
 #: Smallest field (pixels per side) that fits the objects.
 MIN_FIELD_PX = 64
 
 #: Margin (pixels) around the visible field: light from objects just outside it blurs in.
 _PAD = 64
-#: Defocus (µm) beyond the objects' height range over which the specimen can be rendered.
-_Z_MARGIN = 30.0
+#: Defocus (µm) beyond the objects' height range over which the specimen can be rendered
+#: (and that the demo stage may travel).
+Z_MARGIN_UM = 30.0
 
 
 #: Set at interpreter exit: prefetch threads stop before the next plane.
@@ -170,8 +169,8 @@ class Specimen:
         self.background = float(background)
         self.density = float(density)
         self.z_range = (
-            self.z_center - self.object_range - _Z_MARGIN,
-            self.z_center + self.object_range + _Z_MARGIN,
+            self.z_center - self.object_range - Z_MARGIN_UM,
+            self.z_center + self.object_range + Z_MARGIN_UM,
         )
 
         field = (

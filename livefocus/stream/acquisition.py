@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from livefocus import __version__
 from livefocus.depth import ReconstructSettings
 from livefocus.stream.pipeline import Pipeline
 from livefocus.stream.store import StoreWriter
@@ -121,6 +120,12 @@ def z_sequence(
     if channels:
         spec["channels"] = [{"group": channel_group, "config": c} for c in channels]
     return useq.MDASequence.model_validate(spec)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("livefocus")
 
 
 def _frame_dtype(core: Any) -> np.dtype[Any]:
@@ -247,7 +252,7 @@ def stream(
             mask_modes=modes,
             overwrite=overwrite,
             meta={
-                "version": __version__,
+                "version": _version(),
                 "settings": settings.as_dict(),
                 "model": model_meta,
                 "device": device,

@@ -1,0 +1,148 @@
+"""A camera that replays a saved stack as a live feed: :class:`ReplayCamera`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from livefocus.devices._camera import LinkedCamera
+
+__all__ = ["ReplayCamera", "replay_frames"]
+
+
+def replay_frames(stack: np.ndarray, *, name: str = "stack") -> np.ndarray:
+    """Convert a stack to the uint16 frames a replay camera serves.
+
+    Unsigned or non-negative integer data up to 16 bits is kept exactly; float data that holds
+    whole numbers in the uint16 range is kept exactly; any other float data is scaled linearly
+    from its [min, max] to [0, 65535].
+
+    Raises
+    ------
+    ValueError
+        For a stack that is not 3-D, is empty, has negative integers, integers above 65535, or
+        non-finite values.
+    """
+    data = np.asarray(stack)
+    if data.ndim != 3 or min(data.shape) == 0:
+        raise ValueError(f"{name} must be a non-empty (Z, Y, X) stack, got shape {data.shape}")
+    if np.issubdtype(data.dtype, np.integer):
+        lo, hi = int(data.min()), int(data.max())
+        if lo < 0 or hi > 65535:
+            raise ValueError(
+                f"{name} holds integers in [{lo}, {hi}]; a replay camera serves 0 to 65535"
+            )
+        return np.ascontiguousarray(data, dtype=np.uint16)
+    if not np.issubdtype(data.dtype, np.floating):
+        raise ValueError(f"{name} has dtype {data.dtype}; expected integer or float")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{name} has NaN or infinite values")
+    lo_f, hi_f = float(data.min()), float(data.max())
+    if lo_f >= 0 and hi_f <= 65535 and np.array_equal(data, np.round(data)):
+        return np.ascontiguousarray(data, dtype=np.uint16)
+    scaled = (data - lo_f) * (65535.0 / max(hi_f - lo_f, 1e-30))
+    return np.rint(scaled).astype(np.uint16)
+
+
+class ReplayCamera(LinkedCamera):
+    """A camera that serves the plane of a saved stack nearest to the linked stage's Z.
+
+    Pre-initialisation properties: ``Path`` (TIFF, ``.npy`` or (OME-)Zarr) and ``ZStepUm``
+    (plane spacing; 0 means the step stored in the file, else 1 µm). Plane ``k`` lies at
+    ``Z = k * step``; a Z more than half a step outside the stack raises ``ValueError``. Frames
+    are the saved planes themselves (no noise), as uint16 (see :func:`replay_frames`). The frame
+    metadata carries ``ReplayPlane`` (the plane index) and ``SimZ_um``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._path = ""
+        self._z_step_setting = 0.0
+        self._frames: np.ndarray | None = None
+        self.z_step = 1.0
+        self.register_property(
+            "Path", property_type=str, getter=ReplayCamera._get_path, setter=ReplayCamera._set_path
+        )
+        self.register_property(
+            "ZStepUm",
+            property_type=float,
+            getter=ReplayCamera._get_z_step,
+            setter=ReplayCamera._set_z_step,
+        )
+
+    def _get_path(self) -> str:
+        return self._path
+
+    def _set_path(self, value: str) -> None:
+        self._path = str(value)
+        if self._initialized_ is True:
+            self._load()
+
+    def _get_z_step(self) -> float:
+        return self._z_step_setting
+
+    def _set_z_step(self, value: float) -> None:
+        step = float(value)
+        if not math.isfinite(step) or step < 0:
+            raise ValueError(f"ZStepUm must be a positive number of µm (0: from file), got {value}")
+        self._z_step_setting = step
+        if self._initialized_ is True:
+            self._load()
+
+    def _load(self) -> None:
+        from livefocus.io import read_stack, stack_z_step
+
+        if not self._path:
+            raise ValueError("Path of the replay camera is empty: set it to a stack file")
+        path = Path(self._path).expanduser()
+        frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
+        step = self._z_step_setting or stack_z_step(path) or 1.0
+        self._frames = frames
+        self.z_step = float(step)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """The uint16 (Z, Y, X) planes served."""
+        if self._frames is None:
+            self._load()
+        assert self._frames is not None
+        return self._frames
+
+    @property
+    def z_positions(self) -> np.ndarray:
+        """Z (µm) of every plane."""
+        return np.arange(self.frames.shape[0], dtype=np.float64) * self.z_step
+
+    def initialize(self) -> None:
+        """Read the stack (when ``Path`` is set already) and register under the link."""
+        if self._path:
+            self._load()
+        super().initialize()
+
+    def sensor_shape(self) -> tuple[int, int]:
+        """(height, width) of the saved planes (1 x 1 until a ``Path`` is set)."""
+        if self._frames is None and not self._path:
+            return (1, 1)
+        return (int(self.frames.shape[1]), int(self.frames.shape[2]))
+
+    def plane_at(self, z: float) -> int:
+        """Index of the plane nearest to ``z`` µm."""
+        n = self.frames.shape[0]
+        k = math.floor(float(z) / self.z_step + 0.5)
+        if not math.isfinite(z) or not 0 <= k < n:
+            raise ValueError(
+                f"stage Z={z:g} µm is outside the replayed stack: planes 0..{n - 1} at "
+                f"Z = 0..{(n - 1) * self.z_step:g} µm (step {self.z_step:g} µm)"
+            )
+        return k
+
+    def snap(self, buffer: np.ndarray) -> Mapping[str, Any]:
+        """Copy the plane nearest to the stage's Z into ``buffer``."""
+        z = self.stage_z()
+        k = self.plane_at(z)
+        buffer[...] = self.frames[k]
+        return {"ReplayPlane": str(k), "SimZ_um": f"{z:.6g}"}
