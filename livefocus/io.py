@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,25 @@ def _open_zarr(path: Path, key: str | None) -> Any:
     )
 
 
+def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
+    """The first series of a TIFF and its axes (tifffile's letters: ``S`` holds samples)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        return np.asarray(series.asarray()), str(series.axes)
+
+
+def _check_grey(path: Path, data: np.ndarray, axes: str) -> None:
+    """Refuse a colour TIFF (an RGB or RGBA samples axis), which would read as planes of 3."""
+    if "S" in axes and data.shape[axes.index("S")] > 1:
+        raise ValueError(
+            f"stack {str(path)!r} is a colour image (axes {axes}, shape {data.shape}; "
+            "S holds RGB(A) samples); focus needs one grey level per pixel: save the stack "
+            "in grey (or one channel) first"
+        )
+
+
 def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np.ndarray:
     """Read an image stack as a numpy array.
 
@@ -42,10 +62,25 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
         group the array ``key``, else ``raw`` or ``0``).
     key : str, optional
         Array inside a Zarr group.
-    ndim : int
+    ndim : {3, 2}
         The dimensionality the caller needs: singleton leading axes are dropped and a 2-D image
         becomes a one-slice stack when ``ndim`` is 3. Anything else is an error naming the shape.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such path.
+    ValueError
+        Unknown format, a corrupt or incomplete file, an empty stack, the wrong number of axes,
+        a non-numeric dtype, or colour: a TIFF whose pixels hold RGB(A) samples is refused
+        (focus needs one grey level per pixel; convert it to grey first).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or Path, got {type(path).__name__}")
+    if str(path) == "":
+        raise ValueError("path must not be empty")
+    if ndim not in (2, 3):
+        raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"stack {str(path)!r} does not exist")
@@ -56,17 +91,19 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
         )
     if suffix not in (*_TIFF, ".npy"):
         check_complete(path, "stack")  # a store left by a crash or a full disk is no stack
+    axes = ""
     try:
         if suffix in _TIFF:
-            import tifffile
-
-            data = np.asarray(tifffile.imread(path))
+            data, axes = _read_tiff(path)
         elif suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         else:
             data = np.asarray(_open_zarr(path, key)[...])
     except Exception as exc:  # a corrupt file: say which, keep the cause
         raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
+    _check_grey(path, data, axes)
+    if data.size == 0:
+        raise ValueError(f"stack {str(path)!r} is empty: shape {data.shape}")
     while data.ndim > ndim and data.shape[0] == 1:
         data = data[0]
     if ndim == 3 and data.ndim == 2:

@@ -13,8 +13,12 @@ from livefocus._vocab import MEASURES, Measure, check_choice
 from livefocus._xp import array_namespace
 
 __all__ = [
+    "check_count",
     "check_image",
+    "check_maps",
     "check_measure",
+    "check_measures",
+    "check_memory",
     "check_positive_int",
     "check_positive_number",
     "check_stack",
@@ -28,10 +32,55 @@ def check_measure(measure: Any) -> Measure:
     )
 
 
+def check_measures(measures: Any) -> tuple[Measure, ...]:
+    """One measure name, or a non-empty sequence of them."""
+    values = (measures,) if isinstance(measures, str) and measures else measures
+    if isinstance(values, str) or not isinstance(values, Iterable) or not (names := tuple(values)):
+        raise ValueError(
+            f"measures must name at least one of {', '.join(MEASURES)}; got {measures!r}"
+        )
+    return tuple(
+        check_choice(m.lower() if isinstance(m, str) else m, "measures", MEASURES) for m in names
+    )
+
+
 def check_positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def check_count(value: Any, name: str) -> int:
+    """``value`` as an int if it is a whole number >= 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(nbytes: float, name: str, value: Any) -> None:
+    """A ValueError naming ``name`` when ``nbytes`` exceed the memory available now.
+
+    Where the available memory cannot be found, only sizes beyond 2**50 bytes are refused.
+    """
+    available = _available_memory()
+    limit = float(available) if available is not None else float(1 << 50)
+    if nbytes > limit:
+        raise ValueError(
+            f"{name} {value!r} needs about {nbytes / 2**30:.3g} GiB of memory, more than the "
+            f"{limit / 2**30:.3g} GiB available"
+        )
 
 
 def check_positive_number(value: Any, name: str, unit: str = "") -> float:
@@ -79,6 +128,18 @@ def check_image(image: Any, name: str = "image") -> Any:
         )
     _check_pixels(image, name)
     return image
+
+
+def check_maps(maps: Any, name: str = "maps") -> Any:
+    """(H, W) or (Z, H, W) real, non-empty, finite numpy or CuPy maps."""
+    if type(maps).__module__.split(".")[0] != "cupy":
+        maps = np.asarray(maps)
+    if maps.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be an (H, W) or (Z, H, W) array, got shape {tuple(maps.shape)}"
+        )
+    _check_pixels(maps, name)
+    return maps
 
 
 def check_stack(stack: Any, name: str = "stack") -> Any:

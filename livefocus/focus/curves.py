@@ -9,7 +9,7 @@ import numpy as np
 
 from livefocus._vocab import MEASURES
 from livefocus._xp import array_namespace, to_numpy
-from livefocus.focus._validate import check_measure, check_stack
+from livefocus.focus._validate import check_measure, check_measures, check_stack
 from livefocus.focus.sliding import window_scores
 
 __all__ = ["axial_curve", "axial_curves"]
@@ -37,5 +37,7 @@ def axial_curve(stack: Any, measure: str = "std", *, normalize: bool = True) -> 
 def axial_curves(
     stack: Any, measures: Sequence[str] = MEASURES, *, normalize: bool = True
 ) -> dict[str, np.ndarray]:
-    """:func:`axial_curve` for several measures, keyed by measure name."""
-    return {m: axial_curve(stack, m, normalize=normalize) for m in measures}
+    """:func:`axial_curve` for several measures (at least one), keyed by measure name."""
+    names = check_measures(measures)
+    data = check_stack(stack)
+    return {m: axial_curve(data, m, normalize=normalize) for m in names}

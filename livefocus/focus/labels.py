@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from livefocus._xp import array_namespace
+from livefocus.focus._validate import check_maps, check_positive_int
 
 __all__ = ["otsu_threshold", "weak_labels"]
 
@@ -17,7 +18,12 @@ def otsu_threshold(values: Any, *, nbins: int = 256) -> float:
     The threshold is the centre of the bin that maximises the between-class variance; pixels
     strictly above it are "in focus". A constant input returns its value (nothing is above it).
     """
+    nbins = check_positive_int(nbins, "nbins")
     xp = array_namespace(values)
+    if xp is np:
+        values = np.asarray(values)
+    if np.iscomplexobj(values) or not np.issubdtype(values.dtype, np.number):
+        raise TypeError(f"values must be real numbers, got dtype {values.dtype}")
     flat = values.ravel().astype(xp.float64)
     flat = flat[xp.isfinite(flat)]
     if flat.size == 0:
@@ -42,7 +48,8 @@ def weak_labels(maps: Any, *, method: str = "otsu", scope: str = "slice") -> Any
     Parameters
     ----------
     maps : (H, W) or (Z, H, W) array
-        Focus-score maps (numpy or CuPy).
+        Focus-score maps (numpy or CuPy): integer or float, finite (NaN, inf, complex and
+        bool maps are refused).
     method : {"otsu"}
         Thresholding method (the paper uses Otsu).
     scope : {"slice", "stack"}
@@ -57,11 +64,8 @@ def weak_labels(maps: Any, *, method: str = "otsu", scope: str = "slice") -> Any
         raise ValueError(f"method must be 'otsu', got {method!r}")
     if scope not in ("slice", "stack"):
         raise ValueError(f"scope must be 'slice' or 'stack', got {scope!r}")
+    maps = check_maps(maps)
     xp = array_namespace(maps)
-    if xp is np:
-        maps = np.asarray(maps)
-    if maps.ndim not in (2, 3) or maps.size == 0:
-        raise ValueError(f"maps must be a non-empty (H, W) or (Z, H, W) array, got {maps.shape}")
     if scope == "stack" or maps.ndim == 2:
         return maps > otsu_threshold(maps)
     return xp.stack([m > otsu_threshold(m) for m in maps])

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from livefocus._vocab import MEASURES
+from livefocus.focus._scale import unit_scale, unscale
 from livefocus.focus._validate import check_measure
 
 __all__ = ["ENTROPY_BINS", "MEASURES", "entropy_bins", "window_score"]
@@ -50,6 +51,7 @@ def entropy_bins(image: Any) -> Any:
     from livefocus._xp import array_namespace
 
     xp = array_namespace(image)
+    image, _ = unit_scale(image, xp)  # the bins do not change; (max - min) stays finite
     lo = image.min()
     hi = image.max()
     if np.issubdtype(image.dtype, np.integer) and int(hi) - int(lo) < ENTROPY_BINS:
@@ -108,9 +110,13 @@ def window_score(window: Any, measure: str = "std", *, bins: Any = None) -> floa
     1.0
     """
     measure = check_measure(measure)
-    p = np.asarray(window, dtype=np.float64)
     if measure == "entropy":
         return _entropy(np.asarray(bins) if bins is not None else entropy_bins(np.asarray(window)))
+    p, k = unit_scale(np.asarray(window, dtype=np.float64), np)
+    return float(unscale(np.float64(_score(p, measure)), measure, k, np))
+
+
+def _score(p: np.ndarray, measure: str) -> float:
     if measure == "std":
         return float(p.std())
     if measure == "variance":

@@ -7,7 +7,28 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_curves"]
+__all__ = ["check_figure_path", "plot_curves"]
+
+
+def check_figure_path(path: str | Path, name: str = "path") -> Path:
+    """``path`` as a Path if a figure can be saved there: a file name (not empty, not a
+    folder) in an existing folder, ending in a format matplotlib writes (``.png``, ``.pdf``,
+    ``.svg``, ...); otherwise a ValueError (FileNotFoundError for a missing folder) naming
+    ``name``. Checked before any work, so that a bad path fails at once."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path).expanduser()
+    if str(path) in ("", ".") or path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name such as curves.png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(
+            f"{name} {str(path)!r} must end in a figure format: "
+            + ", ".join(f".{f}" for f in sorted(formats))
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{name}: folder {str(path.parent)!r} does not exist")
+    return path
 
 
 def plot_curves(
@@ -23,7 +44,7 @@ def plot_curves(
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    path = Path(path)
+    path = check_figure_path(path)
     fig = Figure(figsize=(7, 4.2), dpi=110)
     ax = fig.add_subplot()
     for name, curve in curves.items():

@@ -13,6 +13,7 @@ import numpy as np
 
 from livefocus._vocab import PAINTS, Paint, check_choice
 from livefocus._xp import to_numpy
+from livefocus.focus._scale import unit_scale, unscale
 from livefocus.focus._validate import check_image, check_measure, check_positive_int, check_strides
 from livefocus.focus.measures import entropy_bins, window_score
 
@@ -49,6 +50,7 @@ def focus_map_reference(
     window = check_positive_int(window, "window")
     strides = check_strides(strides)
     paint = check_paint(paint)
+    img, k = unit_scale(img, np)
     bins = entropy_bins(img) if measure == "entropy" else None
     height, width = img.shape
     best = np.full((height, width), -np.inf)
@@ -64,4 +66,4 @@ def focus_map_reference(
         if paint == "mean":
             total = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
         best = np.maximum(best, total)
-    return best
+    return np.asarray(unscale(best, measure, k, np))

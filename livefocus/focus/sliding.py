@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from livefocus._xp import array_namespace
+from livefocus.focus._scale import unit_scale, unscale
 from livefocus.focus._validate import (
     check_image,
     check_measure,
@@ -262,11 +263,14 @@ def window_scores(
     img = check_image(image)
     xp = array_namespace(img)
     measure = check_measure(measure)
-    window = check_positive_int(window, "window")
-    stride = check_positive_int(stride, "stride")
+    # beyond the image's size, a larger window or stride changes nothing (and would overflow)
+    largest = max(img.shape)
+    window = min(check_positive_int(window, "window"), largest)
+    stride = min(check_positive_int(stride, "stride"), largest)
+    img, k = unit_scale(img, xp)
     ys, ye = _window_grid(img.shape[0], stride, window)
     xs, xe = _window_grid(img.shape[1], stride, window)
-    return _scorer(img, measure, xp)(ys, ye, xs, xe)
+    return unscale(_scorer(img, measure, xp)(ys, ye, xs, xe), measure, k, xp)
 
 
 def _edges(length: int, grids: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -341,10 +345,13 @@ def focus_map(
     img = check_image(image)
     xp = array_namespace(img)
     measure = check_measure(measure)
-    window = check_positive_int(window, "window")
-    strides = check_strides(strides)
-    paint = check_paint(paint)
     height, width = img.shape
+    # beyond the image's size, a larger window or stride changes nothing (and would overflow)
+    largest = max(height, width)
+    window = min(check_positive_int(window, "window"), largest)
+    strides = tuple(min(s, largest) for s in check_strides(strides))
+    paint = check_paint(paint)
+    img, k = unit_scale(img, xp)
     score = _scorer(img, measure, xp)
 
     plans = [(_window_grid(height, s, window), _window_grid(width, s, window)) for s in strides]
@@ -362,6 +369,7 @@ def focus_map(
             painted = xp.where(count > 0, painted / xp.maximum(count, 1), 0.0)
         best = painted if best is None else xp.maximum(best, painted, out=best)
     assert best is not None
+    best = unscale(best, measure, k, xp)
     cell_y = xp.asarray(np.repeat(np.arange(grid[0]), np.diff(edges_y)))
     cell_x = xp.asarray(np.repeat(np.arange(grid[1]), np.diff(edges_x)))
     return best[xp.ix_(cell_y, cell_x)]
@@ -389,7 +397,7 @@ def focus_maps(
     check_paint(paint)
     if workers is None:
         workers = 1 if xp is not np else min(8, os.cpu_count() or 1)
-    workers = check_positive_int(workers, "workers")
+    workers = min(check_positive_int(workers, "workers"), data.shape[0])
     out = xp.empty(data.shape, dtype=xp.float64)
 
     def one(z: int) -> None:

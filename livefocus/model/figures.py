@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from livefocus.focus.plots import check_figure_path
+
 __all__ = ["fig4"]
 
 
@@ -19,6 +21,7 @@ def fig4(
     n_cols: int = 5,
 ) -> Path:
     """Write a grid: rows input, weak label, prediction, truth; columns evenly spaced slices."""
+    path = check_figure_path(path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +48,6 @@ def fig4(
             if r == 0:
                 ax.set_title(f"z = {i}")
     fig.tight_layout()
-    path = Path(path)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
