@@ -1,0 +1,192 @@
+"""What livefocus writes, and the one check every writer makes before it writes.
+
+Livefocus marks everything it writes, so that ``overwrite`` can never remove anything else:
+
+- a **store** (stream, ``label`` and ``simulate`` output) is a Zarr v3 group whose root
+  ``zarr.json`` has a ``livefocus`` attribute (a JSON object holding at least ``status``);
+- any other **folder** (a model folder) holds a ``.livefocus`` marker file (JSON);
+- a **file** (an exported ONNX model) is recognised by the writer itself (``owned=``).
+
+:func:`prepare_output` (:func:`check_output`, then removal) refuses an existing output unless
+``overwrite`` is given, refuses even then anything without the marker, refuses an output that
+is, holds or lies inside one of the inputs, checks that the parent folder is writable, and only
+then removes the old output.
+
+A store's ``status`` is a :data:`livefocus._vocab.RunState`: ``running`` while it is written,
+then ``complete``, ``interrupted`` or ``error: ...``; :func:`check_complete` is what readers
+call. This module is a leaf: it imports nothing from livefocus but the vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from livefocus._vocab import run_state
+
+__all__ = [
+    "MARKER",
+    "STORE_KEY",
+    "check_complete",
+    "check_output",
+    "is_livefocus_output",
+    "prepare_output",
+    "store_status",
+    "write_marker",
+]
+
+#: Marker file of the folders livefocus writes that are not Zarr stores.
+MARKER = ".livefocus"
+#: The root attribute of every livefocus store.
+STORE_KEY = "livefocus"
+
+
+def _store_attrs(path: Path) -> dict[str, Any] | None:
+    """The ``livefocus`` root attribute of a Zarr v3 store, or None."""
+    try:
+        doc = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return None
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    found = attrs.get(STORE_KEY) if isinstance(attrs, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def is_livefocus_output(path: str | Path) -> bool:
+    """Whether ``path`` is a folder livefocus wrote (a marked store or model folder)."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    return (path / MARKER).is_file() or _store_attrs(path) is not None
+
+
+def write_marker(folder: str | Path, kind: str) -> None:
+    """Mark ``folder`` (not a Zarr store) as written by livefocus; ``kind`` says what it is."""
+    text = json.dumps({"writer": "livefocus", "kind": kind}) + "\n"
+    Path(folder, MARKER).write_text(text)
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def prepare_output(
+    path: str | Path,
+    *,
+    overwrite: bool,
+    inputs: Iterable[str | Path] = (),
+    name: str = "out",
+    owned: Callable[[Path], bool] = is_livefocus_output,
+) -> Path:
+    """Check that ``path`` may be written (:func:`check_output`), then remove an old output.
+
+    Returns
+    -------
+    Path
+        ``path``, with ``~`` expanded; nothing is there any more.
+    """
+    path = check_output(path, overwrite=overwrite, inputs=inputs, name=name, owned=owned)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    return path
+
+
+def check_output(
+    path: str | Path,
+    *,
+    overwrite: bool,
+    inputs: Iterable[str | Path] = (),
+    name: str = "out",
+    owned: Callable[[Path], bool] = is_livefocus_output,
+) -> Path:
+    """Check that ``path`` may be written; change nothing.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output (a store or model folder, or a file).
+    overwrite : bool
+        Replace an existing output; without it an existing ``path`` is an error.
+    inputs : iterable of paths
+        What the writer reads: the output may not be, hold or lie inside any of them.
+    name : str
+        The parameter named in error messages.
+    owned : callable
+        Whether an existing ``path`` was written by livefocus (default: the store attribute
+        or marker file of a folder; pass another check for a file output).
+
+    Returns
+    -------
+    Path
+        ``path``, with ``~`` expanded.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is, holds or lies inside an input.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false, or it was not written by livefocus.
+    FileNotFoundError, PermissionError
+        The parent folder is missing or not writable.
+    """
+    path = Path(path).expanduser()
+    target = path.resolve()
+    for item in inputs:
+        source = Path(item).expanduser().resolve()
+        if _within(target, source) or _within(source, target):
+            raise ValueError(
+                f"{name} {str(path)!r} would overwrite the input {str(item)!r}; "
+                f"choose another {name}"
+            )
+    exists = path.exists() or path.is_symlink()
+    if exists and not overwrite:
+        raise FileExistsError(
+            f"{name} {str(path)!r} already exists; pass overwrite=True to replace it"
+        )
+    if exists and not owned(path):
+        kind = "folder" if path.is_dir() else "file"
+        raise FileExistsError(
+            f"{name} {str(path)!r} is a {kind} that livefocus did not write; "
+            "it is never replaced, choose another path"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{name}: folder {str(parent)!r} does not exist")
+    probe = parent / f".livefocus-write-test-{id(path)}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(f"{name}: cannot write in {str(parent)!r} ({exc})") from None
+    return path
+
+
+def store_status(path: str | Path) -> str | None:
+    """The recorded ``status`` of a livefocus store (None: not a store, or none recorded)."""
+    attrs = _store_attrs(Path(path))
+    status = attrs.get("status") if attrs is not None else None
+    return status if isinstance(status, str) else None
+
+
+def check_complete(path: str | Path, name: str = "path") -> None:
+    """Raise a ValueError when ``path`` is a livefocus store that was not finished.
+
+    Stores without a status (written by older versions, or by other programs) pass.
+    """
+    status = store_status(path)
+    if status is None or status == "complete":
+        return
+    try:
+        state: str = run_state(status)
+    except ValueError:
+        state = "error"
+    why = {
+        "running": "its writer stopped before finishing (crash, full disk, or still running)",
+        "interrupted": "its run was stopped early",
+    }.get(state, status)
+    raise ValueError(f"{name} {str(path)!r} is an incomplete livefocus store ({why})")
