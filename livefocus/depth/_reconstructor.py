@@ -65,6 +65,7 @@ from livefocus.depth._focus import plane_focus
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
+from livefocus.depth._signal import noise_sigma, plane_support
 from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
 from livefocus.focus.labels import otsu_threshold, weak_labels
 
@@ -154,6 +155,8 @@ class StackReconstructor:
             capacity = check_positive_int(n_planes, "n_planes")
         self._cap = capacity
         self._focus = np.empty((capacity, ny, nx), np.float32)
+        self._support = np.empty((capacity, ny, nx), np.float32)
+        self._sigma: list[float] = []  # noise std of each plane
         self._prev = np.zeros((ny, nx), np.float32)  # the previous frame
         self._masks = np.zeros((capacity, ny, nx), bool)
         self._z: list[float] = []
@@ -168,6 +171,7 @@ class StackReconstructor:
         self._fmax = np.full((ny, nx), -np.inf, np.float32)
         self._arg = np.zeros((ny, nx), np.intp)
         self._runmin = np.full((ny, nx), np.inf, np.float32)
+        self._s_at = np.zeros((ny, nx), np.float32)  # support at the highest plane
         self._leftmin = np.full((ny, nx), np.inf, np.float32)
         self._rightmin = np.full((ny, nx), np.inf, np.float32)
         # focus scores and frame values at each pixel's peak and at the planes either side
@@ -191,7 +195,7 @@ class StackReconstructor:
         if self._n < self._cap:
             return
         cap = 2 * self._cap
-        for name in ("_focus", "_masks"):
+        for name in ("_focus", "_support", "_masks"):
             old = getattr(self, name)
             new = (np.zeros if name == "_masks" else np.empty)((cap, *self.shape), old.dtype)
             new[: self._n] = old[: self._n]
@@ -274,6 +278,8 @@ class StackReconstructor:
         if k == 1:
             self._direction = 1.0 if z > self._z[0] else -1.0
         self._focus[k] = fmap
+        self._sigma.append(noise_sigma(img, self.settings))
+        self._support[k] = plane_support(img, self.settings, self._sigma[-1])
         self._z.append(z)
         self._curve.append(float(fmap.mean(dtype=np.float64)))
         self._n = k + 1
@@ -296,6 +302,7 @@ class StackReconstructor:
         self._cache.clear()
         new = f > self._fmax
         np.minimum(self._runmin, f, out=self._runmin)
+        np.copyto(self._s_at, self._support[k], where=new)
         np.copyto(self._leftmin, self._runmin, where=new)
         np.minimum(self._rightmin, f, out=self._rightmin)
         np.copyto(self._rightmin, f, where=new)
@@ -379,7 +386,10 @@ class StackReconstructor:
         else:
             base = np.maximum(window[: j - lo + 1].min(axis=0), window[j - lo :].min(axis=0))
         conf = 1 - base[cand] / fj[cand]
-        idx = cand[conf > np.float32(self.settings.min_confidence)]
+        keep = conf > np.float32(self.settings.min_confidence)
+        keep &= self._clear_of_noise(fj[cand], base[cand], j)
+        keep &= self._supported(self._support[j].reshape(-1)[cand])
+        idx = cand[keep]
         if edge:
             offset, ok = self._edgefit_vertex(j, n, idx)
             idx, offset = idx[ok], offset[ok]
@@ -391,6 +401,17 @@ class StackReconstructor:
         off, ok = fit_vertex(fm, f0, fp, a, b)
         lo_off, hi_off = sorted((a / 2.0, b / 2.0))
         return idx, np.clip(off, np.float32(lo_off), np.float32(hi_off))
+
+    def _clear_of_noise(self, peak: np.ndarray, base: np.ndarray, j: int) -> np.ndarray:
+        """Where a peak of plane ``j`` stands above its base by more than the noise floor."""
+        floor = np.float32(self.settings.noise_floor * self._sigma[j])
+        return np.asarray(peak - base > floor)
+
+    def _supported(self, support: np.ndarray) -> np.ndarray:
+        """Where the pixel itself stands out of its background (``min_support``; 0: anywhere)."""
+        if self.settings.min_support == 0:
+            return np.ones(support.shape, bool)
+        return np.asarray(support > np.float32(self.settings.min_support))
 
     def _reach(self, j: int, n: int) -> range:
         """Planes ``k < n`` that a peak at plane ``j`` can put in focus."""
@@ -496,6 +517,11 @@ class StackReconstructor:
         with np.errstate(invalid="ignore", divide="ignore"):
             conf = 1 - np.divide(base, fmax, out=np.ones_like(fmax), where=fmax > 0)
         conf = np.clip(conf, 0.0, 1.0).astype(np.float32)
+        sigma = np.asarray(self._sigma, np.float32)[self._arg]
+        ok = (fmax - base > np.float32(self.settings.noise_floor) * sigma) & self._supported(
+            self._s_at
+        )
+        conf = np.where(ok, conf, np.float32(0.0)).astype(np.float32)
         result = (self._zarg + off, off, conf)
         self._cache["best"] = result
         return result

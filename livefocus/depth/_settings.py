@@ -17,7 +17,10 @@ from livefocus.focus._validate import (
 )
 from livefocus.focus.reference import check_paint
 
-__all__ = ["REFINEMENTS", "ReconstructSettings", "check_shape"]
+__all__ = ["POLARITIES", "REFINEMENTS", "ReconstructSettings", "check_shape"]
+
+#: What counts as specimen in a frame (see ``ReconstructSettings.polarity``).
+POLARITIES: tuple[str, ...] = ("auto", "bright", "dark", "both")
 
 #: Default window (pixels) for frames up to 1024 pixels on a side.
 _BASE_WINDOW = 6
@@ -32,6 +35,21 @@ def check_shape(shape: Any) -> tuple[int, int]:
     if ny < 1 or nx < 1:
         raise ValueError(f"shape must be positive (Y, X), got {shape!r}")
     return ny, nx
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _non_negative(value: Any, name: str) -> float:
+    v = _number(value, name)
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,21 @@ class ReconstructSettings:
         ``R``: a local peak is the highest score within ``R`` planes on either side, and its
         prominence is measured within that range. Depth masks become final ``R + 1`` planes
         later (uniform step, default depth of field).
+    support_size : int
+        Size (pixels) of the top-hat that measures a pixel's own signal
+        (:func:`~livefocus.depth.plane_support`): structure up to about this size counts.
+    polarity : {"auto", "bright", "dark", "both"}
+        Which structure is specimen: brighter than its surroundings (fluorescence), darker
+        (absorbing objects in brightfield), either (textured surfaces), or decided per frame.
+    min_support : float
+        A peak counts only where the pixel itself stands out of its local background on the
+        peak's plane by more than this many noise stds (0: no support test).
+    noise_floor : float
+        A peak counts only where it stands more than this many noise standard deviations
+        (of the plane, :func:`~livefocus.depth.noise_sigma`) above its base (0: no floor).
+    gain, offset, read_noise : float or None
+        Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
+        instead of being estimated from each frame.
     """
 
     measure: Measure = "std"
@@ -72,6 +105,15 @@ class ReconstructSettings:
     min_confidence: float = 0.35
     refine: Refinement = "parabola"
     peak_radius: int = 4
+    support_size: int = 21
+    support_smooth: int = 2
+    support_edge: float = 0.4
+    polarity: str = "auto"
+    min_support: float = 2.5
+    noise_floor: float = 0.5
+    gain: float = 1.0
+    offset: float = 0.0
+    read_noise: float | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -95,6 +137,16 @@ class ReconstructSettings:
         set_(self, "min_confidence", float(conf))
         set_(self, "refine", check_choice(self.refine, "refine", REFINEMENTS))
         set_(self, "peak_radius", check_positive_int(self.peak_radius, "peak_radius"))
+        set_(self, "support_size", check_positive_int(self.support_size, "support_size"))
+        set_(self, "support_smooth", check_positive_int(self.support_smooth, "support_smooth"))
+        set_(self, "support_edge", _non_negative(self.support_edge, "support_edge"))
+        set_(self, "polarity", check_choice(self.polarity, "polarity", POLARITIES))
+        set_(self, "min_support", _non_negative(self.min_support, "min_support"))
+        set_(self, "noise_floor", _non_negative(self.noise_floor, "noise_floor"))
+        set_(self, "gain", check_positive_number(self.gain, "gain", "ADU per electron"))
+        set_(self, "offset", _number(self.offset, "offset"))
+        if self.read_noise is not None:
+            set_(self, "read_noise", _non_negative(self.read_noise, "read_noise"))
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""

@@ -1,0 +1,102 @@
+"""A pixel's own signal and the camera's noise: :func:`plane_support`, :func:`noise_sigma`.
+
+The focus map scores windows, so a background pixel next to an object inherits the object's
+focus peak. The *support* map scores how far each pixel itself stands out of its local
+background (a top-hat), so a pixel is only in focus where the specimen itself is. The *noise*
+of a plane is estimated from the frame alone, robustly (or from a camera model), so that a
+focus peak can be asked to stand clear of what the camera's noise gives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from livefocus.depth._settings import ReconstructSettings
+
+__all__ = ["noise_sigma", "noise_sigma_reference", "plane_support", "polarity"]
+
+#: A top-hat must hold this many times the other's total to set the frame's polarity.
+_POLAR = 2.0
+
+#: Median of |N(0, 1)|: turns a median absolute value into a standard deviation.
+_MAD_TO_STD = 1.0 / 0.6744897501960817
+#: The residual ``x - mean of its 4 neighbours`` has ``sqrt(1 + 4/16)`` times the noise's std.
+_RESIDUAL_GAIN = math.sqrt(1.25)
+
+
+def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float) -> np.ndarray:
+    """float32 (Y, X): how far each pixel stands out of its local background, in noise stds.
+
+    The frame is smoothed over 3 x 3 pixels, and its top-hat of ``settings.support_size``
+    pixels (the frame less its grey opening: bright structure smaller than the size) or its
+    black top-hat (the grey closing less the frame: dark structure) is divided by ``sigma``
+    (the noise std of one pixel). Which one is :func:`polarity` of the frame; both (their
+    maximum) where it has no clear polarity, as a textured surface. Flat background next to an
+    object scores about 0 even when a focus window there sees the object's edge.
+    """
+    img = np.asarray(frame, dtype=np.float32)
+    if settings.support_smooth > 1:
+        img = ndimage.uniform_filter(img, settings.support_smooth, mode="nearest")
+    size = (settings.support_size, settings.support_size)
+    bright = img - ndimage.grey_opening(img, size=size, mode="nearest")
+    dark = ndimage.grey_closing(img, size=size, mode="nearest") - img
+    which = polarity(bright, dark) if settings.polarity == "auto" else settings.polarity
+    out = {"bright": bright, "dark": dark}.get(which)
+    if out is None:
+        out = np.maximum(bright, dark)
+    if settings.support_edge > 0:
+        # an object's edge lies where its contrast falls to a fraction of the local peak
+        # contrast: the pixels beyond, lit only by the blur of the edge, are background
+        peak = ndimage.maximum_filter(ndimage.uniform_filter(out, 3), 7, mode="nearest")
+        out = np.where(out >= np.float32(settings.support_edge) * peak, out, np.float32(0))
+    return np.asarray(out / np.float32(sigma), dtype=np.float32)
+
+
+def polarity(bright: np.ndarray, dark: np.ndarray) -> str:
+    """``"bright"``, ``"dark"`` or ``"both"``: which top-hat holds at least twice the other's
+    total (emitters on a dark field, absorbers on a bright one, or neither)."""
+    sb, sd = float(bright.sum(dtype=np.float64)), float(dark.sum(dtype=np.float64))
+    if sb > _POLAR * sd:
+        return "bright"
+    if sd > _POLAR * sb:
+        return "dark"
+    return "both"
+
+
+def noise_sigma(frame: np.ndarray, settings: ReconstructSettings) -> float:
+    """Standard deviation (frame units) of the camera noise in ``frame``.
+
+    With a camera model in ``settings`` (``read_noise`` given) it is the shot and read noise at
+    the frame's median level: ``sqrt(gain * (median - offset) + read_noise²)``. Without one it
+    is estimated from the frame: the median absolute residual of each pixel against the mean of
+    its four neighbours, scaled to a std, so that edges and texture (a minority of pixels)
+    do not inflate it. Either way the rounding of integer frames (1/12 ADU²) is added.
+    """
+    img = np.asarray(frame, dtype=np.float32)
+    s = settings
+    if s.read_noise is not None:
+        level = max(float(np.median(img)) - s.offset, 0.0)
+        var = s.gain * level + s.read_noise**2
+    elif img.shape[0] < 3 or img.shape[1] < 3:
+        var = 0.0
+    else:
+        c = img[1:-1, 1:-1]
+        r = c - np.float32(0.25) * (img[:-2, 1:-1] + img[2:, 1:-1] + img[1:-1, :-2] + img[1:-1, 2:])
+        var = (float(np.median(np.abs(r))) * _MAD_TO_STD / _RESIDUAL_GAIN) ** 2
+    return math.sqrt(var + 1.0 / 12.0)
+
+
+def noise_sigma_reference(frame: np.ndarray) -> float:
+    """Plain loop version of the data estimate of :func:`noise_sigma` (for tests)."""
+    img = np.asarray(frame, dtype=np.float64)
+    ny, nx = img.shape
+    res = [
+        img[y, x] - 0.25 * (img[y - 1, x] + img[y + 1, x] + img[y, x - 1] + img[y, x + 1])
+        for y in range(1, ny - 1)
+        for x in range(1, nx - 1)
+    ]
+    sigma = float(np.median(np.abs(res))) * _MAD_TO_STD / _RESIDUAL_GAIN
+    return math.sqrt(sigma * sigma + 1.0 / 12.0)

@@ -1,0 +1,1 @@
+"""Test support: an independent validation generator and the accuracy report."""
