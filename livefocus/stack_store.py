@@ -1,44 +1,82 @@
-"""Zarr output of ``livefocus label``: maps, masks and axial curve, one chunk per slice."""
+"""The store of ``livefocus label``: the same OME-Zarr layout as a streaming run.
+
+One position, one time point, one channel: the stack itself is the root image (``0``), its
+focus-score maps are the ``focus`` image and its weak labels the ``labels/mask_otsu`` label
+image (see :mod:`livefocus.stream.store`). There are no depth maps; the axial focus curve is
+in the ``livefocus`` attribute (``curve``). Every slice is its own chunk and is on disk once
+``write_*`` returns, and the status (``running``, then ``complete``, ``interrupted`` or
+``error: ...``) says whether the labelling finished.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from livefocus.stream.store import StoreWriter
+
 __all__ = ["LabelStore"]
 
 
 class LabelStore:
-    """A Zarr v3 group with ``maps`` (float32), ``masks`` (uint8) and ``curve`` (float64).
+    """Writes the output of ``livefocus label`` slice by slice (see :meth:`create`)."""
 
-    Every slice is its own chunk and is on disk once ``write_*`` returns, so an interrupted run
-    keeps all slices written before it stopped.
-    """
+    def __init__(self, writer: StoreWriter, raw: np.ndarray) -> None:
+        self.writer = writer
+        self.raw = raw
 
-    def __init__(self, group: Any) -> None:
-        self.group = group
+    @property
+    def path(self) -> Path:
+        return self.writer.path
 
     @classmethod
     def create(
-        cls, path: str | Path, *, shape: tuple[int, ...], attrs: dict[str, Any]
+        cls,
+        path: str | Path,
+        *,
+        raw: np.ndarray,
+        attrs: dict[str, Any],
+        z_step: float | None = None,
+        pixel_size: float | None = None,
+        overwrite: bool = False,
+        inputs: Sequence[str | Path] = (),
     ) -> LabelStore:
-        import zarr
+        """Create the store of the (Z, Y, X) stack ``raw``; ``attrs`` go to ``livefocus``.
 
-        group = zarr.open_group(str(path), mode="w-")
-        group.attrs.update({"livefocus": attrs})
-        chunks = (1, *shape[1:])
-        group.create_array("maps", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
-        group.create_array("masks", shape=shape, chunks=chunks, dtype="uint8", fill_value=0)
-        group.create_array("curve", shape=(shape[0],), dtype="float64", fill_value=np.nan)
-        return cls(group)
+        ``z_step`` and ``pixel_size`` (µm) are the scales when known. ``overwrite`` replaces
+        only a store livefocus wrote, never one of ``inputs``.
+        """
+        nz, ny, nx = raw.shape
+        writer = StoreWriter(
+            path,
+            shape=(1, 1, 1, nz, ny, nx),
+            dtype=raw.dtype,
+            z_step=z_step,
+            pixel_size=pixel_size,
+            mask_modes=("otsu",),
+            meta={"kind": "label", **attrs},
+            overwrite=overwrite,
+            inputs=inputs,
+            maps=False,
+        )
+        return cls(writer, raw)
 
     def write_map(self, z: int, focus: np.ndarray) -> None:
-        self.group["maps"][z] = focus.astype(np.float32)
+        """Slice ``z``: its raw frame and focus map (its mask follows)."""
+        self.writer.write_plane((0, 0, 0, z), raw=self.raw[z], focus=focus, masks={})
 
     def write_mask(self, z: int, mask: np.ndarray) -> None:
-        self.group["masks"][z] = mask.astype(np.uint8)
+        """The weak-label mask of slice ``z``."""
+        self.writer.write_final((0, 0, 0, z), {"otsu": mask})
 
     def write_curve(self, curve: np.ndarray) -> None:
-        self.group["curve"][:] = curve
+        """The axial focus curve; marks every slice final."""
+        self.writer.write_stack((0, 0, 0), maps={}, masks={})
+        self.writer.update_meta(curve=[float(v) for v in curve])
+
+    def close(self, status: str = "complete") -> None:
+        """Record the final status (``complete``, ``interrupted`` or ``error: ...``)."""
+        self.writer.close(status)

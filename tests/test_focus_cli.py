@@ -10,6 +10,7 @@ import numpy as np
 import zarr
 
 import livefocus as lf
+from livefocus.stream import open_store
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -32,20 +33,22 @@ def test_label_writes_maps_masks_and_plot(tmp_path: Path, data_dir: Path) -> Non
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    group = zarr.open_group(str(out), mode="r")
+    store = open_store(out)  # the layout of a streaming run: stack, focus maps, labels
     stack = lf.read_stack(data_dir / "diatom_mfusionj_3z.tif")
     maps = lf.focus_maps(stack, "std", window=32, strides=(8, 16))
-    np.testing.assert_allclose(group["maps"][:], maps.astype(np.float32))
-    np.testing.assert_array_equal(group["masks"][:], lf.weak_labels(maps).astype(np.uint8))
-    np.testing.assert_allclose(group["curve"][:], lf.axial_curve(stack, "std"))
-    assert group.attrs["livefocus"]["strides"] == [8, 16]
+    np.testing.assert_array_equal(store.array("raw")[0, 0], stack)
+    np.testing.assert_allclose(store.array("focus")[0, 0], maps.astype(np.float32))
+    masks = store.array("mask_otsu")[0, 0]
+    np.testing.assert_array_equal(masks, lf.weak_labels(maps).astype(np.uint8))
+    np.testing.assert_allclose(store.meta["curve"], lf.axial_curve(stack, "std"))
+    assert store.meta["strides"] == [8, 16] and store.meta["status"] == "complete"
     png = tmp_path / "diatom-curve.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # An existing output is refused (and kept) unless --overwrite.
     again = run("label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(out), cwd=tmp_path)
-    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert again.returncode == 2 and "overwrite" in again.stderr
     assert "Traceback" not in again.stderr
-    assert zarr.open_group(str(out), mode="r")["maps"].shape == stack.shape
+    assert open_store(out).array("focus").shape == (1, 1, *stack.shape)
 
 
 def test_label_errors_are_one_line(tmp_path: Path, data_dir: Path) -> None:
@@ -114,5 +117,5 @@ def test_label_reads_npy_and_zarr_and_runs_on_dask(tmp_path: Path, data_dir: Pat
             cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr
-        maps = zarr.open_group(str(out), mode="r")["maps"][:]
+        maps = open_store(out).array("focus")[0, 0]
         np.testing.assert_allclose(maps, expected.astype(np.float32))

@@ -350,7 +350,7 @@ def test_store_browser(qtbot: Any, store_path: Path, results: list[FrameResult])
     qtbot.addWidget(window)
     window.show()
     assert set(browser.sliders) == {"z", "t"}
-    assert browser.masks == ["mask", "mask_depth"]
+    assert browser.masks == ["mask_otsu", "mask_depth"]
     browser.sliders["z"].setValue(3)
     np.testing.assert_array_equal(window._frame.image, results[3].frame)
     np.testing.assert_array_equal(window._overlay.image, results[3].mask)

@@ -58,8 +58,8 @@ def test_demo_run_writes_every_frame(demo_run: tuple[Any, Any, Path]) -> None:
     np.testing.assert_allclose(store.z_um, np.arange(11) * 2.0)
     assert store.meta["settings"]["measure"] == "std"
     assert store.meta["metrics"]["frames_out"] == 11
-    # NGFF 0.5 image metadata with physical scales
-    ome = dict(store.root["raw"].attrs)["ome"]
+    # NGFF 0.5 image metadata with physical scales: the root is the raw image
+    ome = dict(store.root.attrs)["ome"]
     assert ome["version"] == "0.5"
     scale = ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
     assert scale == [1.0, 1.0, 2.0, 0.5, 0.5]
@@ -103,7 +103,7 @@ def test_replay_of_real_stack_gives_offline_labels(tmp_path: Path) -> None:
     np.testing.assert_array_equal(store.array("focus")[0, 0], maps.astype(np.float32))
     labels = weak_labels(maps.astype(np.float32), scope="stack")
     np.testing.assert_array_equal(store.array("mask")[0, 0].astype(bool), labels)
-    assert store.meta["masks"]["mask"] == "otsu"
+    assert store.meta["primary_mask"] == "otsu"
 
 
 def test_slow_processing_blocks_and_loses_nothing(tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ def test_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no Z plan"):
         stream(core, useq.MDASequence(time_plan={"interval": 0, "loops": 2}), out=None)
     (tmp_path / "x.ome.zarr").mkdir()
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         stream(core, z_stack(), out=tmp_path / "x.ome.zarr")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         stream(core, z_stack(), out=tmp_path / "missing" / "x.ome.zarr")
@@ -210,12 +210,12 @@ def test_store_reads_with_ome_zarr_py(demo_run: tuple[Any, Any, Path]) -> None:
     from ome_zarr.reader import Reader
 
     _, _, out = demo_run
-    for name, ndim in (("raw", 5), ("mask", 5), ("focus", 5), ("depth", 4)):
+    for name, ndim in (("", 5), ("labels/mask_depth", 5), ("focus", 5), ("depth", 4)):
         node = next(iter(Reader(parse_url(str(out / name)))()))
         assert node.data[0].ndim == ndim
         axes = [a["name"] for a in node.metadata["axes"]]
         assert axes == list("tczyx" if ndim == 5 else "tcyx")
-    raw = next(iter(Reader(parse_url(str(out / "raw")))())).data[0]
+    raw = next(iter(Reader(parse_url(str(out)))())).data[0]  # the root is the raw image
     np.testing.assert_array_equal(np.asarray(raw), open_store(out).array("raw")[:])
 
 

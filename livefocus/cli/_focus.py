@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,24 +46,27 @@ def _slice_maps(
 @app.command()
 def label(
     stack: Path = typer.Argument(..., help="TIFF, .npy or Zarr stack (Z, Y, X)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output Zarr folder (maps, masks, curve)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output OME-Zarr store (stack, focus maps, labels, curve)."
+    ),
     measure: str = typer.Option("std", help=f"Focus measure: {', '.join(MEASURES)}."),
     window: int = typer.Option(PAPER_WINDOW, help="Window size in pixels."),
     strides: str = typer.Option(",".join(map(str, PAPER_STRIDES)), help="Comma-separated strides."),
     paint: str = typer.Option("sum", help="'sum' (the paper) or 'mean' (no border bias)."),
     scope: str = typer.Option("slice", help="Otsu threshold per 'slice' (paper) or per 'stack'."),
     plot: Path | None = typer.Option(None, help="Axial-curve PNG (default: next to --out)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing --out."),
+    overwrite: bool = typer.Option(False, help="Replace an --out that livefocus wrote."),
     dask: str | None = typer.Option(
         None, help="Run on Dask: 'local' (a local cluster) or a scheduler address (tcp://...)."
     ),
 ) -> None:
-    """Focus-score maps and weak-label masks of every slice, written to Zarr as they are made."""
+    """Focus-score maps and weak-label masks of every slice, written as they are made to an
+    OME-Zarr store of the same layout as a streaming run (``livefocus view`` opens it)."""
     from tqdm import tqdm
 
     from livefocus.focus import axial_curve, focus_map, weak_labels
     from livefocus.focus.plots import plot_curves
-    from livefocus.io import read_stack
+    from livefocus.io import read_stack, stack_z_step
     from livefocus.stack_store import LabelStore
 
     stride_list = _parse_strides(strides)
@@ -72,13 +74,12 @@ def label(
     # Check every option on the first slice before anything is written.
     focus_map(data[0, :1, :1], measure, window=window, strides=stride_list, paint=paint)
     weak_labels(np.zeros((1, 1)), scope=scope)
-    if out.exists():
-        if not overwrite:
-            raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
-        shutil.rmtree(out)
     store = LabelStore.create(
         out,
-        shape=data.shape,
+        raw=data,
+        z_step=stack_z_step(stack),
+        overwrite=overwrite,
+        inputs=[stack],
         attrs={
             "source": str(stack),
             "measure": measure,
@@ -90,17 +91,26 @@ def label(
     )
     maps = np.empty(data.shape, dtype=np.float64)
     settings = {"window": window, "strides": stride_list, "paint": paint}
-    with _slice_maps(data, measure, settings, dask) as results:
-        for z, focus in tqdm(results, total=data.shape[0], desc=f"{measure} maps", unit="slice"):
-            maps[z] = focus
-            store.write_map(z, focus)
-            if scope == "slice":
-                store.write_mask(z, weak_labels(focus))
-    if scope == "stack":
-        for z, mask in enumerate(weak_labels(maps, scope="stack")):
-            store.write_mask(z, mask)
-    curve = axial_curve(data, measure)
-    store.write_curve(curve)
+    try:
+        with _slice_maps(data, measure, settings, dask) as results:
+            steps = tqdm(results, total=data.shape[0], desc=f"{measure} maps", unit="slice")
+            for z, focus in steps:
+                maps[z] = focus
+                store.write_map(z, focus)
+                if scope == "slice":
+                    store.write_mask(z, weak_labels(focus))
+        if scope == "stack":
+            for z, mask in enumerate(weak_labels(maps, scope="stack")):
+                store.write_mask(z, mask)
+        curve = axial_curve(data, measure)
+        store.write_curve(curve)
+    except KeyboardInterrupt:
+        store.close("interrupted")
+        raise
+    except Exception as exc:
+        store.close(f"error: {exc}")
+        raise
+    store.close("complete")
     plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
     plot_curves({measure: curve}, plot_path, title=f"{stack.name}: axial {measure} curve")
     typer.echo(

@@ -27,6 +27,7 @@ def train(
         None, help="Override the simulated stack shape: Z Y X."
     ),
     progress: bool = typer.Option(True, help="Progress bar with loss and validation IoU."),
+    overwrite: bool = typer.Option(False, help="Replace a model folder livefocus wrote."),
 ) -> None:
     """Train a U-Net on weak labels of simulated (and user) stacks; writes config + metrics."""
     from livefocus.model import train as train_model
@@ -42,6 +43,7 @@ def train(
         n_train=n_train,
         shape=shape,
         progress=progress,
+        overwrite=overwrite,
     )
     typer.echo(
         f"{folder}: validation IoU vs {metrics['labels']} labels {metrics['val_iou_vs_weak']:.3f} "
@@ -60,6 +62,7 @@ def finetune(
     lr: float = typer.Option(1e-4, help="Adam learning rate."),
     seed: int = typer.Option(0, help="Seed."),
     progress: bool = typer.Option(True, help="Progress bar."),
+    overwrite: bool = typer.Option(False, help="Replace a model folder livefocus wrote."),
 ) -> None:
     """Fine-tune a model with batch 1 on a few stacks with exact (or manual) masks."""
     from livefocus.model import finetune as finetune_model
@@ -74,6 +77,7 @@ def finetune(
         lr=lr,
         seed=seed,
         progress=progress,
+        overwrite=overwrite,
     )
     typer.echo(f"{out}: validation IoU vs truth {metrics['val_iou_vs_truth']:.3f}")
 
@@ -101,8 +105,9 @@ def export(
     model: str = typer.Argument("default", help="Model name or folder."),
     out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write."),
     opset: int = typer.Option(17, help="ONNX opset."),
+    overwrite: bool = typer.Option(False, help="Replace an ONNX file livefocus exported."),
 ) -> None:
     """Export a model to ONNX (dynamic batch and frame size; input normalised per slice)."""
     from livefocus.model import export_onnx
 
-    typer.echo(str(export_onnx(model, out, opset=opset)))
+    typer.echo(str(export_onnx(model, out, opset=opset, overwrite=overwrite)))

@@ -5,8 +5,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import onnx
 import torch
 
+from livefocus._output import STORE_KEY as MARKER_KEY
+from livefocus._output import prepare_output
+from livefocus.focus._validate import check_positive_int
 from livefocus.model.registry import Model, load
 from livefocus.model.unet import UNet
 
@@ -33,11 +37,13 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` to ONNX: input ``frames`` (N, 1, H, W) float32, normalised per slice
     (H, W multiples of ``2 ** depth``); output ``probabilities`` of the same shape.
+    overwrite: bool = False,
 
     Uses the classic TorchScript-based exporter (no extra dependency), with dynamic N, H, W.
     """
     net = model.net if isinstance(model, Model) else model
     if not isinstance(net, UNet):
+    The file's metadata carries a ``livefocus`` key; ``overwrite`` replaces only such a file.
         net = load(net).net
     net = net.eval()
     path = Path(path)
@@ -52,6 +58,11 @@ def export_onnx(
             _Probabilities(net).eval(),
             (example,),
             str(path),
+    source = model.path if isinstance(model, Model) else None
+    if isinstance(model, (str, Path)) and Path(model).exists():
+        source = Path(model)
+    inputs = [source] if source is not None else []
+    path = prepare_output(path, overwrite=overwrite, inputs=inputs, owned=_is_livefocus_onnx)
             input_names=["frames"],
             output_names=["probabilities"],
             dynamic_axes={"frames": axes, "probabilities": axes},
@@ -59,3 +70,17 @@ def export_onnx(
             dynamo=False,
         )
     return path
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, {MARKER_KEY: "onnx export"})
+    onnx.save(graph, str(path))
+
+
+def _is_livefocus_onnx(path: Path) -> bool:
+    """Whether ``path`` is an ONNX file that :func:`export_onnx` wrote."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not ONNX at all
+        return False
+    return any(prop.key == MARKER_KEY for prop in graph.metadata_props)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from livefocus.model.unet import UNet, UNetConfig
+from livefocus._output import write_marker
 
 __all__ = ["FORMAT", "SHIPPED", "Model", "available", "load", "model_dir", "save"]
 
@@ -88,6 +89,7 @@ def load(name_or_path: str | Path = "default") -> Model:
     """Load a model by shipped name (``"default"``) or folder path.
 
     Raises
+    write_marker(folder, "model")
     ------
     FileNotFoundError
         No such model, or its ``config.json`` or weights file is missing.

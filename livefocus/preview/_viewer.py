@@ -16,9 +16,6 @@ from livefocus.stream.types import FrameResult, Metrics
 
 __all__ = ["StoreBrowser", "view_store"]
 
-#: Mask arrays offered in the browser, if the store has them.
-MASK_ARRAYS = ("mask", "mask_depth", "mask_otsu", "mask_model")
-
 
 def _finite_mean(values: np.ndarray) -> float:
     finite = values[np.isfinite(values)]
@@ -28,6 +25,9 @@ def _finite_mean(values: np.ndarray) -> float:
 class StoreBrowser:
     """A :class:`PreviewWindow` with sliders over a store's planes, time points, positions
     and channels (those with more than one value), and a choice of mask array.
+
+    Arrays a store does not have (the focus maps of a ``simulate`` store, the depth maps of a
+    ``label`` store) are shown empty (NaN).
 
     Parameters
     ----------
@@ -48,9 +48,7 @@ class StoreBrowser:
         self._volumes: dict[tuple[int, int, int, str], StackVolume] = {}
         self._curves: dict[tuple[int, int, int], np.ndarray] = {}
 
-        listed = self.meta.get("masks")
-        names = list(listed) if isinstance(listed, dict) and listed else MASK_ARRAYS
-        self.masks = [m for m in names if self._has(m)]
+        self.masks = [m for m in store.mask_names if store.has(m)]
         self.mask_box = QtWidgets.QComboBox()
         self.mask_box.addItems(self.masks)
         self.mask_box.currentIndexChanged.connect(self.update)
@@ -74,18 +72,22 @@ class StoreBrowser:
             self.sliders[dim], self._labels[dim] = slider, label
         self.window.controls_layout.insertWidget(0, box)
         status = self.meta.get("status", "")
+        pixel = store.pixel_size
+        scale = "uncalibrated" if pixel is None else f"{float(pixel):g} µm/px"
         self.window.set_summary(
-            f"{name}: {nt} t × {nc} c × {nz} z × {ny} × {nx}, "
-            f"{float(store.pixel_size):g} µm/px" + (f", {status}" if status else "")
+            f"{name}: {nt} t × {nc} c × {nz} z × {ny} × {nx}, {scale}"
+            + (f", {status}" if status else "")
         )
         self.update()
 
-    def _has(self, name: str) -> bool:
-        try:
-            self.store.array(name)
-        except (KeyError, ValueError):
-            return False
-        return True
+    def _read(self, name: str, p: int, key: tuple[Any, ...]) -> np.ndarray:
+        """``store.array(name, p)[key]``, or NaN of that shape if the store lacks ``name``."""
+        if self.store.has(name):
+            return np.asarray(self.store.array(name, p)[key])
+        nt, nc, nz, ny, nx = (int(v) for v in self.store.shape)
+        dims = (nt, nc, nz, ny, nx) if name == "focus" else (nt, nc, ny, nx)
+        shape = np.broadcast_to(np.float32(0), dims)[key].shape  # a view: no memory
+        return np.full(shape, np.nan, np.float32)
 
     def _value(self, dim: str) -> int:
         slider = self.sliders.get(dim)
@@ -100,7 +102,10 @@ class StoreBrowser:
         if key not in self._volumes:
             f = self.factor
             raw = np.asarray(self.store.array("raw", p)[t, c, :, ::f, ::f], dtype=np.float32)
-            mask = np.asarray(self.store.array(mask_name, p)[t, c, :, ::f, ::f]) > 0
+            if mask_name:
+                mask = np.asarray(self.store.array(mask_name, p)[t, c, :, ::f, ::f]) > 0
+            else:
+                mask = np.ones(raw.shape, bool)
             ny, nx = (int(v) for v in self.store.shape[-2:])
             volume = StackVolume(t=t, factor=f, frame_shape=(ny, nx))
             for z in range(raw.shape[0]):
@@ -112,7 +117,10 @@ class StoreBrowser:
         key = (p, t, c)
         if key not in self._curves:
             f = self.factor
-            focus = np.asarray(self.store.array("focus", p)[t, c, :, ::f, ::f], np.float64)
+            every = slice(None, None, f)
+            focus = np.asarray(
+                self._read("focus", p, (t, c, slice(None), every, every)), np.float64
+            )
             self._curves[key] = np.array([_finite_mean(plane) for plane in focus])
         return self._curves[key]
 
@@ -120,9 +128,14 @@ class StoreBrowser:
         """The shown plane as a :class:`FrameResult` (what the panels draw)."""
         pos = self.position()
         p, t, c, z = pos["p"], pos["t"], pos["c"], pos["z"]
-        mask_name = self.mask_box.currentText() or "mask"
+        mask_name = self.mask_box.currentText()
         arr = self.store.array
         modes: dict[str, str] = self.meta.get("masks", {})
+        frame = np.asarray(arr("raw", p)[t, c, z])
+        mask = (
+            np.asarray(arr(mask_name, p)[t, c, z]) > 0 if mask_name else np.ones(frame.shape, bool)
+        )
+        pixel = self.store.pixel_size
         settings = self.meta.get("settings", {})
         measure = self.meta.get("measure") or (
             settings.get("measure") if isinstance(settings, dict) else None
@@ -130,17 +143,17 @@ class StoreBrowser:
         return FrameResult(
             index=pos,
             z_um=float(self.store.z_um[z]),
-            frame=np.asarray(arr("raw", p)[t, c, z]),
-            focus=np.asarray(arr("focus", p)[t, c, z]),
-            mask=np.asarray(arr(mask_name, p)[t, c, z]) > 0,
-            depth=np.asarray(arr("depth", p)[t, c]),
-            all_in_focus=np.asarray(arr("all_in_focus", p)[t, c]),
-            confidence=np.asarray(arr("confidence", p)[t, c]),
+            frame=frame,
+            focus=self._read("focus", p, (t, c, z)),
+            mask=mask,
+            depth=self._read("depth", p, (t, c)),
+            all_in_focus=self._read("all_in_focus", p, (t, c)),
+            confidence=self._read("confidence", p, (t, c)),
             curve=self._curve(p, t, c),
             metrics=Metrics(),
-            mask_mode=str(modes.get(mask_name, mask_name.removeprefix("mask_"))),
+            mask_mode=str(modes.get(mask_name, mask_name.removeprefix("mask_") or "none")),
             measure=str(measure or "?"),
-            pixel_size=float(self.store.pixel_size),
+            pixel_size=1.0 if pixel is None else float(pixel),
         )
 
     def update(self, *_: Any) -> None:
@@ -151,7 +164,7 @@ class StoreBrowser:
             size = self.sliders[dim].maximum() + 1
             extra = f" ({float(z_um[pos['z']]):.1f} µm)" if dim == "z" else ""
             label.setText(f"{dim}: {pos[dim]} / {size - 1}{extra}")
-        mask_name = self.mask_box.currentText() or "mask"
+        mask_name = self.mask_box.currentText()
         volume = self._volume(pos["p"], pos["t"], pos["c"], mask_name)
         self.window.show_stack(self.result(), volume)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from livefocus._output import check_complete, prepare_output
 from livefocus.focus._validate import check_positive_number
 from livefocus.sim.optics import Camera, Optics
 from livefocus.sim.phantom import Specimen
@@ -177,25 +178,26 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
     path : str or Path
         The group's folder (``.zarr``).
     overwrite : bool
-        Replace an existing ``path``; without it an existing path is an error.
+        Replace an existing ``path`` written by livefocus; without it an existing path is an
+        error, and anything livefocus did not write (or an input) is never replaced.
 
     Returns
     -------
     Path
+
+    Notes
+    -----
+    The root's ``livefocus`` attribute records ``status``: ``running`` until every array is
+    written, then ``complete`` (``error: ...`` if writing failed); :func:`load_simulated` and
+    :func:`livefocus.read_stack` refuse a store that is not complete.
     """
     import zarr
 
-    path = Path(path)
-    if path.exists():
-        if not overwrite:
-            raise FileExistsError(f"path {str(path)!r} exists; pass overwrite=True to replace it")
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    path = prepare_output(path, overwrite=overwrite, name="path")
     _, ny, nx = stack.raw.shape
     meta = stack.meta
     group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    marker: dict[str, Any] = {"kind": "simulated-stack", "z_step_um": float(meta["z_step"])}
     group.attrs.update(
         {
             "z_step_um": float(meta["z_step"]),
@@ -205,25 +207,33 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
             "contrast": str(meta["contrast"]),
             "z_um": [float(z) for z in stack.z_um],
             "parameters": meta["parameters"],
-            "livefocus": {"kind": "simulated-stack", "z_step_um": float(meta["z_step"])},
+            "livefocus": {**marker, "status": "running"},
         }
     )
-    plane = (1, ny, nx)
-    group.create_array("raw", data=stack.raw, chunks=plane)
-    truth = group.create_group("truth")
-    truth.create_array("mask", data=stack.mask, chunks=plane)
-    truth.create_array("depth", data=stack.depth, fill_value=np.nan)
-    truth.create_array("all_in_focus", data=stack.all_in_focus)
+    try:
+        plane = (1, ny, nx)
+        group.create_array("raw", data=stack.raw, chunks=plane)
+        truth = group.create_group("truth")
+        truth.create_array("mask", data=stack.mask, chunks=plane)
+        truth.create_array("depth", data=stack.depth, fill_value=np.nan)
+        truth.create_array("all_in_focus", data=stack.all_in_focus)
+    except BaseException as exc:
+        # a full disk may refuse this too; then the status stays "running", also incomplete
+        with contextlib.suppress(Exception):
+            group.attrs["livefocus"] = {**marker, "status": f"error: {exc}"}
+        raise
+    group.attrs["livefocus"] = {**marker, "status": "complete"}
     return path
 
 
 def load_simulated(path: str | Path) -> SimulatedStack:
-    """Read back a group written by :func:`save_simulated`."""
+    """Read back a group written by :func:`save_simulated` (a ValueError if incomplete)."""
     import zarr
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"path {str(path)!r} does not exist")
+    check_complete(path)
     try:
         group: Any = zarr.open_group(str(path), mode="r")
         attrs = dict(group.attrs)
