@@ -10,7 +10,6 @@ import torch
 
 from livefocus._output import STORE_KEY as MARKER_KEY
 from livefocus._output import prepare_output
-from livefocus.focus._validate import check_positive_int
 from livefocus.model.registry import Model, load
 from livefocus.model.unet import UNet
 
@@ -34,20 +33,25 @@ def export_onnx(
     *,
     opset: int = 17,
     example_size: int = 256,
+    overwrite: bool = False,
 ) -> Path:
     """Export ``model`` to ONNX: input ``frames`` (N, 1, H, W) float32, normalised per slice
     (H, W multiples of ``2 ** depth``); output ``probabilities`` of the same shape.
-    overwrite: bool = False,
 
     Uses the classic TorchScript-based exporter (no extra dependency), with dynamic N, H, W.
+    The file's metadata carries a ``livefocus`` key; ``overwrite`` replaces only such a file.
     """
     net = model.net if isinstance(model, Model) else model
     if not isinstance(net, UNet):
-    The file's metadata carries a ``livefocus`` key; ``overwrite`` replaces only such a file.
         net = load(net).net
     net = net.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    source = model.path if isinstance(model, Model) else None
+    if isinstance(model, (str, Path)) and Path(model).exists():
+        source = Path(model)
+    inputs = [source] if source is not None else []
+    path = prepare_output(path, overwrite=overwrite, inputs=inputs, owned=_is_livefocus_onnx)
     example = torch.zeros(1, net.config.in_channels, example_size, example_size)
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
@@ -58,21 +62,16 @@ def export_onnx(
             _Probabilities(net).eval(),
             (example,),
             str(path),
-    source = model.path if isinstance(model, Model) else None
-    if isinstance(model, (str, Path)) and Path(model).exists():
-        source = Path(model)
-    inputs = [source] if source is not None else []
-    path = prepare_output(path, overwrite=overwrite, inputs=inputs, owned=_is_livefocus_onnx)
             input_names=["frames"],
             output_names=["probabilities"],
             dynamic_axes={"frames": axes, "probabilities": axes},
             opset_version=opset,
             dynamo=False,
         )
-    return path
     graph = onnx.load(str(path))
     onnx.helper.set_model_props(graph, {MARKER_KEY: "onnx export"})
     onnx.save(graph, str(path))
+    return path
 
 
 def _is_livefocus_onnx(path: Path) -> bool:
