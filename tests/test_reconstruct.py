@@ -20,8 +20,8 @@ from livefocus.sim import SimulatedStack, mask_scores, simulate_stack
 SHAPE = (15, 192, 192)
 Z_STEP = 2.0
 #: Synthetic focus maps come with frames that carry no signal of their own: test the peak
-#: rule alone, without the object-support and noise-floor tests.
-PEAKS_ONLY = {"min_support": 0.0, "noise_floor": 0.0}
+#: rule alone, without the object-support and noise-floor tests or depth smoothing.
+PEAKS_ONLY = {"min_support": 0.0, "noise_floor": 0.0, "smooth_radius": 0}
 
 
 @cache
@@ -181,7 +181,7 @@ def test_exact_curves_give_exact_depth_and_masks(refine: str) -> None:
     res, rest = rec.finish()
     finals.update(rest)
     np.testing.assert_allclose(res.depth, truth, atol=2e-3)
-    assert (res.confidence > 0.9).all()
+    assert (res.confidence > 0).all()  # calibrated: without support, not a high probability
     expected = np.abs(truth[None] - z[:, None, None]) <= 1.0
     near_edge = np.abs(np.abs(truth[None] - z[:, None, None]) - 1.0) < 1e-3
     assert np.array_equal(res.mask_depth[~near_edge], expected[~near_edge])
@@ -248,7 +248,7 @@ def test_peaks_at_the_stack_edges() -> None:
     finals.update(rest)
     np.testing.assert_allclose(res.depth[0, [0, 1, 3]], truth[0, [0, 1, 3]], atol=1e-3)
     assert np.isnan(res.depth[0, 2]) and res.confidence[0, 2] == 0
-    assert (res.confidence[0, [0, 1, 3]] > 0.9).all()
+    assert (res.confidence[0, [0, 1, 3]] > 0).all()
     expected = np.abs(truth[None] - z[:, None, None]) <= 1.0
     np.testing.assert_array_equal(res.mask_depth, expected)
     assert all(np.array_equal(finals[k], res.mask_depth[k]) for k in range(9))

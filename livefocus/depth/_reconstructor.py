@@ -63,9 +63,11 @@ import numpy as np
 
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._peaks import fit_vertex
+from livefocus.depth._calibration import calibrated
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.depth._signal import noise_sigma, plane_support
+from livefocus.depth._smooth import smooth_depth
 from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
 from livefocus.focus.labels import otsu_threshold, weak_labels
 
@@ -515,14 +517,23 @@ class StackReconstructor:
             if self.settings.refine == "none":
                 off[...] = 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            conf = 1 - np.divide(base, fmax, out=np.ones_like(fmax), where=fmax > 0)
-        conf = np.clip(conf, 0.0, 1.0).astype(np.float32)
+            prom = 1 - np.divide(base, fmax, out=np.ones_like(fmax), where=fmax > 0)
+        prom = np.clip(prom, 0.0, 1.0).astype(np.float32)
         sigma = np.asarray(self._sigma, np.float32)[self._arg]
-        ok = (fmax - base > np.float32(self.settings.noise_floor) * sigma) & self._supported(
-            self._s_at
-        )
-        conf = np.where(ok, conf, np.float32(0.0)).astype(np.float32)
-        result = (self._zarg + off, off, conf)
+        height = (fmax - base) / sigma
+        ok = (height > np.float32(self.settings.noise_floor)) & self._supported(self._s_at)
+        confident = ok & (prom > np.float32(self.settings.min_confidence))
+        conf = calibrated(prom, self._s_at, height)
+        self._cache["features"] = (prom, self._s_at.copy(), height, confident)
+        depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
+        if self.settings.smooth_radius > 0:
+            depth = smooth_depth(
+                depth,
+                conf,
+                tolerance=self.settings.smooth_tolerance * self.z_step,
+                radius=self.settings.smooth_radius,
+            )
+        result = (depth, off, conf)
         self._cache["best"] = result
         return result
 
@@ -539,10 +550,7 @@ class StackReconstructor:
     @property
     def depth(self) -> np.ndarray:
         """float32 (Y, X) current depth in µm from the first plane, NaN where not confident."""
-        depth, _, conf = self._best()
-        return np.where(conf > self.settings.min_confidence, depth, np.float32(np.nan)).astype(
-            np.float32
-        )
+        return self._best()[0].copy()
 
     @property
     def all_in_focus(self) -> np.ndarray:

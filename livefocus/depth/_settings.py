@@ -45,6 +45,12 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
+def _non_negative_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
 def _non_negative(value: Any, name: str) -> float:
     v = _number(value, name)
     if v < 0:
@@ -92,6 +98,11 @@ class ReconstructSettings:
     noise_floor : float
         A peak counts only where it stands more than this many noise standard deviations
         (of the plane, :func:`~livefocus.depth.noise_sigma`) above its base (0: no floor).
+    smooth_radius : int
+        Half size of the square over which the depth map is smoothed, edge-aware and weighted
+        by confidence (:func:`~livefocus.depth.smooth_depth`; 0: not smoothed).
+    smooth_tolerance : float
+        Depth difference, in planes (``z_step``), beyond which neighbours hardly count.
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -111,6 +122,8 @@ class ReconstructSettings:
     polarity: str = "auto"
     min_support: float = 2.5
     noise_floor: float = 0.5
+    smooth_radius: int = 3
+    smooth_tolerance: float = 1.0
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -143,6 +156,12 @@ class ReconstructSettings:
         set_(self, "polarity", check_choice(self.polarity, "polarity", POLARITIES))
         set_(self, "min_support", _non_negative(self.min_support, "min_support"))
         set_(self, "noise_floor", _non_negative(self.noise_floor, "noise_floor"))
+        set_(self, "smooth_radius", _non_negative_int(self.smooth_radius, "smooth_radius"))
+        set_(
+            self,
+            "smooth_tolerance",
+            check_positive_number(self.smooth_tolerance, "smooth_tolerance"),
+        )
         set_(self, "gain", check_positive_number(self.gain, "gain", "ADU per electron"))
         set_(self, "offset", _number(self.offset, "offset"))
         if self.read_noise is not None:

@@ -1,0 +1,55 @@
+"""Refit the confidence calibration (``livefocus/depth/_calibration.py``) on :mod:`livefocus.sim`.
+
+``python -m tests.support.calibrate`` prints the logistic weights to paste into
+``CALIBRATION``. A peak is *right* when its depth lies within half the depth of field of the
+truth (an object there); on background it is wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livefocus.depth import ReconstructSettings, StackReconstructor
+from livefocus.depth._calibration import features
+from livefocus.sim import simulate_stack
+
+
+def samples(raw: np.ndarray, depth: np.ndarray, z_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Features and right/wrong labels of every pixel's highest peak."""
+    shape = (raw.shape[1], raw.shape[2])
+    rec = StackReconstructor(shape, z_step=z_step, settings=ReconstructSettings.for_frame(shape))
+    for frame in raw:
+        rec.add(frame)
+    rec.finish()
+    prom, support, height, _ = rec._cache["features"]
+    estimate = rec._zarg + rec._best()[1]
+    right = np.isfinite(depth) & (np.abs(estimate - depth) <= rec.depth_of_field / 2)
+    return features(prom, support, height).reshape(4, -1), right.reshape(-1)
+
+
+def fit(x: np.ndarray, y: np.ndarray, iterations: int = 30) -> np.ndarray:
+    """Logistic regression by Newton's method (a tiny ridge keeps it well posed)."""
+    w = np.zeros(x.shape[0])
+    xd = x.astype(np.float64)
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-np.clip(w @ xd, -30, 30)))
+        grad = xd @ (p - y) + 1e-6 * w
+        hess = (xd * (p * (1 - p))) @ xd.T + 1e-6 * np.eye(len(w))
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def main() -> None:
+    xs, ys = [], []
+    for contrast in ("brightfield", "fluorescence"):
+        for seed in (0, 1, 2):
+            st = simulate_stack((20, 256, 256), seed=seed, contrast=contrast, z_step=2.0)
+            x, y = samples(st.raw, st.depth, 2.0)
+            xs.append(x[:, ::3])
+            ys.append(y[::3])
+    w = fit(np.concatenate(xs, axis=1), np.concatenate(ys).astype(np.float64))
+    print("CALIBRATION =", tuple(round(float(v), 4) for v in w))
+
+
+if __name__ == "__main__":
+    main()
