@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from livefocus.model.unet import UNet, UNetConfig
 from livefocus._output import write_marker
+from livefocus.model.unet import UNet, UNetConfig
 
 __all__ = ["FORMAT", "SHIPPED", "Model", "available", "load", "model_dir", "save"]
 
@@ -82,6 +82,7 @@ def save(net: UNet, folder: str | Path, config: dict[str, Any]) -> Path:
         "parameters": net.n_parameters(),
     }
     (folder / "config.json").write_text(json.dumps(full, indent=2, default=str) + "\n")
+    write_marker(folder, "model")
     return folder
 
 
@@ -89,7 +90,6 @@ def load(name_or_path: str | Path = "default") -> Model:
     """Load a model by shipped name (``"default"``) or folder path.
 
     Raises
-    write_marker(folder, "model")
     ------
     FileNotFoundError
         No such model, or its ``config.json`` or weights file is missing.
