@@ -61,9 +61,9 @@ from typing import Any
 
 import numpy as np
 
+from livefocus.depth._calibration import calibrated
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._peaks import fit_vertex
-from livefocus.depth._calibration import calibrated
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.depth._signal import noise_sigma, plane_support
@@ -184,6 +184,7 @@ class StackReconstructor:
         self._raw_p = np.zeros((ny, nx), np.float32)
         self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._first_fit: tuple[np.ndarray, np.ndarray] | None = None
+        self._features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._off_inner = np.zeros((ny, nx), np.float32)  # refined offset of interior peaks
         self._zarg = np.zeros((ny, nx), np.float32)  # position of the highest plane
 
@@ -524,7 +525,8 @@ class StackReconstructor:
         ok = (height > np.float32(self.settings.noise_floor)) & self._supported(self._s_at)
         confident = ok & (prom > np.float32(self.settings.min_confidence))
         conf = calibrated(prom, self._s_at, height)
-        self._cache["features"] = (prom, self._s_at.copy(), height, confident)
+        #: features of each pixel's highest peak, for the calibration (tests/support)
+        self._features = (prom, self._s_at.copy(), height)
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
         if self.settings.smooth_radius > 0:
             depth = smooth_depth(

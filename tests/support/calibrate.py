@@ -21,7 +21,8 @@ def samples(raw: np.ndarray, depth: np.ndarray, z_step: float) -> tuple[np.ndarr
     for frame in raw:
         rec.add(frame)
     rec.finish()
-    prom, support, height, _ = rec._cache["features"]
+    assert rec._features is not None
+    prom, support, height = rec._features
     estimate = rec._zarg + rec._best()[1]
     right = np.isfinite(depth) & (np.abs(estimate - depth) <= rec.depth_of_field / 2)
     return features(prom, support, height).reshape(4, -1), right.reshape(-1)
