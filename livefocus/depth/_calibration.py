@@ -1,9 +1,10 @@
 """Confidence as a probability: :func:`calibrated`.
 
-The features of a pixel's highest focus peak (its prominence, how far the pixel itself stands
-out of its background, and the peak's height over the base in noise stds) are mapped to the
-probability that the peak's depth is within half the depth of field of the truth, by a
-logistic model fitted on simulated stacks (:mod:`livefocus.sim`, seeds 0-2, both contrasts;
+The features of a pixel's highest, confident focus peak (its prominence, how far the pixel
+itself stands out of its background, and the peak's height over the base in noise stds) are
+mapped to the probability that the pixel's depth (as :class:`~livefocus.depth.StackResult`
+gives it, smoothed) is within half the depth of field of the truth, by a logistic model
+fitted on simulated stacks (:mod:`livefocus.sim`, seeds 0-2, both contrasts;
 ``python -m tests.support.calibrate`` refits it). Validation on an independent generator is in
 the README's reliability plot.
 """
@@ -15,7 +16,7 @@ import numpy as np
 __all__ = ["CALIBRATION", "calibrated", "features"]
 
 #: Logistic weights: bias, logit(prominence), log1p(support), log1p(height / noise).
-CALIBRATION: tuple[float, float, float, float] = (-2.4241, 1.5427, 1.8053, -0.4241)
+CALIBRATION: tuple[float, float, float, float] = (0.3934, 1.5166, 1.7077, -2.197)
 
 
 def features(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:

@@ -524,7 +524,7 @@ class StackReconstructor:
         height = (fmax - base) / sigma
         ok = (height > np.float32(self.settings.noise_floor)) & self._supported(self._s_at)
         confident = ok & (prom > np.float32(self.settings.min_confidence))
-        conf = calibrated(prom, self._s_at, height)
+        conf = np.where(confident, calibrated(prom, self._s_at, height), np.float32(0))
         #: features of each pixel's highest peak, for the calibration (tests/support)
         self._features = (prom, self._s_at.copy(), height)
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)

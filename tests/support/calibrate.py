@@ -15,17 +15,18 @@ from livefocus.sim import simulate_stack
 
 
 def samples(raw: np.ndarray, depth: np.ndarray, z_step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Features and right/wrong labels of every pixel's highest peak."""
+    """Features and right/wrong labels of the pixels that get a depth."""
     shape = (raw.shape[1], raw.shape[2])
     rec = StackReconstructor(shape, z_step=z_step, settings=ReconstructSettings.for_frame(shape))
     for frame in raw:
         rec.add(frame)
-    rec.finish()
+    res, _ = rec.finish()
     assert rec._features is not None
     prom, support, height = rec._features
-    estimate = rec._zarg + rec._best()[1]
-    right = np.isfinite(depth) & (np.abs(estimate - depth) <= rec.depth_of_field / 2)
-    return features(prom, support, height).reshape(4, -1), right.reshape(-1)
+    confident = np.isfinite(res.depth)
+    right = np.isfinite(depth) & (np.abs(res.depth - depth) <= rec.depth_of_field / 2)
+    x = features(prom, support, height)[:, confident]
+    return x, right[confident]
 
 
 def fit(x: np.ndarray, y: np.ndarray, iterations: int = 30) -> np.ndarray:
@@ -46,8 +47,8 @@ def main() -> None:
         for seed in (0, 1, 2):
             st = simulate_stack((20, 256, 256), seed=seed, contrast=contrast, z_step=2.0)
             x, y = samples(st.raw, st.depth, 2.0)
-            xs.append(x[:, ::3])
-            ys.append(y[::3])
+            xs.append(x)
+            ys.append(y)
     w = fit(np.concatenate(xs, axis=1), np.concatenate(ys).astype(np.float64))
     print("CALIBRATION =", tuple(round(float(v), 4) for v in w))
 

@@ -1,0 +1,202 @@
+"""Accuracy report of the depth masks: ``python -m tests.support.report_accuracy``.
+
+Prints the README's table (before: the peak rule alone, as before object support, noise
+floor and smoothing; after: the defaults) for :mod:`livefocus.sim`, the independent
+generator (:mod:`tests.support.phantom3d`) and the real pseudoscorpion stack, and writes
+``docs/depth_reliability.png`` and ``docs/pseudoscorpion_depth_before_after.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from scipy import ndimage
+
+from livefocus.depth import StackResult, reconstruct
+from livefocus.sim import mask_scores, simulate_stack
+
+from .phantom3d import noise_stack, phantom_stack, surface_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+#: The rule before this work: local peaks and prominence only.
+BEFORE: dict[str, Any] = {"min_support": 0.0, "noise_floor": 0.0, "smooth_radius": 0}
+
+
+def roughness(depth: np.ndarray) -> float:
+    """Mean |depth - its 15 x 15 median| over pixels with a depth (same unit as ``depth``)."""
+    fin = np.isfinite(depth)
+    if not fin.any():
+        return float("nan")
+    med = ndimage.median_filter(np.where(fin, depth, np.nanmedian(depth)), 15)
+    return float(np.mean(np.abs(depth - med)[fin]))
+
+
+def scores(
+    res: StackResult, mask: np.ndarray, depth: np.ndarray, z_step: float
+) -> dict[str, float]:
+    """IoU, precision, recall of ``mask_depth``; background false positives; depth MAE."""
+    sc = mask_scores(res.mask_depth, mask)
+    span = (mask.shape[0] - 1) * z_step
+    present = np.isfinite(depth) & (depth >= 0) & (depth <= span)
+    background = ~mask.any(axis=0) & ~present
+    fin = np.isfinite(res.depth)
+    both = present & mask.any(axis=0) & fin
+    mae = float(np.mean(np.abs(res.depth - depth)[both])) / z_step if both.any() else np.nan
+    return {
+        "iou": sc["iou"],
+        "precision": sc["precision"],
+        "recall": sc["recall"],
+        "bg_fp": float(fin[background].mean()) if background.any() else np.nan,
+        "mae": mae,
+    }
+
+
+def reliability(results: list[tuple[StackResult, np.ndarray, float]]) -> dict[str, np.ndarray]:
+    """Per confidence bin (10 bins, pixels with a depth): mean confidence, fraction right
+    (depth within half the depth of field of the truth), pixel count."""
+    conf, right = [], []
+    for res, depth, _ in results:
+        has = np.isfinite(res.depth)  # confidence is 0 elsewhere
+        ok = np.abs(res.depth - depth) <= res.meta["depth_of_field_um"] / 2
+        conf.append(res.confidence[has])
+        right.append(ok[has])
+    cc, rr = np.concatenate(conf), np.concatenate(right)
+    edges = np.linspace(0, 1, 11)
+    b = np.clip(np.digitize(cc, edges) - 1, 0, 9)
+    n = np.bincount(b, minlength=10).astype(float)
+    mean_c = np.bincount(b, cc, minlength=10) / np.maximum(n, 1)
+    frac = np.bincount(b, rr.astype(float), minlength=10) / np.maximum(n, 1)
+    return {"confidence": mean_c, "right": frac, "count": n}
+
+
+def expected_calibration_error(rel: dict[str, np.ndarray]) -> float:
+    """Pixel-weighted mean |fraction right - mean confidence| over the bins."""
+    n = rel["count"]
+    return float(np.sum(n * np.abs(rel["right"] - rel["confidence"])) / max(n.sum(), 1))
+
+
+def background_fp(res: StackResult, regions: list[list[int]]) -> float:
+    """Fraction of the pixels of hand-marked background regions that got a depth."""
+    inside = np.zeros(res.depth.shape, bool)
+    for y0, y1, x0, x1 in regions:
+        inside[y0:y1, x0:x1] = True
+    return float(np.isfinite(res.depth)[inside].mean())
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    rel_sim: list[tuple[StackResult, np.ndarray, float]] = []
+    rel_gen: list[tuple[StackResult, np.ndarray, float]] = []
+    for contrast in ("brightfield", "fluorescence"):
+        for seed in (0, 1, 2):
+            st = simulate_stack((20, 256, 256), seed=seed, contrast=contrast, z_step=2.0)
+            for name, kw in (("before", BEFORE), ("after", {})):
+                res = reconstruct(st.raw, z_step=2.0, **kw)
+                rows.append(
+                    (f"sim {contrast} seed {seed}", name, scores(res, st.mask, st.depth, 2.0))
+                )
+                if name == "after":
+                    rel_sim.append((res, st.depth, 2.0))
+    for contrast in ("brightfield", "fluorescence"):
+        for seed in (100, 101):
+            ph = phantom_stack((20, 256, 256), seed=seed, contrast=contrast)
+            for name, kw in (("before", BEFORE), ("after", {})):
+                res = reconstruct(ph.raw, z_step=1.0, **kw)
+                rows.append(
+                    (f"phantom3d {contrast} seed {seed}", name, scores(res, ph.mask, ph.depth, 1.0))
+                )
+                if name == "after":
+                    rel_gen.append((res, ph.depth, 1.0))
+    surf = surface_stack((44, 256, 256), seed=100)
+    for name, kw in (("before", BEFORE), ("after", {})):
+        res = reconstruct(surf.raw, z_step=1.0, **kw)
+        sc = scores(res, surf.mask, surf.depth, 1.0)
+        edge = surf.meta["edge"] & np.isfinite(res.depth)
+        sc["mae_edge"] = float(np.mean(np.abs(res.depth - surf.depth)[edge]))
+        sc["roughness"] = roughness(res.depth)
+        rows.append(("phantom3d surface 44 x 256²", name, sc))
+    for contrast in ("brightfield", "fluorescence"):
+        noise = noise_stack((20, 256, 256), seed=100, contrast=contrast)
+        for name, kw in (("before", BEFORE), ("after", {})):
+            res = reconstruct(noise.raw, z_step=1.0, **kw)
+            rows.append((f"pure noise {contrast}", name, {"voxels": float(res.mask_depth.mean())}))
+    marks = json.loads((DATA / "pseudoscorpion_background.json").read_text())
+    ps = tifffile.imread(DATA / marks["file"])
+    ps_res = {}
+    for name, kw in (("before", BEFORE), ("after", {})):
+        res = reconstruct(ps, z_step=1.0, **kw)
+        ps_res[name] = res
+        rows.append(
+            (
+                "pseudoscorpion (4x), marked background",
+                name,
+                {"bg_fp": background_fp(res, marks["regions"])},
+            )
+        )
+
+    keys = ["iou", "precision", "recall", "bg_fp", "mae", "mae_edge", "roughness", "voxels"]
+    print("| data | rule | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for data, name, sc in rows:
+        cells = []
+        for k in keys:
+            v = sc.get(k)
+            if v is None or not np.isfinite(v):
+                cells.append("")
+            elif k in ("bg_fp", "voxels"):
+                cells.append(f"{100 * v:.1f} %")
+            else:
+                cells.append(f"{v:.3f}")
+        print(f"| {data} | {name} | " + " | ".join(cells) + " |")
+
+    docs = ROOT / "docs"
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="ideal")
+    for label, rel_set in (("sim (fitted on)", rel_sim), ("phantom3d (validation)", rel_gen)):
+        rel = reliability(rel_set)
+        used = rel["count"] > 50
+        ece = expected_calibration_error(rel)
+        ax.plot(rel["confidence"][used], rel["right"][used], "o-", label=f"{label}, ECE {ece:.3f}")
+        print(f"reliability {label}: ECE {ece:.3f}")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("fraction of depths within DoF/2 of truth")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(docs / "depth_reliability.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.4))
+    for r, name in enumerate(("before", "after")):
+        res = ps_res[name]
+        axes[r, 0].imshow(res.all_in_focus, cmap="gray")
+        axes[r, 0].set_title(f"{name}: all-in-focus")
+        im = axes[r, 1].imshow(res.depth, cmap="viridis")
+        axes[r, 1].set_title(f"{name}: depth (planes, NaN white)")
+        fig.colorbar(im, ax=axes[r, 1], fraction=0.035)
+        axes[r, 2].imshow(res.mask_depth.any(axis=0), cmap="gray")
+        axes[r, 2].set_title(f"{name}: in focus on any plane")
+        for y0, y1, x0, x1 in marks["regions"]:
+            axes[r, 2].add_patch(
+                plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="r", lw=1)
+            )
+    for a in axes.ravel():
+        a.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(docs / "pseudoscorpion_depth_before_after.png", dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

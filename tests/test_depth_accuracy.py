@@ -1,0 +1,139 @@
+"""Depth masks on data the defaults were not tuned to: an independent generator, pure camera
+noise, a rendered surface and hand-marked background of a real stack; calibration; the fast
+paths against their references."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from support.phantom3d import Phantom, noise_stack, phantom_stack, surface_stack
+from support.report_accuracy import (
+    BEFORE,
+    background_fp,
+    expected_calibration_error,
+    reliability,
+    roughness,
+    scores,
+)
+
+from livefocus.depth import ReconstructSettings, StackResult, reconstruct
+from livefocus.depth._signal import noise_sigma, noise_sigma_reference
+from livefocus.depth._smooth import smooth_depth, smooth_depth_reference
+from livefocus.sim import simulate_stack
+
+DATA = Path(__file__).parent / "data"
+CONTRASTS = ("brightfield", "fluorescence")
+
+
+@cache
+def _phantom(contrast: str, seed: int) -> tuple[Phantom, StackResult]:
+    ph = phantom_stack((20, 160, 160), seed=seed, contrast=contrast)
+    return ph, reconstruct(ph.raw, z_step=1.0)
+
+
+@pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
+def test_independent_phantom_background_and_depth(contrast: str) -> None:
+    ph, res = _phantom(contrast, 7)
+    sc = scores(res, ph.mask, ph.depth, 1.0)
+    before = scores(reconstruct(ph.raw, z_step=1.0, **BEFORE), ph.mask, ph.depth, 1.0)
+    assert sc["bg_fp"] <= 0.08, sc  # 2.4-6 % measured (README): the 2 % target is not met
+    assert sc["bg_fp"] < 0.5 * before["bg_fp"], (sc, before)
+    assert sc["precision"] > before["precision"] + 0.1, (sc, before)
+    assert sc["iou"] >= before["iou"] - 0.01, (sc, before)
+    assert sc["mae"] <= 0.3, sc
+
+
+@pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
+def test_pure_camera_noise_marks_almost_nothing(contrast: str) -> None:
+    noise = noise_stack((20, 128, 128), seed=3, contrast=contrast)
+    res = reconstruct(noise.raw, z_step=1.0)
+    assert res.mask_depth.mean() <= 0.01
+    assert np.isfinite(res.depth).mean() <= 0.01
+
+
+def test_rendered_surface_depth_and_roughness() -> None:
+    surf = surface_stack((44, 128, 128), seed=5)
+    res = reconstruct(surf.raw, z_step=1.0)
+    before = reconstruct(surf.raw, z_step=1.0, **BEFORE)
+    sc, sb = (scores(r, surf.mask, surf.depth, 1.0) for r in (res, before))
+    assert sc["mae"] <= 0.6, sc
+    assert sc["mae"] < sb["mae"]
+    assert roughness(res.depth) < roughness(before.depth)
+    edge = surf.meta["edge"]
+    err = np.abs(res.depth - surf.depth)
+    err_before = np.abs(before.depth - surf.depth)
+    fin = np.isfinite(err) & np.isfinite(err_before) & edge
+    assert np.mean(err[fin]) <= np.mean(err_before[fin]) + 0.05  # the step is not blurred
+
+
+def test_sim_figures_do_not_drop() -> None:
+    st = simulate_stack((15, 192, 192), seed=1, contrast="fluorescence", z_step=2.0)
+    after = scores(reconstruct(st.raw, z_step=2.0), st.mask, st.depth, 2.0)
+    before = scores(reconstruct(st.raw, z_step=2.0, **BEFORE), st.mask, st.depth, 2.0)
+    assert after["iou"] >= before["iou"]
+    assert after["bg_fp"] < 0.5 * before["bg_fp"]
+    assert after["mae"] < before["mae"]
+
+
+def test_confidence_calibration_on_sim_and_on_the_independent_phantom() -> None:
+    st = simulate_stack((15, 192, 192), seed=4, contrast="brightfield", z_step=2.0)
+    sim_rel = reliability([(reconstruct(st.raw, z_step=2.0), st.depth, 2.0)])
+    assert expected_calibration_error(sim_rel) <= 0.06  # fitted on sim (other seeds)
+    results = [(_phantom(c, 7)[1], _phantom(c, 7)[0].depth, 1.0) for c in CONTRASTS]
+    rel = reliability(results)
+    # it does not transfer well: 0.20 measured at 256² (README); bound it, do not hide it
+    assert expected_calibration_error(rel) <= 0.35
+    used = rel["count"] > 200
+    assert np.all(np.diff(rel["right"][used]) > -0.1)  # more confident, more often right
+
+
+def test_real_stack_marked_background_gets_no_depth() -> None:
+    marks = json.loads((DATA / "pseudoscorpion_background.json").read_text())
+    stack = tifffile.imread(DATA / marks["file"])
+    after = background_fp(reconstruct(stack, z_step=1.0), marks["regions"])
+    before = background_fp(reconstruct(stack, z_step=1.0, **BEFORE), marks["regions"])
+    assert after <= 0.02, after
+    assert before > 0.2  # the peak rule alone gave the flat background a depth
+
+
+def test_noise_sigma_matches_reference_and_camera_model() -> None:
+    rng = np.random.default_rng(0)
+    frame = (100 + rng.normal(0, 3.0, (40, 50))).round()
+    s = ReconstructSettings()
+    assert noise_sigma(frame, s) == pytest.approx(noise_sigma_reference(frame), rel=1e-4)
+    assert noise_sigma(frame, s) == pytest.approx(3.0, rel=0.1)
+    cam = ReconstructSettings(gain=2.0, offset=100.0, read_noise=1.5)
+    level = np.full((8, 8), 150.0)
+    assert noise_sigma(level, cam) == pytest.approx(np.sqrt(2.0 * 50 + 1.5**2 + 1 / 12))
+
+
+def test_smooth_depth_matches_reference_and_keeps_steps() -> None:
+    rng = np.random.default_rng(1)
+    depth = np.where(np.arange(24)[None, :] < 12, 2.0, 8.0) + rng.normal(0, 0.2, (20, 24))
+    depth = depth.astype(np.float32)
+    depth[rng.random(depth.shape) < 0.1] = np.nan
+    weight = rng.uniform(0.2, 1.0, depth.shape).astype(np.float32)
+    fast = smooth_depth(depth, weight, tolerance=1.0, radius=2)
+    ref = smooth_depth_reference(depth, weight, tolerance=1.0, radius=2)
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(np.isnan(fast), np.isnan(depth))
+    fin = np.isfinite(fast)
+    assert np.nanmax(np.abs(fast - np.where(np.arange(24)[None, :] < 12, 2.0, 8.0))[fin]) < 1.0
+    assert np.nanstd(fast[:, :10]) < np.nanstd(depth[:, :10])
+
+
+def test_bad_new_settings_name_the_parameter() -> None:
+    for name, value in (
+        ("min_support", -1.0),
+        ("noise_floor", float("nan")),
+        ("polarity", "up"),
+        ("smooth_radius", -1),
+        ("read_noise", -2.0),
+    ):
+        with pytest.raises(ValueError, match=name):
+            ReconstructSettings(**{name: value})
