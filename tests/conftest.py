@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
 
 import pytest
 
@@ -17,3 +17,16 @@ DATA = Path(__file__).parent / "data"
 def data_dir() -> Path:
     """Folder with the small real focus stacks (see tests/data/LICENSES.md)."""
     return DATA
+
+
+@pytest.fixture
+def demo(request: pytest.FixtureRequest) -> Any:
+    """A fresh demo core (``livefocus.devices.demo_core``), 64 x 64 unless the test says.
+
+    Parametrise indirectly to change it: ``@pytest.mark.parametrize("demo", [{"shape":
+    (128, 128), "seed": 2}], indirect=True)``.
+    """
+    from livefocus.devices import demo_core
+
+    options = {"shape": (64, 64), **getattr(request, "param", {})}
+    return demo_core(**options)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from support.cli import run_cli
 
 from livefocus.bench import focus
 
@@ -21,16 +21,10 @@ def test_focus_bench_rows_are_exact() -> None:
 
 
 def test_bench_cli_writes_json(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "livefocus", "bench", "nothing"], capture_output=True, text=True
-    )
+    result = run_cli("bench", "nothing")
     assert result.returncode == 2 and "target must be one of" in result.stderr
     out = tmp_path / "b.json"
-    ok = subprocess.run(
-        [sys.executable, "-m", "livefocus", "bench", "focus", "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    ok = run_cli("bench", "focus", "--quick", "--json", str(out))
     assert ok.returncode == 0, ok.stderr
     assert "| std | 256^2 |" in ok.stdout
     assert len(json.loads(out.read_text())["focus"]) >= 11

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import zarr
+from support.cli import run_cli
 
 import livefocus as lf
 from livefocus.stream import open_store
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "livefocus", *args], cwd=cwd, capture_output=True, text=True
-    )
-
-
 def test_label_writes_maps_masks_and_plot(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "diatom.zarr"
-    result = run(
+    result = run_cli(
         "label",
         str(data_dir / "diatom_mfusionj_3z.tif"),
         "--out",
@@ -45,18 +38,20 @@ def test_label_writes_maps_masks_and_plot(tmp_path: Path, data_dir: Path) -> Non
     png = tmp_path / "diatom-curve.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # An existing output is refused (and kept) unless --overwrite.
-    again = run("label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(out), cwd=tmp_path)
+    again = run_cli(
+        "label", str(data_dir / "diatom_mfusionj_3z.tif"), "--out", str(out), cwd=tmp_path
+    )
     assert again.returncode == 2 and "overwrite" in again.stderr
     assert "Traceback" not in again.stderr
     assert open_store(out).array("focus").shape == (1, 1, *stack.shape)
 
 
 def test_label_errors_are_one_line(tmp_path: Path, data_dir: Path) -> None:
-    missing = run(
+    missing = run_cli(
         "label", str(tmp_path / "nope.tif"), "--out", str(tmp_path / "o.zarr"), cwd=tmp_path
     )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    bad = run(
+    bad = run_cli(
         "label",
         str(data_dir / "diatom_mfusionj_3z.tif"),
         "--out",
@@ -67,7 +62,7 @@ def test_label_errors_are_one_line(tmp_path: Path, data_dir: Path) -> None:
     )
     assert bad.returncode == 2 and "measure must be one of" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "o.zarr").exists()
-    zero = run(
+    zero = run_cli(
         "label",
         str(data_dir / "diatom_mfusionj_3z.tif"),
         "--out",
@@ -80,7 +75,7 @@ def test_label_errors_are_one_line(tmp_path: Path, data_dir: Path) -> None:
 
 
 def test_curves_prints_and_plots(tmp_path: Path, data_dir: Path) -> None:
-    result = run(
+    result = run_cli(
         "curves",
         str(data_dir / "pseudoscorpion_zstack_4x.tif"),
         "--plot",
@@ -102,7 +97,7 @@ def test_label_reads_npy_and_zarr_and_runs_on_dask(tmp_path: Path, data_dir: Pat
     expected = lf.focus_maps(stack, "brenner", window=32, strides=(8, 16))
     for source, extra in (("s.npy", []), ("s.zarr", ["--dask", "local"])):
         out = tmp_path / f"{source}.labels.zarr"
-        result = run(
+        result = run_cli(
             "label",
             source,
             "--out",

@@ -426,14 +426,14 @@ def test_view_store_and_cli(
         assert failed.value.code == 2
 
 
-def test_preview_of_a_real_stream(qapp: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("demo", [{"shape": (128, 128)}], indirect=True)
+def test_preview_of_a_real_stream(qapp: Any, tmp_path: Path, demo: Any) -> None:
     """The pipeline's own FrameResults, from a simulated microscope, into the window."""
     useq = pytest.importorskip("useq")
-    from livefocus.devices import demo_core
     from livefocus.preview import run_with_preview
     from livefocus.stream import stream
 
-    core = demo_core(shape=(128, 128))
+    core = demo
     sequence = useq.MDASequence(z_plan={"range": 12, "step": 2})
     seen: list[FrameResult] = []
 
@@ -451,17 +451,17 @@ def test_preview_of_a_real_stream(qapp: Any, tmp_path: Path) -> None:
     assert png.stat().st_size > 10_000
 
 
-def test_closing_mid_stream_leaves_a_complete_store(qapp: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("demo", [{"shape": (128, 128)}], indirect=True)
+def test_closing_mid_stream_leaves_a_complete_store(qapp: Any, tmp_path: Path, demo: Any) -> None:
     import threading
 
     from PyQt6 import QtCore
 
-    from livefocus.devices import demo_core
     from livefocus.preview import run_with_preview
     from livefocus.stream import open_store, stream, z_sequence
     from livefocus.stream.store import PLANE_FINAL
 
-    core = demo_core(shape=(128, 128))
+    core = demo
     third_frame = threading.Event()
     closed_at: list[int] = []
 

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import zarr
+from support.cli import run_cli
 
 import livefocus as lf
 from livefocus.io import stack_z_step
 from livefocus.sim import simulate_stack
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "livefocus", *args], cwd=cwd, capture_output=True, text=True
-    )
-
-
 def test_simulate_writes_stack_truth_and_metadata(tmp_path: Path) -> None:
     out = tmp_path / "phantom.zarr"
-    result = run(
+    result = run_cli(
         "simulate",
         "--out",
         str(out),
@@ -52,11 +45,13 @@ def test_simulate_writes_stack_truth_and_metadata(tmp_path: Path) -> None:
     np.testing.assert_array_equal(lf.read_stack(out), expected.raw)
     assert stack_z_step(out) == 1.5
     # An existing output is refused (and kept) unless --overwrite.
-    again = run("simulate", "--out", str(out), "--shape", "3,64,64", cwd=tmp_path)
+    again = run_cli("simulate", "--out", str(out), "--shape", "3,64,64", cwd=tmp_path)
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert "Traceback" not in again.stderr
     assert zarr.open_group(str(out), mode="r")["raw"].shape == (5, 64, 80)
-    replaced = run("simulate", "--out", str(out), "--shape", "3,64,64", "--overwrite", cwd=tmp_path)
+    replaced = run_cli(
+        "simulate", "--out", str(out), "--shape", "3,64,64", "--overwrite", cwd=tmp_path
+    )
     assert replaced.returncode == 0, replaced.stderr
     assert zarr.open_group(str(out), mode="r")["raw"].shape == (3, 64, 64)
 
@@ -69,7 +64,7 @@ def test_simulate_bad_input_is_one_line(tmp_path: Path) -> None:
         (["--z-step", "0"], "z_step"),
     ]
     for extra, message in cases:
-        result = run("simulate", "--out", str(tmp_path / "x.zarr"), *extra, cwd=tmp_path)
+        result = run_cli("simulate", "--out", str(tmp_path / "x.zarr"), *extra, cwd=tmp_path)
         assert result.returncode == 2, (extra, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "x.zarr").exists()

@@ -106,8 +106,8 @@ def test_replay_of_real_stack_gives_offline_labels(tmp_path: Path) -> None:
     assert store.meta["primary_mask"] == "otsu"
 
 
-def test_slow_processing_blocks_and_loses_nothing(tmp_path: Path) -> None:
-    core = demo_core(shape=(64, 64))
+def test_slow_processing_blocks_and_loses_nothing(tmp_path: Path, demo: Any) -> None:
+    core = demo
     seen: list[int] = []
     pixels: set[float] = set()
 
@@ -127,8 +127,8 @@ def test_slow_processing_blocks_and_loses_nothing(tmp_path: Path) -> None:
     assert (open_store(tmp_path / "s.ome.zarr").array("planes")[:] == PLANE_FINAL).all()
 
 
-def test_drop_policy_counts_lost_frames(tmp_path: Path) -> None:
-    core = demo_core(shape=(64, 64))
+def test_drop_policy_counts_lost_frames(tmp_path: Path, demo: Any) -> None:
+    core = demo
     report = stream(
         core,
         z_stack(16.0, 2.0),
@@ -143,15 +143,16 @@ def test_drop_policy_counts_lost_frames(tmp_path: Path) -> None:
     assert not report.ok
 
 
-def test_time_lapse_and_positions(tmp_path: Path) -> None:
-    core = demo_core(shape=(64, 64))
+def test_time_lapse_and_positions(tmp_path: Path, demo: Any) -> None:
+    core = demo
     sequence = z_stack(
         8.0,
         2.0,
         time_plan=useq.TIntervalLoops(interval=0, loops=2),
         stage_positions=[(0.0, 0.0, 0.0), (10.0, 0.0, 0.0)],
     )
-    assert sequence_layout(sequence)[:4] == (2, 2, 1, 5)
+    layout = sequence_layout(sequence)
+    assert (layout.positions, layout.time_points, layout.channels, layout.planes) == (2, 2, 1, 5)
     report = stream(core, sequence, out=tmp_path / "tl.ome.zarr")
     assert report.ok, report.status
     store = open_store(tmp_path / "tl.ome.zarr")
@@ -176,8 +177,8 @@ def test_camera_error_mid_run_keeps_written_planes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(store.array("raw")[0, 0, :3], stack)
 
 
-def test_bad_input(tmp_path: Path) -> None:
-    core = demo_core(shape=(64, 64))
+def test_bad_input(tmp_path: Path, demo: Any) -> None:
+    core = demo
     with pytest.raises(ValueError, match="no Z plan"):
         stream(core, useq.MDASequence(time_plan={"interval": 0, "loops": 2}), out=None)
     (tmp_path / "x.ome.zarr").mkdir()
@@ -193,8 +194,8 @@ def test_bad_input(tmp_path: Path) -> None:
         Pipeline(ReconstructSettings(), n_planes=3, policy="lossy")
 
 
-def test_model_masks_in_stream(tmp_path: Path) -> None:
-    core = demo_core(shape=(64, 64))
+def test_model_masks_in_stream(tmp_path: Path, demo: Any) -> None:
+    core = demo
     report = stream(core, z_stack(8.0, 2.0), out=tmp_path / "m.ome.zarr", model="default")
     assert report.ok and report.mask_modes[0] == "model"
     store = open_store(tmp_path / "m.ome.zarr")
@@ -219,8 +220,8 @@ def test_store_reads_with_ome_zarr_py(demo_run: tuple[Any, Any, Path]) -> None:
     np.testing.assert_array_equal(np.asarray(raw), open_store(out).array("raw")[:])
 
 
-def test_channels_make_separate_stacks(tmp_path: Path) -> None:
-    core = demo_core(shape=(64, 64))
+def test_channels_make_separate_stacks(tmp_path: Path, demo: Any) -> None:
+    core = demo
     for name in ("A", "B"):  # two presets of a channel group (the same optics here)
         core.defineConfig("Channel", name, "Shutter", "State", "0")
     sequence = z_sequence({"range": 8.0, "step": 2.0}, channels=["A", "B"])

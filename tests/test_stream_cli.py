@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli import run_cli, start_cli
 
 from livefocus import read_stack
 from livefocus.stream import open_store
@@ -21,25 +20,8 @@ DATA = Path(__file__).parent / "data"
 DEMO_CFG = ROOT / "device_configs" / "demo.cfg"
 
 
-def livefocus(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "livefocus", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = livefocus(*args, cwd=cwd, env=env)
-    out, err = proc.communicate(timeout=300)
-    return proc.returncode, out, err
-
-
 def test_demo_headless_summary(tmp_path: Path) -> None:
-    code, out, err = run("demo", "--no-preview", "--size", "128", "--json", cwd=tmp_path)
+    code, out, err = run_cli("demo", "--no-preview", "--size", "128", "--json", cwd=tmp_path)
     assert code == 0, err
     summary = json.loads(out)
     assert summary["status"] == "complete"
@@ -50,7 +32,7 @@ def test_demo_headless_summary(tmp_path: Path) -> None:
     store = open_store(tmp_path / "livefocus-demo.ome.zarr")  # the default --out
     assert store.shape == (1, 1, 21, 128, 128) and store.meta["status"] == "complete"
     # a second run refuses to replace the store unless asked
-    code, _, err = run("demo", "--no-preview", "--size", "128", cwd=tmp_path)
+    code, _, err = run_cli("demo", "--no-preview", "--size", "128", cwd=tmp_path)
     assert code == 2 and "--overwrite" in err and "Traceback" not in err
 
 
@@ -58,7 +40,7 @@ def test_demo_screenshot(tmp_path: Path) -> None:
     from PIL import Image
 
     shot = tmp_path / "preview.png"
-    code, _out, err = run(
+    code, _out, err = run_cli(
         "demo",
         "--size",
         "128",
@@ -77,7 +59,7 @@ def test_demo_screenshot(tmp_path: Path) -> None:
 def test_replay_with_fps(tmp_path: Path) -> None:
     stack = DATA / "diatom_mfusionj_3z.tif"
     start = time.perf_counter()
-    code, out, err = run(
+    code, out, err = run_cli(
         "replay",
         str(stack),
         "--fps",
@@ -98,7 +80,7 @@ def test_replay_with_fps(tmp_path: Path) -> None:
 
 
 def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:
-    code, _out, err = run(
+    code, _out, err = run_cli(
         "acquire",
         "--config",
         str(DEMO_CFG),
@@ -139,7 +121,7 @@ def test_acquire_bad_input(tmp_path: Path, args: list[str], message: str) -> Non
     # a core whose configuration failed to load used to abort the process at exit about half
     # the time (exit -6, "FATAL: exception not rethrown"): try that case a few times
     for _ in range(4 if message == "does not load" else 1):
-        code, _, err = run(
+        code, _, err = run_cli(
             "acquire", "--z-range", "4", "--step", "2", "--no-preview", *args, cwd=tmp_path
         )
         assert code == 2 and message in err and "Traceback" not in err, (code, err)
@@ -167,7 +149,7 @@ def test_interrupted_run_keeps_written_planes(
     out = tmp_path / "long.ome.zarr"
     # with the preview (offscreen here) the acquisition runs in a worker thread
     window = ["--screenshot", str(tmp_path / "w.png")] if preview else ["--no-preview"]
-    proc = livefocus(
+    proc = start_cli(
         "demo",
         *window,
         "--size",
@@ -206,7 +188,7 @@ def test_interrupted_run_keeps_written_planes(
     ],
 )
 def test_demo_bad_input_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
-    code, _, err = run(
+    code, _, err = run_cli(
         "demo", "--no-preview", "--size", "64", "-o", "x.ome.zarr", *args, cwd=tmp_path
     )
     assert code == 2 and message in err and "Traceback" not in err, err
@@ -219,6 +201,6 @@ def test_demo_gpu_without_cupy_names_the_extra(tmp_path: Path) -> None:
 
     if has_module("cupy"):
         pytest.skip("CuPy is installed")
-    code, _, err = run("demo", "--no-preview", "--size", "64", "--device", "gpu", cwd=tmp_path)
+    code, _, err = run_cli("demo", "--no-preview", "--size", "64", "--device", "gpu", cwd=tmp_path)
     assert code == 2 and "pip install" in err and "gpu" in err
     assert not (tmp_path / "livefocus-demo.ome.zarr").exists()

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus._vocab import MaskMode
 from livefocus.stream.types import Metrics
 
 __all__ = ["run"]
@@ -51,7 +52,7 @@ def _pipeline_row(
     n, height, width = frames.shape
     settings = ReconstructSettings.for_frame((height, width))
     engine = None
-    modes: tuple[str, ...] = ("depth", "otsu")
+    modes: tuple[MaskMode, ...] = ("depth", "otsu")
     if mask == "model":
         engine = make_engine("default", backend="auto", threads=2)
         engine.predict(frames[:1])  # build / warm up outside the timing

@@ -1,102 +1,162 @@
-"""``livefocus demo``, ``replay`` and ``acquire``: online segmentation during acquisition."""
+"""``livefocus demo``, ``replay`` and ``acquire``: online segmentation during acquisition.
+
+The options the three commands share are declared once (the ``Annotated`` aliases below) and
+travel as one :class:`StreamOptions`.
+"""
 
 from __future__ import annotations
 
 import gc
 import json
 import os
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from livefocus._vocab import MEASURES
 from livefocus.cli._app import app
-from livefocus.focus import MEASURES
 
-_OUT = typer.Option(None, "--out", "-o", help="Output OME-Zarr store.")
-_NO_PREVIEW = typer.Option(False, "--no-preview", help="Never open the preview window.")
-_DEVICE = typer.Option("cpu", help="Focus kernels on 'cpu' (numpy) or 'gpu' (CuPy).")
-_MODEL = typer.Option("none", help="U-Net for 'model' masks: a shipped name, a folder, or none.")
-_MEASURE = typer.Option("std", help=f"Focus measure: {', '.join(MEASURES)}.")
-_WINDOW = typer.Option(None, help="Window size in pixels (default: chosen for the frame size).")
-_STRIDES = typer.Option(None, help="Comma-separated strides (default: chosen for the window).")
-_PAINT = typer.Option(None, help="'sum' (the paper) or 'mean' (default: the reconstruction's).")
-_MASK = typer.Option(None, help="Primary mask: depth, otsu or model (default: model if --model).")
-_QUEUE = typer.Option(8, "--queue-size", help="Bound of the frame queue.")
-_OVERWRITE = typer.Option(False, help="Replace an existing --out.")
-_JSON = typer.Option(False, "--json", help="Print the summary as JSON.")
-_SCREENSHOT = typer.Option(None, help="Save a PNG of the preview window at the end of the run.")
+NoPreview = Annotated[bool, typer.Option("--no-preview", help="Never open the preview window.")]
+Screenshot = Annotated[
+    Path | None, typer.Option(help="Save a PNG of the preview window at the end of the run.")
+]
+DeviceOpt = Annotated[str, typer.Option(help="Focus kernels on 'cpu' (numpy) or 'gpu' (CuPy).")]
+ModelOpt = Annotated[
+    str, typer.Option(help="U-Net for 'model' masks: a shipped name, a folder, or none.")
+]
+MaskOpt = Annotated[
+    str | None, typer.Option(help="Primary mask: depth, otsu or model (default: model if --model).")
+]
+MeasureOpt = Annotated[str, typer.Option(help=f"Focus measure: {', '.join(MEASURES)}.")]
+WindowOpt = Annotated[
+    int | None, typer.Option(help="Window size in pixels (default: chosen for the frame size).")
+]
+StridesOpt = Annotated[
+    str | None, typer.Option(help="Comma-separated strides (default: chosen for the window).")
+]
+PaintOpt = Annotated[
+    str | None, typer.Option(help="'sum' (the paper) or 'mean' (default: the reconstruction's).")
+]
+DofOpt = Annotated[float | None, typer.Option(help="Depth of field in µm (default: 2 z steps).")]
+QueueOpt = Annotated[int, typer.Option("--queue-size", help="Bound of the frame queue.")]
+PolicyOpt = Annotated[
+    str, typer.Option(help="Full queue: 'block' (the camera waits, nothing lost) or 'drop'.")
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(help="Seconds one frame may take to process; beyond, the run stops cleanly."),
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing --out that livefocus wrote.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
-def _settings(
-    shape: tuple[int, int],
-    measure: str,
-    window: int | None,
-    strides: str | None,
-    paint: str | None,
-    dof: float | None = None,
-) -> Any:
-    from livefocus.cli._focus import _parse_strides
-    from livefocus.depth import ReconstructSettings
+@dataclass(frozen=True)
+class StreamOptions:
+    """The options of ``demo``, ``replay`` and ``acquire`` that go to the pipeline."""
 
-    overrides: dict[str, Any] = {"measure": measure}
-    if window is not None:
-        overrides["window"] = window
-    if strides is not None:
-        overrides["strides"] = _parse_strides(strides)
-    if paint is not None:
-        overrides["paint"] = paint
-    if dof is not None:
-        overrides["depth_of_field"] = dof
-    return ReconstructSettings.for_frame(shape, **overrides)
+    no_preview: bool = False
+    screenshot: Path | None = None
+    device: str = "cpu"
+    model: str = "none"
+    mask: str | None = None
+    measure: str = "std"
+    window: int | None = None
+    strides: str | None = None
+    paint: str | None = None
+    dof: float | None = None
+    queue_size: int = 8
+    policy: str = "block"
+    frame_timeout: float = 60.0
+    overwrite: bool = False
+    as_json: bool = False
+
+    @classmethod
+    def pick(cls, values: dict[str, Any]) -> StreamOptions:
+        """The options among a command's arguments (``locals()``)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    @property
+    def model_name(self) -> str | None:
+        return None if self.model.lower() in ("", "none") else self.model
+
+    def settings(self, shape: tuple[int, int]) -> Any:
+        """Reconstruction settings for frames of ``shape``."""
+        from livefocus.cli._focus import _parse_strides
+        from livefocus.depth import ReconstructSettings
+
+        overrides: dict[str, Any] = {"measure": self.measure}
+        if self.window is not None:
+            overrides["window"] = self.window
+        if self.strides is not None:
+            overrides["strides"] = _parse_strides(self.strides)
+        if self.paint is not None:
+            overrides["paint"] = self.paint
+        if self.dof is not None:
+            overrides["depth_of_field"] = self.dof
+        return ReconstructSettings.for_frame(shape, **overrides)
 
 
 def _execute(
     core: Any,
     sequence: Any,
+    options: StreamOptions,
     *,
     title: str,
-    preview: bool,
-    screenshot: Path | None,
-    model: str,
-    **options: Any,
+    out: Path | None,
+    meta: dict[str, Any],
+    fps: float | None = None,
 ) -> Any:
-    """Stream ``sequence`` on ``core`` with the preview when asked and possible, else headless.
+    """Stream ``sequence`` on ``core`` with the preview when asked and possible, else headless."""
+    from livefocus.stream import MDAHandler, stream
 
-    ``options`` go to :func:`livefocus.stream.stream` (out, settings, mask, device, ...).
-    """
-    from livefocus.stream import stream
-
-    done: dict[str, Any] = {}
+    shape = (int(core.getImageHeight()), int(core.getImageWidth()))
+    runs: list[MDAHandler] = []
 
     def job(on_result: Callable[[Any], None] | None) -> Any:
-        done["report"] = stream(
-            core, sequence, model=_model_name(model), on_result=on_result, **options
+        return stream(
+            core,
+            sequence,
+            out=out,
+            settings=options.settings(shape),
+            mask=options.mask,  # type: ignore[arg-type]  # checked by the handler
+            model=options.model_name,
+            device=options.device,  # type: ignore[arg-type]
+            queue_size=options.queue_size,
+            policy=options.policy,  # type: ignore[arg-type]
+            on_result=on_result,
+            overwrite=options.overwrite,
+            fps=fps,
+            meta=meta,
+            frame_timeout=options.frame_timeout,
+            handler=runs.append,
         )
-        return done["report"]
 
-    if screenshot is not None:
+    preview = not options.no_preview
+    if options.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         preview = True
     if preview:
         from livefocus.preview import display_available, run_with_preview
 
         if display_available():
-            keep_open = screenshot is None and os.environ.get("QT_QPA_PLATFORM") != "offscreen"
-            try:
-                return run_with_preview(
-                    job, title=title, screenshot=screenshot, keep_open=keep_open
-                )
-            except KeyboardInterrupt:  # Ctrl-C in the GUI: stop the acquisition cleanly
-                core.mda.cancel()
-                deadline = time.monotonic() + 60
-                while "report" not in done and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if "report" not in done:
-                    raise
-                return done["report"]
+            keep_open = (
+                options.screenshot is None and os.environ.get("QT_QPA_PLATFORM") != "offscreen"
+            )
+
+            def interrupt() -> None:  # Ctrl-C in the GUI: the one cancel path
+                for run in runs:
+                    run.cancel_acquisition()
+
+            return run_with_preview(
+                job,
+                title=title,
+                screenshot=options.screenshot,
+                keep_open=keep_open,
+                on_interrupt=interrupt,
+            )
     return job(None)
 
 
@@ -131,31 +191,38 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
-def _model_name(model: str) -> str | None:
-    return None if model.lower() in ("", "none") else model
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("livefocus-demo.ome.zarr"), "--out", "-o", help="Store."),
-    size: int = typer.Option(512, help="Camera frame size (pixels, square)."),
-    z_range: float = typer.Option(40.0, help="Z-stack range in µm, centred on the specimen."),
-    step: float = typer.Option(2.0, help="Z step in µm."),
-    time_points: int = typer.Option(1, help="Number of Z-stacks (time points)."),
-    contrast: str = typer.Option("brightfield", help="'brightfield' or 'fluorescence'."),
-    seed: int = typer.Option(0, help="Specimen seed."),
-    no_preview: bool = _NO_PREVIEW,
-    screenshot: Path | None = _SCREENSHOT,
-    device: str = _DEVICE,
-    model: str = _MODEL,
-    mask: str | None = _MASK,
-    measure: str = _MEASURE,
-    window: int | None = _WINDOW,
-    strides: str | None = _STRIDES,
-    paint: str | None = _PAINT,
-    queue_size: int = _QUEUE,
-    overwrite: bool = _OVERWRITE,
-    as_json: bool = _JSON,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Store.")] = Path(
+        "livefocus-demo.ome.zarr"
+    ),
+    size: Annotated[int, typer.Option(help="Camera frame size (pixels, square).")] = 512,
+    z_range: Annotated[
+        float, typer.Option(help="Z-stack range in µm, centred on the specimen.")
+    ] = 40.0,
+    step: Annotated[float, typer.Option(help="Z step in µm.")] = 2.0,
+    time_points: Annotated[int, typer.Option(help="Number of Z-stacks (time points).")] = 1,
+    contrast: Annotated[str, typer.Option(help="'brightfield' or 'fluorescence'.")] = "brightfield",
+    seed: Annotated[int, typer.Option(help="Specimen seed.")] = 0,
+    no_preview: NoPreview = False,
+    screenshot: Screenshot = None,
+    device: DeviceOpt = "cpu",
+    model: ModelOpt = "none",
+    mask: MaskOpt = None,
+    measure: MeasureOpt = "std",
+    window: WindowOpt = None,
+    strides: StridesOpt = None,
+    paint: PaintOpt = None,
+    queue_size: QueueOpt = 8,
+    policy: PolicyOpt = "block",
+    frame_timeout: TimeoutOpt = 60.0,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Segment a simulated specimen on Micro-Manager's demo config: no hardware, no download.
 
@@ -168,25 +235,16 @@ def demo(
     from livefocus.sim import mask_scores
     from livefocus.stream import open_store, z_sequence
 
-    if out.exists() and not overwrite:
-        raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
-    core = demo_core(seed=seed, contrast=contrast, shape=(size, size))
+    options = StreamOptions.pick(locals())
+    _refuse_existing(out, overwrite)
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
-    settings = _settings((size, size), measure, window, strides, paint)
-
+    core = demo_core(seed=seed, contrast=contrast, shape=(size, size))
     report = _execute(
         core,
         sequence,
+        options,
         title="livefocus demo",
-        preview=not no_preview,
-        screenshot=screenshot,
         out=out,
-        settings=settings,
-        mask=mask,
-        model=model,
-        device=device,
-        queue_size=queue_size,
-        overwrite=overwrite,
         meta={"source": "demo", "seed": seed, "contrast": contrast},
     )
     scores: dict[str, dict[str, float]] = {}
@@ -202,24 +260,28 @@ def demo(
 
 @app.command()
 def replay(
-    stack: Path = typer.Argument(..., help="TIFF, .npy or (OME-)Zarr stack (Z, Y, X)."),
-    out: Path | None = _OUT,
-    fps: float | None = typer.Option(
-        None, help="Frames per second (default: as fast as possible)."
-    ),
-    z_step: float | None = typer.Option(None, help="Plane spacing in µm (default: from the file)."),
-    no_preview: bool = _NO_PREVIEW,
-    screenshot: Path | None = _SCREENSHOT,
-    device: str = _DEVICE,
-    model: str = _MODEL,
-    mask: str | None = _MASK,
-    measure: str = _MEASURE,
-    window: int | None = _WINDOW,
-    strides: str | None = _STRIDES,
-    paint: str | None = _PAINT,
-    queue_size: int = _QUEUE,
-    overwrite: bool = _OVERWRITE,
-    as_json: bool = _JSON,
+    stack: Annotated[Path, typer.Argument(help="TIFF, .npy or (OME-)Zarr stack (Z, Y, X).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output OME-Zarr store.")] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Frames per second (default: as fast as possible).")
+    ] = None,
+    z_step: Annotated[
+        float | None, typer.Option(help="Plane spacing in µm (default: from the file).")
+    ] = None,
+    no_preview: NoPreview = False,
+    screenshot: Screenshot = None,
+    device: DeviceOpt = "cpu",
+    model: ModelOpt = "none",
+    mask: MaskOpt = None,
+    measure: MeasureOpt = "std",
+    window: WindowOpt = None,
+    strides: StridesOpt = None,
+    paint: PaintOpt = None,
+    queue_size: QueueOpt = 8,
+    policy: PolicyOpt = "block",
+    frame_timeout: TimeoutOpt = 60.0,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Replay a saved stack as a live feed through the same pipeline.
 
@@ -229,30 +291,19 @@ def replay(
     from livefocus.devices import replay_camera, replay_core
     from livefocus.stream import z_sequence
 
+    options = StreamOptions.pick(locals())
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")
-    if target.exists() and not overwrite:
-        raise ValueError(f"--out {str(target)!r} exists; pass --overwrite to replace it")
+    _refuse_existing(target, overwrite)
     core = replay_core(stack, z_step=z_step)
     camera = replay_camera(core)
-    nz = int(camera.frames.shape[0])
     step = float(camera.z_step)
-    sequence = z_sequence({"absolute": [k * step for k in range(nz)]})
-    shape = (int(core.getImageHeight()), int(core.getImageWidth()))
-    settings = _settings(shape, measure, window, strides, paint)
-
+    sequence = z_sequence({"absolute": [k * step for k in range(int(camera.frames.shape[0]))]})
     report = _execute(
         core,
         sequence,
+        options,
         title="livefocus replay",
-        preview=not no_preview,
-        screenshot=screenshot,
         out=target,
-        settings=settings,
-        mask=mask,
-        model=model,
-        device=device,
-        queue_size=queue_size,
-        overwrite=overwrite,
         fps=fps,
         meta={"source": "replay", "stack": str(stack)},
     )
@@ -279,11 +330,12 @@ def _positions(text: str | None) -> list[tuple[float, float, float | None]] | No
 def _load_config(config: Path) -> Any:
     import mm_test_adapters
     from pymmcore_plus import find_micromanager
-    from pymmcore_plus.experimental.unicore import UniMMCore
+
+    from livefocus.devices import new_core
 
     if not config.is_file():
         raise FileNotFoundError(f"--config {str(config)!r} is not a file")
-    core = UniMMCore()
+    core = new_core()
     paths = [p for p in [find_micromanager()] if p] + [mm_test_adapters.device_adapter_path()]
     core.setDeviceAdapterSearchPaths([str(p) for p in paths])
     error = ""
@@ -307,39 +359,38 @@ def _load_config(config: Path) -> Any:
 
 @app.command()
 def acquire(
-    config: Path = typer.Option(..., "--config", help="Micro-Manager configuration (.cfg)."),
-    z_range: float = typer.Option(..., help="Z-stack range in µm around the current focus."),
-    step: float = typer.Option(..., help="Z step in µm."),
-    positions: str | None = typer.Option(None, help="Stage positions 'x,y[,z];x,y[,z]' (µm)."),
-    time_points: int = typer.Option(1, help="Number of time points."),
-    interval: float = typer.Option(0.0, help="Seconds between time points."),
-    channel_group: str = typer.Option("Channel", help="Config group of --channels."),
-    channels: str | None = typer.Option(None, help="Comma-separated channel presets."),
-    out: Path = typer.Option(Path("livefocus.ome.zarr"), "--out", "-o", help="Store."),
-    no_preview: bool = _NO_PREVIEW,
-    screenshot: Path | None = _SCREENSHOT,
-    device: str = _DEVICE,
-    model: str = _MODEL,
-    mask: str | None = _MASK,
-    measure: str = _MEASURE,
-    window: int | None = _WINDOW,
-    strides: str | None = _STRIDES,
-    paint: str | None = _PAINT,
-    dof: float | None = typer.Option(None, help="Depth of field in µm (default: 2 z steps)."),
-    queue_size: int = _QUEUE,
-    overwrite: bool = _OVERWRITE,
-    as_json: bool = _JSON,
+    config: Annotated[Path, typer.Option("--config", help="Micro-Manager configuration (.cfg).")],
+    z_range: Annotated[float, typer.Option(help="Z-stack range in µm around the current focus.")],
+    step: Annotated[float, typer.Option(help="Z step in µm.")],
+    positions: Annotated[
+        str | None, typer.Option(help="Stage positions 'x,y[,z];x,y[,z]' (µm).")
+    ] = None,
+    time_points: Annotated[int, typer.Option(help="Number of time points.")] = 1,
+    interval: Annotated[float, typer.Option(help="Seconds between time points.")] = 0.0,
+    channel_group: Annotated[str, typer.Option(help="Config group of --channels.")] = "Channel",
+    channels: Annotated[str | None, typer.Option(help="Comma-separated channel presets.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Store.")] = Path("livefocus.ome.zarr"),
+    no_preview: NoPreview = False,
+    screenshot: Screenshot = None,
+    device: DeviceOpt = "cpu",
+    model: ModelOpt = "none",
+    mask: MaskOpt = None,
+    measure: MeasureOpt = "std",
+    window: WindowOpt = None,
+    strides: StridesOpt = None,
+    paint: PaintOpt = None,
+    dof: DofOpt = None,
+    queue_size: QueueOpt = 8,
+    policy: PolicyOpt = "block",
+    frame_timeout: TimeoutOpt = 60.0,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Acquire Z-stacks on a real microscope and segment every frame as it arrives."""
     from livefocus.stream import z_sequence
 
-    if out.exists() and not overwrite:
-        raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
-    if not z_range > 0 or not step > 0:
-        raise ValueError(f"--z-range and --step must be positive µm, got {z_range} and {step}")
-    if time_points < 1:
-        raise ValueError(f"--time-points must be at least 1, got {time_points}")
-    core = _load_config(config)
+    options = StreamOptions.pick(locals())
+    _refuse_existing(out, overwrite)
     sequence = z_sequence(
         {"range": z_range, "step": step},
         time_points=time_points,
@@ -348,22 +399,13 @@ def acquire(
         channels=[c.strip() for c in channels.split(",") if c.strip()] if channels else None,
         channel_group=channel_group,
     )
-    shape = (int(core.getImageHeight()), int(core.getImageWidth()))
-    settings = _settings(shape, measure, window, strides, paint, dof)
-
+    core = _load_config(config)
     report = _execute(
         core,
         sequence,
+        options,
         title="livefocus acquire",
-        preview=not no_preview,
-        screenshot=screenshot,
         out=out,
-        settings=settings,
-        mask=mask,
-        model=model,
-        device=device,
-        queue_size=queue_size,
-        overwrite=overwrite,
         meta={"source": "acquire", "config": str(config)},
     )
     _summary(report, {}, as_json)

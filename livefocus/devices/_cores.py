@@ -9,6 +9,7 @@ is what the files give.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "demo_core",
     "demo_specimen",
     "demo_truth",
+    "new_core",
     "replay_camera",
     "replay_cfg_text",
     "replay_core",
@@ -163,10 +165,29 @@ def _check_link(link: str) -> None:
         raise ValueError(f"link must be a non-empty name without commas, got {link!r}")
 
 
+def new_core() -> UniMMCore:
+    """A new, empty ``UniMMCore`` whose signals are psygnal's, with or without a QApplication.
+
+    pymmcore-plus picks its signal backend when a core is created (Qt when a QApplication
+    runs, which needs qtpy); livefocus wants psygnal, whose signals are called on the emitting
+    (acquisition) thread. The choice is pymmcore-plus's ``PYMM_SIGNALS_BACKEND``, set for the
+    creation only and restored after.
+    """
+    previous = os.environ.get("PYMM_SIGNALS_BACKEND")
+    os.environ["PYMM_SIGNALS_BACKEND"] = "psygnal"
+    try:
+        return UniMMCore()
+    finally:
+        if previous is None:
+            del os.environ["PYMM_SIGNALS_BACKEND"]
+        else:
+            os.environ["PYMM_SIGNALS_BACKEND"] = previous
+
+
 def _load(cfg: str, core: UniMMCore | None) -> UniMMCore:
     import mm_test_adapters
 
-    core = core if core is not None else UniMMCore()
+    core = core if core is not None else new_core()
     core.setDeviceAdapterSearchPaths([mm_test_adapters.device_adapter_path()])
     with tempfile.TemporaryDirectory(prefix="livefocus-cfg-") as tmp:
         path = Path(tmp) / "livefocus.cfg"

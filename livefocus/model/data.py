@@ -56,7 +56,9 @@ def check_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
     out = arr.astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         bad = np.flatnonzero(~np.isfinite(out).reshape(len(out), -1).all(axis=1))
-        raise ValueError(f"{name} contain NaN or infinite values (frames {bad.tolist()[:10]})")
+        raise ValueError(
+            f"{name} must be finite: NaN or infinite values (frames {bad.tolist()[:10]})"
+        )
     return out
 
 
@@ -232,7 +234,7 @@ class Pairs:
         if h < ty or w < tx:
             raise ValueError(
                 f"frames of {h} x {w} px are smaller than the training frames ({ty} x {tx});"
-                " give a smaller shape (--shape Z Y X)"
+                " give a smaller training shape"
             )
         cuts = [(a, b) for a in _tile_starts(h, ty) for b in _tile_starts(w, tx)]
 
@@ -326,7 +328,7 @@ def pairs_from_files(
     parts = []
     for i, path in enumerate(stacks):
         raw = np.asarray(read_stack(path))
-        x = normalise(check_frames(raw, name=str(path)))
+        x = normalise(check_frames(raw, name=f"stack {str(path)!r}"))
         variants = None
         if masks is None:
             z_step = None

@@ -33,11 +33,9 @@ def display_available() -> bool:
 def ensure_app() -> QApplication:
     """The running QApplication, created if there is none.
 
-    Before creating it, ``PYMM_SIGNALS_BACKEND`` is set to ``psygnal`` (unless already set) so
-    that pymmcore-plus emits its MDA signals on the acquisition thread rather than queueing
-    them to the Qt event loop.
+    pymmcore-plus may then route MDA signals through Qt; :func:`livefocus.stream.stream`
+    connects its handler with a direct connection, so frames stay on the acquisition thread.
     """
-    os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
     from PyQt6.QtWidgets import QApplication
 
     app = QApplication.instance()

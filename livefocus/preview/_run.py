@@ -81,21 +81,25 @@ def run_with_preview(
     screenshot: str | Path | None = None,
     keep_open: bool = False,
     summary: Callable[[T], str] | None = None,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> T:
     """Run ``job(submit)`` in a background thread with a live preview window; return its result.
 
-    The QApplication is created if there is none (with ``PYMM_SIGNALS_BACKEND=psygnal`` unless
-    set, so that pymmcore-plus MDA signals stay on the acquisition thread). ``job`` gets the
+    The QApplication is created if there is none. ``job`` gets the
     window's thread-safe :meth:`PreviewWindow.submit` to call once per processed frame. Qt
     events are processed until the job ends; then the window is drawn once more, saved to
     ``screenshot`` (PNG) if given, and kept open until the user closes it if ``keep_open``.
     Closing the window mid-run lets the job finish headless. An exception of the job is
-    re-raised here; Ctrl+C raises KeyboardInterrupt here (the job thread is a daemon).
+    re-raised here. Ctrl+C calls ``on_interrupt`` (which should make the job end, e.g. cancel
+    the acquisition) and the window keeps drawing until the job has written what it has;
+    without ``on_interrupt`` it raises KeyboardInterrupt here (the job thread is a daemon).
 
     Parameters
     ----------
     summary : callable, optional
         Text for the status bar from the job's result (default: frames, rate, losses).
+    on_interrupt : callable, optional
+        Called on the GUI thread at each Ctrl+C.
     """
     app = ensure_app()
     window = PreviewWindow(title=title)
@@ -117,7 +121,10 @@ def run_with_preview(
                 _pump(app)
                 thread.join(_POLL_S)
                 if interrupted.is_set():
-                    raise KeyboardInterrupt
+                    if on_interrupt is None:
+                        raise KeyboardInterrupt
+                    interrupted.clear()
+                    on_interrupt()
         if "error" in outcome:
             raise outcome["error"]
         result: T = outcome["result"]

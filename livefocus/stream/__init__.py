@@ -1,36 +1,34 @@
-"""Online segmentation during acquisition: pipeline, reconstruction and OME-Zarr store.
+"""Online segmentation during acquisition: the MDA handler, its pipeline and the OME-Zarr store.
 
-- :func:`stream`: run a pymmcore-plus MDA through the :class:`Pipeline` into a store.
-- :class:`StackReconstructor`, :func:`reconstruct`: depth map, all-in-focus image, confidence
-  and the ``otsu`` / ``depth`` masks of a Z-stack, plane by plane or offline (same results).
+- :class:`MDAHandler`: a pymmcore-plus output handler (``core.mda.run(seq, output=[...])``)
+  that segments every frame and writes a store; :func:`stream` runs an MDA through one.
+- :class:`Pipeline`: bounded queues, processing and writer threads, metrics.
 - :class:`StoreWriter`, :func:`open_store`: the OME-Zarr (NGFF 0.5) store.
+- :func:`z_sequence`, :func:`sequence_layout`: the useq sequences livefocus streams.
+
+The Z-stack analysis itself is :mod:`livefocus.depth` (re-exported here for old imports).
 """
 
-from livefocus.stream.acquisition import (
-    MASK_MODES,
-    StreamReport,
-    sequence_layout,
-    stream,
-    z_sequence,
-)
-from livefocus.stream.pipeline import POLICIES, Pipeline
-from livefocus.stream.reconstruct import (
-    PlaneUpdate,
-    ReconstructSettings,
-    StackReconstructor,
-    reconstruct,
-)
+from livefocus._vocab import MASK_MODES, POLICIES
+from livefocus.depth import PlaneUpdate, ReconstructSettings, StackReconstructor, reconstruct
+from livefocus.stream.acquisition import stream
+from livefocus.stream.handler import DEFAULT_FRAME_TIMEOUT_S, MDAHandler, StreamReport
+from livefocus.stream.pipeline import Pipeline
+from livefocus.stream.sequence import SequenceLayout, sequence_layout, z_sequence
 from livefocus.stream.store import StoreReader, StoreWriter, open_store
 from livefocus.stream.types import FrameResult, Metrics, StackResult
 
 __all__ = [
+    "DEFAULT_FRAME_TIMEOUT_S",
     "MASK_MODES",
     "POLICIES",
     "FrameResult",
+    "MDAHandler",
     "Metrics",
     "Pipeline",
     "PlaneUpdate",
     "ReconstructSettings",
+    "SequenceLayout",
     "StackReconstructor",
     "StackResult",
     "StoreReader",

@@ -8,10 +8,27 @@ focus map (numpy or CuPy), its masks (U-Net engine, Otsu, depth) and updates the
 reconstruction; a writer thread, behind a second bounded queue, puts it all in the store and
 hands the latest result to an optional callback (the preview), so that disk and display never
 stall the focus kernels.
+
+Faults never cost a captured frame that can still be written:
+
+- an error while processing a frame (a U-Net engine that raises, say) is logged and counted in
+  :attr:`Pipeline.faults`; the frame is still written, with whatever was computed before the
+  error (at least the raw frame), and the next frames are processed as usual;
+- an error of the ``on_result`` callback (the preview) is logged, never fatal;
+- a frame whose processing takes longer than ``frame_timeout`` seconds (a stalled engine)
+  makes the pipeline *stalled*: ``on_stall`` is called (the MDA handler cancels the
+  acquisition), and this frame and every queued one are written raw, without masks;
+- an error of the store (a full disk, a folder that became read-only) stops the writing: the
+  frames not written are counted as lost, and :attr:`Pipeline.error` says why.
+
+The threads exchange typed messages (:class:`_PlaneWrite`, :class:`_StackWrite`,
+:class:`_RawWrite`); each Z-stack's plane positions are recorded once, here
+(:meth:`Pipeline.z_positions`).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -22,30 +39,70 @@ from typing import Any
 
 import numpy as np
 
-from livefocus.depth import ReconstructSettings, StackReconstructor, plane_focus
-from livefocus.focus._validate import check_positive_number
+from livefocus._vocab import DEVICES, POLICIES, Device, MaskMode, Policy, check_choice
+from livefocus.depth import ReconstructSettings, StackReconstructor, StackResult, plane_focus
+from livefocus.focus._validate import check_positive_int, check_positive_number
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
 
 __all__ = ["POLICIES", "Pipeline"]
 
-POLICIES = ("block", "drop")
-_STOP = object()
+log = logging.getLogger("livefocus.stream")
+
+Key = tuple[int, int, int]  # p, t, c: one Z-stack
+Index = tuple[int, int, int, int]  # p, t, c, z: one plane
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _Frame:
     image: np.ndarray
-    index: tuple[int, int, int, int]  # p, t, c, z
-    z_um: float | None
+    index: Index
+    z_um: float  # stage Z in µm (z * z_step when the event had none)
     ready: float  # perf_counter when the frame reached the pipeline
+
+
+@dataclass(frozen=True, eq=False)
+class _PlaneWrite:
+    """A processed frame: raw, focus map and masks (provisional), and masks now final."""
+
+    frame: _Frame
+    focus: np.ndarray | None
+    masks: dict[str, np.ndarray]
+    finals: dict[Index, dict[str, np.ndarray]]
+    result: FrameResult | None
+
+
+@dataclass(frozen=True, eq=False)
+class _RawWrite:
+    """A frame written without processing (after a stall)."""
+
+    frame: _Frame
+
+
+@dataclass(frozen=True, eq=False)
+class _StackWrite:
+    """A finished Z-stack: its maps and final masks."""
+
+    key: Key
+    result: StackResult
+    masks: dict[str, np.ndarray]
+    plane_finals: dict[Index, dict[str, np.ndarray]]
+    planes: list[int]
+
+
+class _Stop:
+    """End of the work (one per queue)."""
+
+
+_STOP = _Stop()
+_Job = _PlaneWrite | _RawWrite | _StackWrite | _Stop
 
 
 @dataclass
 class _Stack:
     recon: StackReconstructor
     planes: list[int] = field(default_factory=list)  # z index of each plane added, in order
-    z0: float | None = None
+    z: list[float] = field(default_factory=list)  # stage Z of each plane added, in order
 
 
 class _Tracker:
@@ -88,7 +145,7 @@ class Pipeline:
         Focus measure, window, strides, depth of field and mask rules.
     n_planes : int
         Planes per Z-stack: a stack is finished (final masks, depth, all-in-focus) when its
-        last plane arrives.
+        last plane arrives, or when a frame of a later time point or another position does.
     z_step : float
         Plane spacing in µm, used when a frame has no Z position.
     pixel_size : float
@@ -106,7 +163,13 @@ class Pipeline:
     policy : {"block", "drop"}
         What a full queue does to the acquisition.
     on_result : callable, optional
-        Called on the writer thread with each :class:`FrameResult` (keep it cheap).
+        Called on the writer thread with each :class:`FrameResult` (keep it cheap; its errors
+        are logged, not raised).
+    frame_timeout : float, optional
+        Seconds one frame may take to process before the pipeline counts as stalled (None:
+        no deadline).
+    on_stall : callable, optional
+        Called once, from the watchdog thread, when the pipeline stalls.
     """
 
     def __init__(
@@ -117,52 +180,67 @@ class Pipeline:
         z_step: float = 1.0,
         pixel_size: float = 1.0,
         store: StoreWriter | None = None,
-        mask_modes: tuple[str, ...] = ("depth", "otsu"),
+        mask_modes: tuple[MaskMode, ...] = ("depth", "otsu"),
         engine: Any = None,
-        device: str = "cpu",
+        device: Device = "cpu",
         queue_size: int = 8,
-        policy: str = "block",
+        policy: Policy = "block",
         on_result: Callable[[FrameResult], None] | None = None,
+        frame_timeout: float | None = None,
+        on_stall: Callable[[], None] | None = None,
     ) -> None:
-        if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 1:
-            raise ValueError(f"queue_size must be a positive integer, got {queue_size!r}")
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        queue_size = check_positive_int(queue_size, "queue_size")
+        self.policy: Policy = check_choice(policy, "policy", POLICIES)
+        self.device: Device = check_choice(device, "device", DEVICES)
         if "model" in mask_modes and engine is None:
-            raise ValueError("mask mode 'model' needs a U-Net engine (--model NAME)")
-        if not isinstance(n_planes, int) or n_planes < 1:
-            raise ValueError(f"n_planes must be a positive integer, got {n_planes!r}")
-        if device == "gpu":
+            raise ValueError("mask mode 'model' needs a U-Net engine (model=NAME)")
+        self.n_planes = check_positive_int(n_planes, "n_planes")
+        if frame_timeout is not None:
+            frame_timeout = check_positive_number(frame_timeout, "frame_timeout", "s")
+        if self.device == "gpu":
             from livefocus._xp import require
 
             self._cupy: Any = require("cupy")
         self.settings = settings
-        self.n_planes = n_planes
-        self.z_step = float(z_step)
+        self.z_step = check_positive_number(z_step, "z_step", "µm")
         self.pixel_size = check_positive_number(pixel_size, "pixel_size", "µm")
         self.store = store
         self.mask_modes = mask_modes
         self.engine = engine
-        self.device = device
-        self.policy = policy
         self.on_result = on_result
-        self._frames: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._writes: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._track = _Tracker(queue_size)
-        self._stacks: dict[tuple[int, int, int], _Stack] = {}
+        self.frame_timeout = frame_timeout
+        self.on_stall = on_stall
+        #: The error that stopped the writing (None while writing works).
         self.error: BaseException | None = None
-        self._failed = threading.Event()
+        #: Frames whose processing raised (written anyway), with the first error's text.
+        self.faults = 0
+        self.first_fault = ""
+        #: Whether a frame took longer than ``frame_timeout`` (the rest was written raw).
+        self.stalled = False
+        self._frames: queue.Queue[_Frame | _Stop] = queue.Queue(maxsize=queue_size)
+        self._writes: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
+        self._track = _Tracker(queue_size)
+        self._stacks: dict[Key, _Stack] = {}
+        self._z: dict[Key, list[float]] = {}
+        self._z_lock = threading.Lock()
+        self._busy: tuple[_Frame, float] | None = None  # frame in processing, since when
+        self._busy_lock = threading.Lock()
+        self._write_failed = threading.Event()
+        self._stall = threading.Event()
+        self._done = threading.Event()
         self._threads = [
-            threading.Thread(target=self._guard, args=(self._process,), name="lf-process"),
-            threading.Thread(target=self._guard, args=(self._write,), name="lf-write"),
+            threading.Thread(target=self._process, name="lf-process", daemon=True),
+            threading.Thread(target=self._write, name="lf-write", daemon=True),
         ]
+        if frame_timeout is not None:
+            self._threads.append(
+                threading.Thread(target=self._watch, name="lf-watchdog", daemon=True)
+            )
         self._started = self._closed = False
 
     # -- acquisition side -----------------------------------------------------------------
     def start(self) -> Pipeline:
-        """Start the processing and writer threads."""
+        """Start the processing and writer threads (and the watchdog)."""
         if not self._started:
             self._started = True
             for thread in self._threads:
@@ -171,8 +249,8 @@ class Pipeline:
 
     @property
     def failed(self) -> bool:
-        """True once a processing or writing error stopped the pipeline (see :attr:`error`)."""
-        return self._failed.is_set()
+        """True once the store failed (nothing more can be written; see :attr:`error`)."""
+        return self._write_failed.is_set()
 
     def submit(self, image: np.ndarray, index: Mapping[str, int], z_um: float | None) -> None:
         """Hand over one frame (call from the acquisition thread; cheap, may block).
@@ -191,28 +269,31 @@ class Pipeline:
         if "z" not in index:
             raise ValueError(f"frame index must have a 'z' axis, got {dict(index)}")
         now = time.perf_counter()
-        key = tuple(int(index.get(a, 0)) for a in "ptcz")
-        item = _Frame(image, (key[0], key[1], key[2], key[3]), z_um, now)
+        p, t, c, z = (int(index.get(a, 0)) for a in "ptcz")
+        z_abs = float(z_um) if z_um is not None else z * self.z_step
+        item = _Frame(image, (p, t, c, z), z_abs, now)
         with self._track.lock:
             self._track.frames_in += 1
             if self._track.start is None:
                 self._track.start = now
-        if self._failed.is_set():
-            return  # the worker stopped; the acquisition is being cancelled
+        if self._write_failed.is_set():
+            self._lose(1)  # the store is gone; the acquisition is being cancelled
+            return
         try:
             self._frames.put_nowait(item)
             return
         except queue.Full:
             if self.policy == "drop":
-                with self._track.lock:
-                    self._track.frames_lost += 1
+                self._lose(1)
                 return
-        while not self._failed.is_set():
+        while True:
             try:
                 self._frames.put(item, timeout=0.1)
                 break
             except queue.Full:
-                continue
+                if self._write_failed.is_set():
+                    self._lose(1)
+                    break
         with self._track.lock:
             self._track.blocked += time.perf_counter() - now
 
@@ -220,52 +301,91 @@ class Pipeline:
         """Current figures."""
         return self._track.snapshot(self._frames.qsize())
 
-    def close(self, timeout: float | None = None) -> Metrics:
-        """Process what is queued, finish open stacks, stop the threads; return the metrics.
+    def z_positions(self) -> dict[Key, list[float]]:
+        """Stage Z (µm) of each processed plane by (p, t, c) stack, in arrival order."""
+        with self._z_lock:
+            return {k: list(v) for k, v in self._z.items()}
 
-        Raises the first processing or writing error, after stopping the threads.
+    def close(self, timeout: float | None = None) -> Metrics:
+        """Write what is queued, finish open stacks, stop the threads; return the metrics.
+
+        Never raises for a fault of processing or writing: :attr:`error`, :attr:`faults` and
+        :attr:`stalled` say what happened, and frames that could not be written are counted
+        as lost.
         """
         if not self._closed:
             self._closed = True
             if self._started:
-                self._put(self._frames, _STOP)
-                for thread in self._threads:
-                    thread.join(timeout)
-        if self.error is not None:
-            raise RuntimeError(f"processing failed: {self.error}") from self.error
+                self._put_frame(_STOP)
+                self._done.wait(timeout)
+                if not self._done.is_set():
+                    log.error("pipeline did not finish within %s s", timeout)
+        with self._track.lock:
+            unaccounted = self._track.frames_in - self._track.frames_out - self._track.frames_lost
+        if self._write_failed.is_set() or self.stalled or not self._done.is_set():
+            self._lose(unaccounted)
         return self.metrics()
 
-    # -- worker side ----------------------------------------------------------------------
-    def _put(self, q: queue.Queue[Any], item: Any) -> None:
+    # -- shared helpers -------------------------------------------------------------------
+    def _lose(self, n: int) -> None:
+        if n > 0:
+            with self._track.lock:
+                self._track.frames_lost += n
+
+    def _put_frame(self, item: _Frame | _Stop) -> None:
         while True:
             try:
-                q.put(item, timeout=0.1)
+                self._frames.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if self._failed.is_set() and q is self._writes:
-                    return
+                if self._stall.is_set() or self._write_failed.is_set():
+                    self._drain_frames()
 
-    def _guard(self, target: Callable[[], None]) -> None:
-        try:
-            target()
-        except BaseException as exc:  # recorded; close() raises it
-            if self.error is None:
-                self.error = exc
-            self._failed.set()
-            self._drain()
-            try:  # wake the writer, which may be waiting for work that will not come
-                self._writes.put_nowait(_STOP)
-            except queue.Full:
-                pass
-
-    def _drain(self) -> None:
-        for q in (self._frames, self._writes):
+    def _put_write(self, job: _Job) -> None:
+        while not self._write_failed.is_set():
             try:
-                while True:
-                    q.get_nowait()
-            except queue.Empty:
-                pass
+                self._writes.put(job, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
+    def _drain_frames(self) -> None:
+        """After a stall, send every queued frame to the writer raw (the processor is stuck)."""
+        while True:
+            try:
+                item = self._frames.get_nowait()
+            except queue.Empty:
+                return
+            self._put_write(_STOP if isinstance(item, _Stop) else _RawWrite(item))
+            if isinstance(item, _Stop):
+                return
+
+    # -- watchdog -------------------------------------------------------------------------
+    def _watch(self) -> None:
+        assert self.frame_timeout is not None
+        while not self._done.wait(min(0.1, self.frame_timeout / 4)):
+            with self._busy_lock:
+                busy = self._busy
+                if busy is None or time.perf_counter() - busy[1] <= self.frame_timeout:
+                    continue
+                self.stalled = True
+                self._stall.set()  # under the lock: the processor will not write this frame
+            log.error(
+                "processing of frame %s took more than %g s: writing the rest raw",
+                busy[0].index,
+                self.frame_timeout,
+            )
+            self._put_write(_RawWrite(busy[0]))
+            if self.on_stall is not None:
+                try:
+                    self.on_stall()
+                except Exception as exc:
+                    log.error("on_stall callback failed: %s", exc, exc_info=exc)
+            while not self._done.wait(0.05):
+                self._drain_frames()
+            return
+
+    # -- worker side ----------------------------------------------------------------------
     def _focus(self, image: np.ndarray) -> np.ndarray:
         frame = self._cupy.asarray(image) if self.device == "gpu" else image
         return plane_focus(frame, self.settings)
@@ -273,60 +393,98 @@ class Pipeline:
     def _process(self) -> None:
         while True:
             item = self._frames.get()
-            if item is _STOP:
-                for key in list(self._stacks):
-                    self._finish(key)
-                self._put(self._writes, _STOP)
+            if self._stall.is_set():
+                return  # the watchdog writes the rest raw (this thread was stuck)
+            if isinstance(item, _Stop):
+                if not self._write_failed.is_set():
+                    for key in list(self._stacks):
+                        self._finish(key)
+                self._put_write(_STOP)
                 return
-            if self._failed.is_set():
-                continue
-            self._process_frame(item)
+            if self._write_failed.is_set():
+                continue  # nothing can be written: close() counts these frames as lost
+            with self._busy_lock:
+                self._busy = (item, time.perf_counter())
+            job = self._process_frame(item)
+            with self._busy_lock:
+                self._busy = None
+                if self._stall.is_set():
+                    return  # the watchdog wrote this frame raw already
+            self._put_write(job)
+            p, t, c, z = item.index
+            stack = self._stacks.get((p, t, c))
+            if stack is not None and (len(stack.planes) >= self.n_planes or z == self.n_planes - 1):
+                self._finish((p, t, c))
 
-    def _process_frame(self, item: _Frame) -> None:
-        p, t, c, z = item.index
+    def _fault(self, item: _Frame, exc: BaseException) -> None:
+        self.faults += 1
+        if not self.first_fault:
+            self.first_fault = f"{type(exc).__name__}: {exc}"
+        log.error("processing frame %s failed: %s", item.index, exc, exc_info=exc)
+
+    def _open_stack(self, item: _Frame, shape: tuple[int, ...]) -> _Stack:
+        p, t, c, _ = item.index
         key = (p, t, c)
-        image = np.asarray(item.image)
+        # stacks are contiguous in t and p (sequence_layout checks the axis order): a frame of a
+        # later time point or another position closes the open stacks, so that a stack whose
+        # last plane was dropped does not stay open (memory stays bounded under "drop")
+        for other in [k for k in self._stacks if k != key and (k[0], k[1]) != (p, t)]:
+            self._finish(other)
         stack = self._stacks.get(key)
         if stack is None:
             recon = StackReconstructor(
-                image.shape, z_step=self.z_step, settings=self.settings, n_planes=self.n_planes
+                (int(shape[0]), int(shape[1])),
+                z_step=self.z_step,
+                settings=self.settings,
+                n_planes=self.n_planes,
             )
             stack = self._stacks[key] = _Stack(recon)
-        z_abs = item.z_um if item.z_um is not None else z * self.z_step
-        if stack.z0 is None:
-            stack.z0 = z_abs
-        focus = self._focus(image)
-        update = stack.recon.add(image, z_abs - stack.z0, focus=focus)
-        stack.planes.append(z)
-        masks: dict[str, np.ndarray] = {"depth": update.mask_depth, "otsu": update.mask_otsu}
-        if self.engine is not None:
-            probability = self.engine.predict(image[None])[0]
-            masks["model"] = probability >= self.engine.threshold
-        finals = {(p, t, c, stack.planes[k]): {"depth": m} for k, m in update.final.items()}
+        return stack
+
+    def _process_frame(self, item: _Frame) -> _PlaneWrite:
+        p, t, c, z = item.index
+        image = np.asarray(item.image)
+        focus: np.ndarray | None = None
+        masks: dict[str, np.ndarray] = {}
+        finals: dict[Index, dict[str, np.ndarray]] = {}
         result = None
-        if self.on_result is not None:
-            primary = masks[self.mask_modes[0]]
-            if self.mask_modes[0] == "depth" and update.index in update.final:
-                primary = update.final[update.index]
-            result = FrameResult(
-                index={"p": p, "t": t, "c": c, "z": z},
-                z_um=float(z_abs - stack.z0),
-                frame=image,
-                focus=update.focus,
-                mask=primary,
-                depth=stack.recon.depth,
-                all_in_focus=stack.recon.all_in_focus,
-                confidence=stack.recon.confidence,
-                curve=stack.recon.curve,
-                metrics=Metrics(),  # filled in by the writer, once the frame is written
-                mask_mode=self.mask_modes[0],
-                measure=self.settings.measure,
-                threshold=self._rule(update.otsu_threshold, stack.recon.depth_of_field),
-                pixel_size=self.pixel_size,
-            )
-        self._put(self._writes, ("plane", item, update.focus, masks, finals, result))
-        if len(stack.planes) >= self.n_planes or z == self.n_planes - 1:
-            self._finish(key)
+        try:
+            stack = self._open_stack(item, image.shape)
+            z0 = stack.z[0] if stack.z else item.z_um
+            focus = self._focus(image)
+            update = stack.recon.add(image, item.z_um - z0, focus=focus)
+            stack.planes.append(z)
+            stack.z.append(item.z_um)
+            with self._z_lock:
+                self._z.setdefault((p, t, c), []).append(item.z_um)
+            masks = {"depth": update.mask_depth, "otsu": update.mask_otsu}
+            finals = {(p, t, c, stack.planes[k]): {"depth": m} for k, m in update.final.items()}
+            if self.engine is not None:
+                probability = self.engine.predict(image[None])[0]
+                masks["model"] = probability >= self.engine.threshold
+            if self.on_result is not None:
+                primary = masks[self.mask_modes[0]]
+                if self.mask_modes[0] == "depth" and update.index in update.final:
+                    primary = update.final[update.index]
+                result = FrameResult(
+                    index={"p": p, "t": t, "c": c, "z": z},
+                    z_um=float(item.z_um - z0),
+                    frame=image,
+                    focus=update.focus,
+                    mask=primary,
+                    depth=stack.recon.depth,
+                    all_in_focus=stack.recon.all_in_focus,
+                    confidence=stack.recon.confidence,
+                    curve=stack.recon.curve,
+                    metrics=Metrics(),  # filled in by the writer, once the frame is written
+                    mask_mode=self.mask_modes[0],
+                    measure=self.settings.measure,
+                    threshold=self._rule(update.otsu_threshold, stack.recon.depth_of_field),
+                    pixel_size=self.pixel_size,
+                )
+        except Exception as exc:  # the frame is written with what was computed
+            self._fault(item, exc)
+        return _PlaneWrite(item, focus, masks, finals, result)
 
     def _rule(self, otsu: float, depth_of_field: float) -> str:
         """The primary mask's rule in words (for the preview)."""
@@ -338,12 +496,20 @@ class Pipeline:
         confidence = self.settings.min_confidence
         return f"peak confidence > {confidence:.2g}, |depth - z| <= {depth_of_field / 2:.3g} µm"
 
-    def _finish(self, key: tuple[int, int, int]) -> None:
+    def _finish(self, key: Key) -> None:
         stack = self._stacks.pop(key)
-        result, _ = stack.recon.finish()  # every plane's final mask is in result.mask_depth
+        if not stack.planes:
+            return
+        try:
+            result, _ = stack.recon.finish()  # every plane's final mask is in result.mask_depth
+        except Exception as exc:
+            self.faults += 1
+            self.first_fault = self.first_fault or f"{type(exc).__name__}: {exc}"
+            log.error("finishing stack %s failed: %s", key, exc, exc_info=exc)
+            return
         p, t, c = key
         masks: dict[str, np.ndarray] = {}
-        plane_finals: dict[tuple[int, int, int, int], dict[str, np.ndarray]] = {}
+        plane_finals: dict[Index, dict[str, np.ndarray]] = {}
         if stack.planes == list(range(self.n_planes)):  # whole stack at once
             masks = {"otsu": result.mask_otsu, "depth": result.mask_depth}
         else:  # planes missing (dropped frames): write the final masks plane by plane
@@ -351,37 +517,53 @@ class Pipeline:
                 (p, t, c, z): {"depth": result.mask_depth[k], "otsu": result.mask_otsu[k]}
                 for k, z in enumerate(stack.planes)
             }
-        self._put(self._writes, ("stack", key, result, masks, plane_finals, stack.planes))
+        self._put_write(_StackWrite(key, result, masks, plane_finals, stack.planes))
 
     def _write(self) -> None:
-        while True:
-            job = self._writes.get()
-            if job is _STOP:
-                return
-            if self._failed.is_set():
-                continue
-            if job[0] == "plane":
-                _, item, focus, masks, finals, result = job
-                if self.store is not None:
-                    self.store.write_plane(item.index, raw=item.image, focus=focus, masks=masks)
-                    for index, final in finals.items():
-                        self.store.write_final(index, final)
-                done = time.perf_counter()
-                with self._track.lock:
-                    self._track.frames_out += 1
-                    self._track.last = done
-                    self._track.latencies.append(done - item.ready)
-                if result is not None and self.on_result is not None:
-                    self.on_result(replace(result, metrics=self.metrics()))
+        try:
+            while True:
+                job = self._writes.get()
+                if isinstance(job, _Stop):
+                    return
+                try:
+                    self._write_job(job)
+                except Exception as exc:  # the store failed: nothing more can be written
+                    self.error = exc
+                    self._write_failed.set()
+                    log.error("writing to the store failed: %s", exc, exc_info=exc)
+                    return
+        finally:
+            self._done.set()
+
+    def _write_job(self, job: _PlaneWrite | _RawWrite | _StackWrite) -> None:
+        store = self.store
+        if isinstance(job, _StackWrite):
+            if store is not None:
+                for index, final in job.plane_finals.items():
+                    store.write_final(index, final)
+                maps = {
+                    "depth": job.result.depth,
+                    "all_in_focus": job.result.all_in_focus,
+                    "confidence": job.result.confidence,
+                }
+                store.write_stack(job.key, maps=maps, masks=job.masks, planes=job.planes)
+                store.update_meta(metrics=self.metrics().as_dict())  # while running
+            return
+        frame = job.frame
+        if store is not None:
+            if isinstance(job, _RawWrite):
+                store.write_plane(frame.index, raw=frame.image)
             else:
-                _, key, stack_result, masks, plane_finals, planes = job
-                if self.store is not None:
-                    for index, final in plane_finals.items():
-                        self.store.write_final(index, final)
-                    maps = {
-                        "depth": stack_result.depth,
-                        "all_in_focus": stack_result.all_in_focus,
-                        "confidence": stack_result.confidence,
-                    }
-                    self.store.write_stack(key, maps=maps, masks=masks, planes=planes)
-                    self.store.update_meta(metrics=self.metrics().as_dict())  # while running
+                store.write_plane(frame.index, raw=frame.image, focus=job.focus, masks=job.masks)
+                for index, final in job.finals.items():
+                    store.write_final(index, final)
+        done = time.perf_counter()
+        with self._track.lock:
+            self._track.frames_out += 1
+            self._track.last = done
+            self._track.latencies.append(done - frame.ready)
+        if isinstance(job, _PlaneWrite) and job.result is not None and self.on_result:
+            try:
+                self.on_result(replace(job.result, metrics=self.metrics()))
+            except Exception as exc:  # a display error must not cost frames
+                log.error("on_result callback failed: %s", exc, exc_info=exc)

@@ -1,0 +1,407 @@
+"""The pipeline as a pymmcore-plus output handler: :class:`MDAHandler`.
+
+pymmcore-plus calls an output handler's ``sequenceStarted(sequence, meta)``, ``frameReady(image,
+event, meta)`` and ``sequenceFinished(sequence)`` (and ``sequenceCanceled``), so::
+
+    core.mda.run(sequence, output=[MDAHandler(out="run.ome.zarr")])
+
+segments and writes live next to pymmcore-plus's own writers, from a script, pymmcore-widgets'
+MDA widget or :func:`livefocus.stream.stream` (a thin wrapper over this class).
+
+Passed as ``output=``, pymmcore-plus hands the frames to handlers on a relay thread, behind its
+own queue, so the pipeline's ``block`` policy cannot hold the camera back there;
+:func:`~livefocus.stream.stream` connects the handler on the acquisition thread instead, where
+``block`` makes the camera wait and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from livefocus._vocab import DEVICES, MASK_MODES, POLICIES, Device, MaskMode, Policy, check_choice
+from livefocus.depth import ReconstructSettings
+from livefocus.focus._validate import check_positive_int, check_positive_number
+from livefocus.stream.pipeline import Pipeline
+from livefocus.stream.sequence import SequenceLayout, sequence_layout
+from livefocus.stream.store import StoreWriter
+from livefocus.stream.types import FrameResult, Metrics
+
+__all__ = ["DEFAULT_FRAME_TIMEOUT_S", "MDAHandler", "StreamReport"]
+
+#: Seconds one frame may take in the pipeline before the run counts as stalled.
+DEFAULT_FRAME_TIMEOUT_S = 60.0
+
+
+@dataclass
+class StreamReport:
+    """What a streaming run did.
+
+    Attributes
+    ----------
+    path : Path or None
+        The store.
+    metrics : Metrics
+        Final pipeline figures (``frames_lost`` counts every captured frame not stored).
+    status : str
+        ``complete``, ``interrupted`` or ``error: ...`` (as the store records it).
+    expected : int
+        Frames the sequence asked for.
+    z_positions : dict
+        Stage Z (µm) of each processed plane by (p, t, c) stack, in arrival order.
+    mask_modes : tuple of str
+        Modes computed, primary first.
+    settings : ReconstructSettings
+    faults : int
+        Frames whose processing raised; they are stored raw (see ``status``).
+    """
+
+    path: Path | None
+    metrics: Metrics
+    status: str
+    expected: int
+    z_positions: dict[tuple[int, int, int], list[float]] = field(default_factory=dict)
+    mask_modes: tuple[str, ...] = ()
+    settings: ReconstructSettings | None = None
+    faults: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every frame was acquired, processed and written."""
+        return self.status == "complete" and self.metrics.frames_out == self.expected
+
+
+class _CameraErrors(logging.Handler):
+    """Collects the camera errors that pymmcore-plus's engine logs instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "snap" in text.lower() or "image" in text.lower() or record.levelno >= logging.ERROR:
+            self.messages.append(text)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("livefocus")
+
+
+def _stack_z(
+    z_positions: dict[tuple[int, int, int], list[float]], nz: int, step: float
+) -> list[float]:
+    """Plane positions (µm from the first plane) of the first complete stack."""
+    for zs in z_positions.values():
+        if len(zs) == nz and all(np.isfinite(zs)):
+            return [float(z - zs[0]) for z in zs]
+    return [float(k * step) for k in range(nz)]
+
+
+class MDAHandler:
+    """Segment every frame of a pymmcore-plus MDA online and write a livefocus store.
+
+    Parameters
+    ----------
+    out : str or Path or None
+        OME-Zarr store to write (None: process without writing).
+    settings : ReconstructSettings, optional
+        Default: :meth:`ReconstructSettings.for_frame` for the camera's frame size.
+    mask : {"depth", "otsu", "model"}, optional
+        Primary mask mode (array ``mask``); default ``model`` with a model, else ``depth``.
+    model : str, optional
+        U-Net name or folder for the ``model`` masks (None: no U-Net). Loaded here, so that a
+        bad name fails before any acquisition.
+    device : {"cpu", "gpu"}
+        Focus kernels on numpy or CuPy.
+    queue_size : int
+        Bound of the frame queue.
+    policy : {"block", "drop"}
+        Full-queue policy (``block`` loses nothing).
+    on_result : callable, optional
+        Receives each :class:`FrameResult` (e.g. the preview's ``submit``); its errors are
+        logged, never fatal.
+    overwrite : bool
+        Replace an existing store that livefocus wrote.
+    meta : dict, optional
+        Extra JSON for the store's metadata.
+    frame_timeout : float
+        Seconds one frame may take in the pipeline; beyond, the run is cancelled (when the
+        handler knows the core) and the remaining frames are stored raw.
+    core : CMMCorePlus, optional
+        The core running the MDA: needed to cancel it on a stall or a store failure.
+
+    Examples
+    --------
+    >>> from livefocus.devices import demo_core
+    >>> import useq
+    >>> core = demo_core(shape=(64, 64))
+    >>> handler = MDAHandler(out=None)
+    >>> core.mda.run(useq.MDASequence(z_plan={"range": 4, "step": 2}), output=[handler])
+    >>> handler.report.status, handler.report.metrics.frames_out
+    ('complete', 3)
+    """
+
+    def __init__(
+        self,
+        out: str | Path | None = None,
+        *,
+        settings: ReconstructSettings | None = None,
+        mask: MaskMode | None = None,
+        model: str | None = None,
+        device: Device = "cpu",
+        queue_size: int = 8,
+        policy: Policy = "block",
+        on_result: Callable[[FrameResult], None] | None = None,
+        overwrite: bool = False,
+        meta: dict[str, Any] | None = None,
+        frame_timeout: float = DEFAULT_FRAME_TIMEOUT_S,
+        core: Any = None,
+    ) -> None:
+        if settings is not None and not isinstance(settings, ReconstructSettings):
+            raise ValueError(f"settings must be a ReconstructSettings, got {type(settings)!r}")
+        primary = check_choice(mask or ("model" if model else "depth"), "mask", MASK_MODES)
+        modes: tuple[MaskMode, ...] = (primary, *[m for m in ("depth", "otsu") if m != primary])
+        if model and "model" not in modes:
+            modes = (*modes, "model")
+        if "model" in modes and not model:
+            raise ValueError("mask 'model' needs a U-Net: pass model=NAME")
+        self.device: Device = check_choice(device, "device", DEVICES)
+        self.policy: Policy = check_choice(policy, "policy", POLICIES)
+        self.queue_size = check_positive_int(queue_size, "queue_size")
+        self.frame_timeout = check_positive_number(frame_timeout, "frame_timeout", "s")
+        self.out = Path(out).expanduser() if out is not None else None
+        if self.out is not None and self.out.exists() and not overwrite:
+            raise FileExistsError(f"out: {str(self.out)!r} already exists (pass overwrite=True)")
+        self.settings = settings
+        self.mask_modes = modes
+        self.on_result = on_result
+        self.overwrite = overwrite
+        self.meta = dict(meta or {})
+        self.core = core
+        self.engine: Any = None
+        self.model_meta: dict[str, Any] | None = None
+        if model:
+            self._load_engine(model)
+        #: What the run did; set when the sequence finishes.
+        self.report: StreamReport | None = None
+        self.pipeline: Pipeline | None = None
+        self.store: StoreWriter | None = None
+        self.layout: SequenceLayout | None = None
+        self._sequence: Any = None
+        self._interrupted = threading.Event()
+        self._errors = _CameraErrors()
+        self._lock = threading.Lock()
+
+    def _load_engine(self, model: str) -> None:
+        from livefocus.model import engine as make_engine
+
+        backend = "auto" if self.device == "gpu" else "onnxruntime"
+        self.engine = make_engine(model, backend=backend)
+        config = self.engine.model.config
+        self.model_meta = {
+            "name": str(model),
+            "config_name": self.engine.model.name,
+            "format": config.get("format"),
+            "version": str(config.get("weights_sha256", ""))[:12],  # the weights' checksum
+            "weights_sha256": config.get("weights_sha256"),
+            "backend": self.engine.backend,
+        }
+
+    # -- set-up ---------------------------------------------------------------------------
+    def prepare(
+        self,
+        sequence: Any,
+        *,
+        shape: tuple[int, int],
+        dtype: Any,
+        pixel_size: float | None,
+    ) -> None:
+        """Create the pipeline and the store for ``sequence`` (before the acquisition starts).
+
+        :func:`~livefocus.stream.stream` calls this before running the MDA, so that a bad
+        sequence or output fails before anything is acquired; as an output handler, the
+        handler calls it from ``sequenceStarted`` (or from the first frame when the
+        sequence's metadata does not tell the frame size).
+        """
+        with self._lock:
+            if self.pipeline is not None:
+                return
+            layout = sequence_layout(sequence)
+            height, width = (int(v) for v in shape)
+            settings = self.settings or ReconstructSettings.for_frame((height, width))
+            self.settings = settings
+            pixel = float(pixel_size) if pixel_size else 1.0
+            pipeline = Pipeline(
+                settings,
+                n_planes=layout.planes,
+                z_step=layout.z_step,
+                pixel_size=pixel,
+                mask_modes=self.mask_modes,
+                engine=self.engine,
+                device=self.device,
+                queue_size=self.queue_size,
+                policy=self.policy,
+                on_result=self.on_result,
+                frame_timeout=self.frame_timeout,
+                on_stall=self.cancel_acquisition,
+            )
+            if self.out is not None:
+                self.store = StoreWriter(
+                    self.out,
+                    shape=(
+                        layout.positions,
+                        layout.time_points,
+                        layout.channels,
+                        layout.planes,
+                        height,
+                        width,
+                    ),
+                    dtype=np.dtype(dtype),
+                    z_step=layout.z_step,
+                    pixel_size=pixel,
+                    mask_modes=self.mask_modes,
+                    overwrite=self.overwrite,
+                    meta={
+                        "version": _version(),
+                        "settings": settings.as_dict(),
+                        "model": self.model_meta,
+                        "device": self.device,
+                        "sequence": sequence.model_dump(mode="json", exclude_unset=True),
+                        "otsu": "per slice online; per stack (scope='stack') once final",
+                        "depth_masks": "provisional online; final once known (planes == 2)",
+                        **self.meta,
+                    },
+                )
+            pipeline.store = self.store
+            self.layout = layout
+            self._sequence = sequence
+            self.pipeline = pipeline.start()
+            logging.getLogger("pymmcore-plus").addHandler(self._errors)
+
+    # -- pymmcore-plus handler protocol ---------------------------------------------------
+    def sequenceStarted(self, sequence: Any, meta: Any = None) -> None:
+        """Create the pipeline and store from the sequence and its summary metadata."""
+        self.report = None
+        infos: Any = (meta or {}).get("image_infos") or ()
+        if len(infos) == 1:  # one camera: its frame size is known now
+            info = infos[0]
+            ny, nx = info.get("plane_shape") or (info["height"], info["width"])
+            self.prepare(
+                sequence,
+                shape=(int(ny), int(nx)),
+                dtype=info.get("dtype", "uint16"),
+                pixel_size=info.get("pixel_size_um"),
+            )
+        else:
+            self._sequence = sequence
+
+    def frameReady(self, image: np.ndarray, event: Any, meta: Any = None) -> None:
+        """Hand the frame to the pipeline (cheap; may block under the ``block`` policy)."""
+        if self.pipeline is None:
+            pixel = (meta or {}).get("pixel_size_um") if isinstance(meta, dict) else None
+            self.prepare(self._sequence, shape=image.shape[:2], dtype=image.dtype, pixel_size=pixel)
+        assert self.pipeline is not None
+        self.pipeline.submit(image, event.index, event.z_pos)
+        if self.pipeline.failed or self.pipeline.stalled:
+            self.cancel_acquisition()
+
+    def sequenceCanceled(self, sequence: Any = None) -> None:
+        """The MDA was cancelled (Ctrl-C, a GUI's stop button, a stall): status ``interrupted``."""
+        self._interrupted.set()
+
+    def sequenceFinished(self, sequence: Any = None) -> None:
+        """Write what is queued, finish the stacks, close the store with its status."""
+        self.finish()
+
+    # -- control --------------------------------------------------------------------------
+    def cancel_acquisition(self) -> None:
+        """Stop the acquisition between events (when the core is known); frames already
+        captured are still written."""
+        self._interrupted.set()
+        if self.core is not None:
+            self.core.mda.cancel()
+
+    def note_error(self, message: str) -> None:
+        """Record an acquisition error seen outside the handler (it becomes the status)."""
+        self._errors.messages.append(message)
+
+    def finish(self, error: str | None = None) -> StreamReport:
+        """Close the run (idempotent): drain the pipeline, record the status, give the report.
+
+        Parameters
+        ----------
+        error : str, optional
+            An acquisition error that ended the run (``status`` becomes ``error: ...``).
+        """
+        with self._lock:
+            if self.report is not None:
+                return self.report
+            pipeline, layout = self.pipeline, self.layout
+            logging.getLogger("pymmcore-plus").removeHandler(self._errors)
+            if pipeline is None or layout is None:  # no frame ever arrived
+                expected = sequence_layout(self._sequence).frames if self._sequence else 0
+                status = f"error: {error}" if error else "error: no frame was acquired"
+                self.report = StreamReport(None, Metrics(), status, expected)
+                return self.report
+            metrics = pipeline.close()
+            status = self._status(pipeline, metrics, layout, error)
+            if self.store is not None:
+                try:
+                    self.store.close(
+                        status,
+                        metrics=metrics.as_dict(),
+                        z_um=_stack_z(pipeline.z_positions(), layout.planes, layout.z_step),
+                        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    )
+                except Exception as exc:  # the store is gone: the status says so already
+                    logging.getLogger("livefocus.stream").error("closing the store: %s", exc)
+            self.report = StreamReport(
+                path=self.store.path if self.store is not None else None,
+                metrics=metrics,
+                status=status,
+                expected=layout.frames,
+                z_positions=pipeline.z_positions(),
+                mask_modes=self.mask_modes,
+                settings=self.settings,
+                faults=pipeline.faults,
+            )
+            return self.report
+
+    def _status(
+        self, pipeline: Pipeline, metrics: Metrics, layout: SequenceLayout, error: str | None
+    ) -> str:
+        stored = metrics.frames_out
+        if pipeline.error is not None:
+            return (
+                f"error: writing the store failed after {stored} frames ({pipeline.error}); "
+                f"{metrics.frames_lost} captured frames are not stored"
+            )
+        if pipeline.stalled:
+            return (
+                f"error: processing stalled (a frame took more than {self.frame_timeout:g} s); "
+                "the frames from then on are stored raw, without masks"
+            )
+        if error:
+            return f"error: acquisition failed: {error}"
+        if pipeline.faults:
+            return (
+                f"error: processing failed on {pipeline.faults} frames ({pipeline.first_fault});"
+                " they are stored raw"
+            )
+        if self._interrupted.is_set():
+            return "interrupted"
+        if metrics.frames_in < layout.frames:
+            messages = self._errors.messages
+            detail = f" ({messages[-1]})" if messages else ""
+            return f"error: camera delivered {metrics.frames_in} of {layout.frames} frames{detail}"
+        return "complete"

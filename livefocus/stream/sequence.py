@@ -1,0 +1,156 @@
+"""The useq sequences livefocus streams: :func:`z_sequence` builds one, :func:`sequence_layout`
+checks one and says its shape."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SequenceLayout", "sequence_layout", "z_sequence"]
+
+
+@dataclass(frozen=True)
+class SequenceLayout:
+    """The shape of a Z-stack sequence.
+
+    Attributes
+    ----------
+    positions, time_points, channels, planes : int
+        Sizes of the p, t, c and z axes (1 where absent).
+    z_step : float
+        Median plane spacing in µm (1.0 for a single plane).
+    interval : float or None
+        Seconds between time points (None without a time plan).
+    channel_names : tuple of str
+        Channel presets, in order (empty without channels).
+    stage_xy : tuple of (float, float) or None
+        Stage X, Y (µm) of each position, None where a position gives none.
+    """
+
+    positions: int
+    time_points: int
+    channels: int
+    planes: int
+    z_step: float
+    interval: float | None = None
+    channel_names: tuple[str, ...] = ()
+    stage_xy: tuple[tuple[float, float] | None, ...] = ()
+
+    @property
+    def frames(self) -> int:
+        """Frames the sequence asks for."""
+        return self.positions * self.time_points * self.channels * self.planes
+
+
+def sequence_layout(sequence: Any) -> SequenceLayout:
+    """Check a useq sequence for streaming and give its layout.
+
+    Raises
+    ------
+    ValueError
+        When the sequence has no Z plan, axes livefocus does not stream (grid), or an axis
+        order that interleaves positions or time points within a Z-stack (each stack must be
+        acquired in one go: ``z`` after ``p`` and ``t``).
+    """
+    sizes = {k: int(v) for k, v in sequence.sizes.items() if v}
+    if sizes.get("z", 0) < 1 or sequence.z_plan is None:
+        raise ValueError("sequence has no Z plan: livefocus needs Z-stacks (a z_plan)")
+    unknown = set(sizes) - set("ptcz")
+    if unknown:
+        raise ValueError(f"sequence axes {sorted(unknown)} are not supported (use p, t, c, z)")
+    order = "".join(a for a in sequence.axis_order if sizes.get(a, 0) > 1 or a == "z")
+    for outer in "pt":
+        if outer in order and order.index(outer) > order.index("z"):
+            raise ValueError(
+                f"sequence axis_order {''.join(sequence.axis_order)!r} puts {outer!r} inside "
+                "the Z-stacks; livefocus needs each stack in one go (z after p and t, e.g. "
+                "'tpcz')"
+            )
+    positions = [float(v) for v in sequence.z_plan]
+    steps = np.diff(positions)
+    step = float(np.median(np.abs(steps))) if steps.size else 1.0
+    interval = None
+    if sequence.time_plan is not None:
+        gap: Any = getattr(sequence.time_plan, "interval", None)  # a timedelta, when given
+        interval = float(gap.total_seconds()) if gap is not None else 0.0
+    names = tuple(str(c.config) for c in sequence.channels)
+    stage_xy = tuple(
+        None if pos.x is None or pos.y is None else (float(pos.x), float(pos.y))
+        for pos in sequence.stage_positions
+    )
+    return SequenceLayout(
+        positions=sizes.get("p", 1),
+        time_points=sizes.get("t", 1),
+        channels=sizes.get("c", 1),
+        planes=sizes["z"],
+        z_step=step or 1.0,
+        interval=interval,
+        channel_names=names,
+        stage_xy=stage_xy,
+    )
+
+
+def _check_number(value: Any, name: str, *, positive: bool) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    number = float(value) if ok else math.nan
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        kind = "a positive" if positive else "a non-negative"
+        raise ValueError(f"{name} must be {kind} finite number, got {value!r}")
+    return number
+
+
+def z_sequence(
+    z_plan: dict[str, Any],
+    *,
+    time_points: int = 1,
+    interval: float = 0.0,
+    positions: Sequence[tuple[float, float, float | None]] | None = None,
+    channels: Sequence[str] | None = None,
+    channel_group: str = "Channel",
+) -> Any:
+    """A useq ``MDASequence`` of Z-stacks (axis order t, p, c, z: each stack is contiguous).
+
+    Parameters
+    ----------
+    z_plan : dict
+        A useq Z plan, e.g. ``{"range": 40, "step": 2}`` (around the current focus) or
+        ``{"absolute": [0, 1, 2]}``. ``range`` and ``step`` must be positive.
+    time_points, interval : int, float
+        Number of stacks in time (at least 1) and the seconds between them (not negative).
+    positions : sequence of (x, y, z or None), optional
+        Stage positions in µm.
+    channels : sequence of str, optional
+        Presets of ``channel_group``.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter (``range``, ``step``, ``time_points``, ``interval``, ...).
+    """
+    import useq
+
+    for name in ("range", "step"):
+        if name in z_plan:
+            _check_number(z_plan[name], name, positive=True)
+    if isinstance(time_points, bool) or not isinstance(time_points, (int, np.integer)):
+        raise ValueError(f"time_points must be an integer, got {time_points!r}")
+    if time_points < 1:
+        raise ValueError(f"time_points must be at least 1, got {time_points}")
+    _check_number(interval, "interval", positive=False)
+    if channels is not None and any(not str(c).strip() for c in channels):
+        raise ValueError(f"channels must be non-empty names, got {list(channels)!r}")
+    spec: dict[str, Any] = {"z_plan": z_plan, "axis_order": "tpcz"}
+    if time_points > 1:
+        spec["time_plan"] = {"interval": interval, "loops": int(time_points)}
+    if positions:
+        spec["stage_positions"] = [{"x": x, "y": y, "z": z} for x, y, z in positions]
+    if channels:
+        spec["channels"] = [{"group": channel_group, "config": c} for c in channels]
+    try:
+        return useq.MDASequence.model_validate(spec)
+    except Exception as exc:  # pydantic's report, in one line
+        raise ValueError(f"z_plan {z_plan!r} is not a valid Z plan: {exc}") from None
