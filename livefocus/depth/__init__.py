@@ -10,15 +10,21 @@ from livefocus.depth._offline import reconstruct
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._reconstructor import PlaneUpdate, StackReconstructor
 from livefocus.depth._result import StackResult
-from livefocus.depth._settings import REFINEMENTS, ReconstructSettings
+from livefocus.depth._settings import POLARITIES, REFINEMENTS, ReconstructSettings
+from livefocus.depth._signal import noise_sigma, plane_support
+from livefocus.depth._smooth import smooth_depth
 
 __all__ = [
+    "POLARITIES",
     "REFINEMENTS",
     "PlaneUpdate",
     "ReconstructSettings",
     "StackReconstructor",
     "StackResult",
     "fit_vertex",
+    "noise_sigma",
     "plane_focus",
+    "plane_support",
     "reconstruct",
+    "smooth_depth",
 ]

@@ -21,8 +21,13 @@ Depth masks and when they become final
 A pixel may have several in-focus structures along Z, so the depth mask uses every *local*
 peak of its focus curve. Plane ``j`` is a peak of a pixel when its score is the highest within
 ``peak_radius`` (``R``) planes on either side; its confidence is its prominence within that
-range, ``1 - max(min(f[j-R..j]), min(f[j..j+R])) / f[j]`` (0 on a flat curve). A confident peak
-(confidence ``> min_confidence``) is refined to a sub-plane depth ``d_j`` (clamped between the
+range, ``1 - max(min(f[j-R..j]), min(f[j..j+R])) / f[j]`` (0 on a flat curve). A peak is
+confident when that prominence is above ``min_confidence``, the peak stands more than
+``noise_floor`` noise stds of plane ``j`` (:func:`~livefocus.depth.noise_sigma`) above its base,
+and the pixel itself stands out of its local background on plane ``j`` by more than
+``min_support`` noise stds (:func:`~livefocus.depth.plane_support`: object support, so that
+background next to an object does not inherit the object's window score). All three are
+judged on plane ``j``'s own maps, so the finality below is unchanged. A confident peak is refined to a sub-plane depth ``d_j`` (clamped between the
 midpoints to the neighbouring planes), and the pixel is **in focus at plane k when**
 ``|d_j - z_k| <= depth_of_field / 2`` for some confident peak ``j``.
 
@@ -541,17 +546,21 @@ class StackReconstructor:
 
     @property
     def confidence(self) -> np.ndarray:
-        """float32 (Y, X) in [0, 1]: prominence of each pixel's highest focus peak so far.
+        """float32 (Y, X) in [0, 1]: probability that the pixel's depth is right (within half
+        the depth of field), 0 where it has none.
 
-        ``1 - max(min left, min right) / peak`` over the whole curve; a peak on the first or
-        newest plane is judged on its one side, and only when a parabola through the edge
-        planes puts it within half the depth of field of that plane (else 0).
+        The highest peak's prominence (``1 - max(min left, min right) / peak`` over the whole
+        curve; a peak on the first or newest plane judged on its one side, and only when a
+        parabola through the edge planes puts it within half the depth of field of that plane),
+        its support and its height over noise, mapped by a logistic model fitted on the
+        simulator (:mod:`livefocus.depth._calibration`).
         """
         return self._best()[2].copy()
 
     @property
     def depth(self) -> np.ndarray:
-        """float32 (Y, X) current depth in µm from the first plane, NaN where not confident."""
+        """float32 (Y, X) current depth in µm from the first plane, NaN where not confident;
+        smoothed edge-aware and weighted by confidence (:func:`~livefocus.depth.smooth_depth`)."""
         return self._best()[0].copy()
 
     @property

@@ -29,7 +29,8 @@ class StackResult:
     all_in_focus : ndarray
         float32 (Y, X) each pixel taken from (interpolated between) its sharpest planes.
     confidence : ndarray
-        float32 (Y, X) in [0, 1]: how sharp the pixel's focus peak is.
+        float32 (Y, X) in [0, 1]: probability that the pixel's depth is right (calibrated on
+        the simulator), 0 where it has no depth.
     z_um : ndarray
         float64 (Z,) plane positions in µm from the first plane.
     meta : dict
