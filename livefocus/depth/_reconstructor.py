@@ -27,7 +27,8 @@ confident when that prominence is above ``min_confidence``, the peak stands more
 and the pixel itself stands out of its local background on plane ``j`` by more than
 ``min_support`` noise stds (:func:`~livefocus.depth.plane_support`: object support, so that
 background next to an object does not inherit the object's window score). All three are
-judged on plane ``j``'s own maps, so the finality below is unchanged. A confident peak is refined to a sub-plane depth ``d_j`` (clamped between the
+judged on plane ``j``'s own maps, so the finality below is unchanged. A confident peak is
+refined to a sub-plane depth ``d_j`` (clamped between the
 midpoints to the neighbouring planes), and the pixel is **in focus at plane k when**
 ``|d_j - z_k| <= depth_of_field / 2`` for some confident peak ``j``.
 
