@@ -107,6 +107,13 @@ def _stack_z(
     return [float(k * step) for k in range(nz)]
 
 
+def _stage_xy(layout: SequenceLayout) -> list[tuple[float, float]] | None:
+    """Stage X, Y of every position, when the sequence gives them all."""
+    if not layout.stage_xy or any(xy is None for xy in layout.stage_xy):
+        return None
+    return [xy for xy in layout.stage_xy if xy is not None]
+
+
 class MDAHandler:
     """Segment every frame of a pymmcore-plus MDA online and write a livefocus store.
 
@@ -268,9 +275,12 @@ class MDAHandler:
                     ),
                     dtype=np.dtype(dtype),
                     z_step=layout.z_step,
-                    pixel_size=pixel,
+                    pixel_size=float(pixel_size) if pixel_size else None,
                     mask_modes=self.mask_modes,
                     overwrite=self.overwrite,
+                    channels=layout.channel_names or None,
+                    interval_s=layout.interval or None,
+                    stage_positions=_stage_xy(layout),
                     meta={
                         "version": _version(),
                         "settings": settings.as_dict(),
@@ -398,10 +408,10 @@ class MDAHandler:
                 f"error: processing failed on {pipeline.faults} frames ({pipeline.first_fault});"
                 " they are stored raw"
             )
-        if self._interrupted.is_set():
-            return "interrupted"
         if metrics.frames_in < layout.frames:
+            if self._interrupted.is_set():
+                return "interrupted"
             messages = self._errors.messages
             detail = f" ({messages[-1]})" if messages else ""
             return f"error: camera delivered {metrics.frames_in} of {layout.frames} frames{detail}"
-        return "complete"
+        return "complete"  # every frame was captured (a late Ctrl-C only hurried the writing)
