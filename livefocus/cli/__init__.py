@@ -3,11 +3,17 @@
 Commands are thin: they parse options, call the library and print. Each command module
 registers its commands on the shared :data:`app`; errors from bad input are printed as one
 line without a traceback and the process exits with status 2.
+
+Library errors name the Python parameter (``window must be a positive int, got 0``); when
+that parameter is an option of the command that ran, :func:`main` puts its flag in front
+(``error: --window: window must be ...``), so the user sees what to change.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from typing import Any
 
 import typer
 
@@ -21,11 +27,39 @@ __all__ = ["app", "main"]
 USER_ERRORS = (ValueError, TypeError, OSError, KeyError, RuntimeError, ImportError)
 
 
+def _command(argv: list[str]) -> Any:
+    """The (click) subcommand that ``argv`` runs (its first word naming one), if any."""
+    commands = getattr(typer.main.get_command(app), "commands", {})
+    return next((commands[word] for word in argv if word in commands), None)
+
+
+def _flag_for(message: str, argv: list[str]) -> str | None:
+    """The flag of the option that a library error ``message`` names first, if it is an option
+    of the command ``argv`` runs: ``"window must be ..."`` -> ``"--window"``.
+
+    A library parameter in the plural (``stacks``) also matches a repeatable option in the
+    singular (``--stack``).
+    """
+    match = re.match(r"([a-z][a-z0-9_]*)\b", message)
+    command = _command(argv)
+    if match is None or command is None:
+        return None
+    name = match.group(1)
+    flags = {
+        p.name: max(p.opts, key=len)
+        for p in command.params
+        if p.param_type_name == "option" and p.name
+    }
+    return flags.get(name) or flags.get(name.removesuffix("s"))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``livefocus`` console script."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=argv, prog_name="livefocus")
+        app(args=args, prog_name="livefocus")
     except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        flag = _flag_for(message, args)
+        typer.secho(f"error: {flag + ': ' if flag else ''}{message}", fg=typer.colors.RED, err=True)
         sys.exit(2)

@@ -12,6 +12,16 @@ import typer
 from livefocus.cli._app import app
 
 
+def check_json_path(path: Path | None) -> None:
+    """Refuse a ``--json`` output that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if path.name in ("", ".", "..") or path.is_dir():
+        raise ValueError(f"--json {str(path)!r} is a folder; give a file name such as rows.json")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--json: folder {str(path.parent)!r} does not exist")
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows of dicts as a Markdown table (the README's performance tables)."""
     if not rows:
@@ -37,6 +47,7 @@ def bench(
     """Measure speed (and exactness where a reference exists); prints Markdown tables."""
     from livefocus import bench as benchmarks
 
+    check_json_path(json_out)
     targets = benchmarks.TARGETS if target == "all" else (target,)
     results: dict[str, Any] = {"machine": platform.processor() or platform.machine()}
     for name in targets:

@@ -12,6 +12,8 @@ import typer
 
 from livefocus.cli._app import app
 from livefocus.focus import MEASURES, PAPER_STRIDES, PAPER_WINDOW
+from livefocus.focus._validate import check_measures
+from livefocus.focus.plots import check_figure_path
 
 
 def _parse_strides(text: str) -> tuple[int, ...]:
@@ -19,6 +21,15 @@ def _parse_strides(text: str) -> tuple[int, ...]:
         return tuple(int(s) for s in text.replace(" ", "").split(",") if s)
     except ValueError:
         raise ValueError(f"--strides must be comma-separated integers, got {text!r}") from None
+
+
+def _peak_pixel(data: np.ndarray) -> np.ndarray:
+    """The (1, 1) crop of the stack's pixel of largest magnitude."""
+    flat = (int(np.argmax(data)), int(np.argmin(data)))
+    z, y, x = max(
+        (np.unravel_index(i, data.shape) for i in flat), key=lambda zyx: abs(float(data[zyx]))
+    )
+    return data[z, y : y + 1, x : x + 1]
 
 
 @contextmanager
@@ -70,9 +81,17 @@ def label(
     from livefocus.stack_store import LabelStore
 
     stride_list = _parse_strides(strides)
+    if out.name in ("", ".", ".."):
+        raise ValueError(f"--out must name a store folder such as labels.zarr, got {str(out)!r}")
+    check_figure_path(plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png"), "plot")
+    if dask is not None and dask != "local" and "://" not in dask:
+        raise ValueError(
+            f"dask must be 'local' or a scheduler address such as tcp://host:8786, got {dask!r}"
+        )
     data = read_stack(stack)
-    # Check every option on the first slice before anything is written.
-    focus_map(data[0, :1, :1], measure, window=window, strides=stride_list, paint=paint)
+    # Check every option before anything is written, on the pixel of largest magnitude (which
+    # also refuses float values whose scores would overflow).
+    focus_map(_peak_pixel(data), measure, window=window, strides=stride_list, paint=paint)
     weak_labels(np.zeros((1, 1)), scope=scope)
     store = LabelStore.create(
         out,
@@ -129,8 +148,11 @@ def curves(
     from livefocus.focus.plots import plot_curves
     from livefocus.io import read_stack
 
+    check_figure_path(plot, "plot")
+    names = [m.strip() for m in measures.split(",") if m.strip()]
+    check_measures(names)
     data = read_stack(stack)
-    result = axial_curves(data, [m.strip() for m in measures.split(",") if m.strip()])
+    result = axial_curves(data, names)
     width = max(len(m) for m in result)
     for name, curve in result.items():
         values = " ".join(f"{v:4.2f}" for v in curve)

@@ -91,9 +91,10 @@ def evaluate(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the rows as JSON."),
 ) -> None:
     """Table-2 analogue: IoU vs weak labels and vs exact truth, per model and data set."""
-    from livefocus.cli._bench import format_table
+    from livefocus.cli._bench import check_json_path, format_table
     from livefocus.model import evaluate as evaluate_models
 
+    check_json_path(json_out)
     rows = evaluate_models(model or ["default"], n_stacks=n_stacks, real=real, figure=figure)
     typer.echo(format_table(rows))
     if json_out is not None:

@@ -15,6 +15,7 @@ from livefocus._xp import array_namespace
 __all__ = [
     "check_count",
     "check_image",
+    "check_in_range",
     "check_maps",
     "check_measure",
     "check_measures",
@@ -91,6 +92,17 @@ def check_positive_number(value: Any, name: str, unit: str = "") -> float:
     if not math.isfinite(out) or out <= 0:
         of = f" of {unit}" if unit else ""
         raise ValueError(f"{name} must be a positive number{of}, got {value!r}")
+    return out
+
+
+def check_in_range(value: Any, name: str, low: float, high: float, unit: str = "") -> float:
+    """``value`` as a float if it is a real number in ``[low, high]`` (not a bool); otherwise a
+    ValueError naming ``name`` and the range."""
+    ok = isinstance(value, Real) and not isinstance(value, bool)
+    out = float(value) if ok else math.nan
+    if not low <= out <= high:
+        of = f" {unit}" if unit else ""
+        raise ValueError(f"{name} must be between {low:g} and {high:g}{of}, got {value!r}")
     return out
 
 

@@ -112,7 +112,7 @@ def window_score(window: Any, measure: str = "std", *, bins: Any = None) -> floa
     measure = check_measure(measure)
     if measure == "entropy":
         return _entropy(np.asarray(bins) if bins is not None else entropy_bins(np.asarray(window)))
-    p, k = unit_scale(np.asarray(window, dtype=np.float64), np)
+    p, k = unit_scale(np.asarray(window, dtype=np.float64), np, measure)
     return float(unscale(np.float64(_score(p, measure)), measure, k, np))
 
 

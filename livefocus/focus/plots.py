@@ -27,7 +27,7 @@ def check_figure_path(path: str | Path, name: str = "path") -> Path:
             + ", ".join(f".{f}" for f in sorted(formats))
         )
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{name}: folder {str(path.parent)!r} does not exist")
+        raise FileNotFoundError(f"{name} {str(path)!r}: folder {str(path.parent)!r} does not exist")
     return path
 
 

@@ -50,7 +50,7 @@ def focus_map_reference(
     window = check_positive_int(window, "window")
     strides = check_strides(strides)
     paint = check_paint(paint)
-    img, k = unit_scale(img, np)
+    img, k = unit_scale(img, np, measure)
     bins = entropy_bins(img) if measure == "entropy" else None
     height, width = img.shape
     best = np.full((height, width), -np.inf)

@@ -267,7 +267,7 @@ def window_scores(
     largest = max(img.shape)
     window = min(check_positive_int(window, "window"), largest)
     stride = min(check_positive_int(stride, "stride"), largest)
-    img, k = unit_scale(img, xp)
+    img, k = unit_scale(img, xp, measure)
     ys, ye = _window_grid(img.shape[0], stride, window)
     xs, xe = _window_grid(img.shape[1], stride, window)
     return unscale(_scorer(img, measure, xp)(ys, ye, xs, xe), measure, k, xp)
@@ -351,7 +351,7 @@ def focus_map(
     window = min(check_positive_int(window, "window"), largest)
     strides = tuple(min(s, largest) for s in check_strides(strides))
     paint = check_paint(paint)
-    img, k = unit_scale(img, xp)
+    img, k = unit_scale(img, xp, measure)
     score = _scorer(img, measure, xp)
 
     plans = [(_window_grid(height, s, window), _window_grid(width, s, window)) for s in strides]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from livefocus._xp import has_module, require
+from livefocus.focus._validate import check_count, check_positive_int
 from livefocus.model.data import check_frames, normalise
 from livefocus.model.registry import Model, load
 from livefocus.model.tiling import pad_to_multiple, predict_tiled
@@ -80,15 +82,21 @@ class Engine:
         tile: int | None = None,
         overlap: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
-        self.batch_size = batch_size
-        self.tile = int(tile or model.config.get("tile", 512))
-        self.overlap = int(overlap if overlap is not None else model.config.get("overlap", 64))
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.tile = check_positive_int(
+            model.config.get("tile", 512) if tile is None else tile, "tile"
+        )
+        self.overlap = check_count(
+            model.config.get("overlap", 64) if overlap is None else overlap, "overlap"
+        )
         self.multiple = model.net.config.multiple
         if self.tile % self.multiple:
             raise ValueError(f"tile must be a multiple of {self.multiple}, got {self.tile}")
+        if 2 * self.overlap >= self.tile:
+            raise ValueError(
+                f"overlap must be below half the tile ({self.tile}), got {self.overlap}"
+            )
 
     @property
     def threshold(self) -> float:
@@ -174,13 +182,27 @@ class TorchEngine(Engine):
         return torch.sigmoid(self.net(t).float())[:, 0].cpu().numpy()  # type: ignore[no-any-return]
 
 
+def _cache_name(model: Model) -> str | None:
+    """The cache file name of a model's ONNX export, or None for a model without a weights
+    checksum (not saved: exported afresh each time).
+
+    The name is the model's name cut to letters, digits, ``-`` and ``_`` (so a config's
+    ``name`` such as ``"../../x"`` cannot leave the cache folder), then the first 16 hex digits
+    of the SHA-256 of its weights, which is what makes it unique."""
+    key = str(model.config.get("weights_sha256") or "")
+    if not re.fullmatch(r"[0-9a-fA-F]{16,64}", key):
+        return None
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", model.name)[:40].strip("_") or "model"
+    return f"{stem}-{key[:16].lower()}.onnx"
+
+
 def _onnx_file(model: Model) -> Path:
     """The model's ONNX export, cached by the SHA-256 of its weights."""
     from livefocus.model.export import export_onnx
 
-    key = model.config.get("weights_sha256") or "unsaved"
-    path = cache_dir() / "onnx" / f"{model.name}-{str(key)[:16]}.onnx"
-    if key == "unsaved" or not path.is_file():
+    name = _cache_name(model)
+    path = cache_dir() / "onnx" / (name or f"unsaved-{os.getpid()}.onnx")
+    if name is None or not path.is_file():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         export_onnx(model, tmp)
         tmp.replace(path)
@@ -404,6 +426,8 @@ def engine(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if threads is not None:
+        check_positive_int(threads, "threads")
     loaded = model if isinstance(model, Model) else load(model)
     chosen = pick_backend() if backend == "auto" else backend
     common: dict[str, Any] = {"batch_size": batch_size, "tile": tile, "overlap": overlap}

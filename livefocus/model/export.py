@@ -10,10 +10,14 @@ import torch
 
 from livefocus._output import STORE_KEY as MARKER_KEY
 from livefocus._output import prepare_output
+from livefocus.focus._validate import check_positive_int
 from livefocus.model.registry import Model, load
 from livefocus.model.unet import UNet
 
-__all__ = ["export_onnx"]
+__all__ = ["OPSETS", "export_onnx"]
+
+#: The ONNX opsets that torch's classic (TorchScript) exporter writes.
+OPSETS = range(7, 21)
 
 
 class _Probabilities(torch.nn.Module):
@@ -45,6 +49,13 @@ def export_onnx(
     if not isinstance(net, UNet):
         net = load(net).net
     net = net.eval()
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
+        raise ValueError(f"opset must be an int from {OPSETS[0]} to {OPSETS[-1]}, got {opset!r}")
+    size = check_positive_int(example_size, "example_size")
+    if size % net.config.multiple:
+        raise ValueError(
+            f"example_size must be a multiple of {net.config.multiple}, got {example_size!r}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     source = model.path if isinstance(model, Model) else None

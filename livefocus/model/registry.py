@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ def available() -> list[str]:
 
 def model_dir(name_or_path: str | Path) -> Path:
     """The folder of a shipped model name, or an existing folder path."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"model must be a shipped name or a folder path, got {type(name_or_path).__name__}"
+        )
+    if str(name_or_path) == "":
+        raise ValueError("model must not be empty: give a shipped name or a folder path")
     path = Path(name_or_path)
     if path.is_dir():
         return path

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from livefocus._output import check_output, prepare_output
+from livefocus.focus._validate import check_count, check_positive_int, check_positive_number
+from livefocus.focus.plots import check_figure_path
 from livefocus.model.data import (
     LABEL_KINDS,
     Pairs,
@@ -115,6 +117,51 @@ def predict_probabilities(model: Model | UNet, frames: Any) -> np.ndarray:
     return p.reshape(arr.shape)
 
 
+def _check_out(out: Any) -> None:
+    """A model folder path must be given (``""`` would be the working folder itself)."""
+    if not isinstance(out, (str, Path)) or str(out) in ("", "."):
+        raise ValueError(f"out must be the path of a model folder, got {str(out)!r}")
+
+
+def _check_paths(paths: Any, name: str) -> list[Path]:
+    """A sequence of file paths (a single str is refused: it would be read letter by letter)."""
+    if isinstance(paths, (str, Path)):
+        raise TypeError(f"{name} must be a sequence of paths, got the single path {str(paths)!r}")
+    items = list(paths)
+    for item in items:
+        if not isinstance(item, (str, Path)) or str(item) == "":
+            raise ValueError(f"{name} must hold file paths, got {item!r}")
+    return [Path(item) for item in items]
+
+
+def _check_shape(shape: Any) -> tuple[int, int, int]:
+    """A simulated stack shape (Z, Y, X) of positive ints (the simulator checks its limits)."""
+    values = tuple(shape) if isinstance(shape, (tuple, list)) else ()
+    if len(values) != 3:
+        raise ValueError(f"shape must be three ints (Z, Y, X), got {shape!r}")
+    z, y, x = (check_positive_int(v, "shape") for v in values)
+    return z, y, x
+
+
+def _check_seed(seed: Any) -> int:
+    """A seed torch and numpy both take: an int from 0 to 2**64 - 1."""
+    value = check_count(seed, "seed")
+    if value >= 2**64:
+        raise ValueError(f"seed must be below 2**64, got {seed!r}")
+    return value
+
+
+def _check_frame_size(pairs: Pairs, net: UNet, name: str) -> None:
+    """Training crops need at least two cells of the network's pooling grid per side."""
+    smallest = 2 * net.config.multiple
+    h, w = pairs.x.shape[1:]
+    if min(h, w) < smallest:
+        raise ValueError(
+            f"{name} with frames of {h} x {w} px are too small to train on; the network needs "
+            f"at least {smallest} x {smallest} px"
+        )
+
+
 def _fit(
     net: UNet,
     train_pairs: Pairs,
@@ -153,6 +200,9 @@ def _fit(
             opt, mode="max", factor=0.3, patience=max(1, patience // 3)
         )
     val_y = torch.from_numpy(val_pairs.y.astype(np.float32))
+    # crops cover whole cells of the pooling grid, so that skip connections line up
+    crop = min(crop, *train_pairs.x.shape[1:])
+    crop -= crop % net.config.multiple
     best_iou, best_state, best_epoch, history = -1.0, None, 0, []
     steps = max(1, len(train_pairs) // batch_size)
     start = time.perf_counter()
@@ -247,6 +297,7 @@ def train(
     dict
         The metrics written to ``metrics.json`` (also in ``config.json``).
     """
+    _check_out(out)
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     p = dict(PRESETS[preset])
@@ -255,6 +306,8 @@ def train(
     if labels not in LABEL_KINDS:
         raise ValueError(f"labels must be 'otsu' or 'depth', got {labels!r}")
     p["labels"] = labels
+    stacks = _check_paths(stacks, "stacks")
+    _check_seed(seed)
     for key, value in {
         "epochs": epochs,
         "n_train": n_train,
@@ -263,11 +316,15 @@ def train(
         "crop": crop,
     }.items():
         if value is not None:
-            p[key] = value
+            check = check_count if key == "n_train" else check_positive_int
+            p[key] = check(value, key)
     if shape is not None:
-        p["shape"] = list(shape)
+        p["shape"] = list(_check_shape(shape))
+    if max_minutes is not None:
+        check_positive_number(max_minutes, "max_minutes")
     if architecture is not None:
         p["architecture"] = {**p["architecture"], **architecture}
+    UNetConfig.from_dict(p["architecture"])  # its errors name the field
     check_output(out, overwrite=overwrite, inputs=stacks)
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     torch.manual_seed(seed)
@@ -288,9 +345,8 @@ def train(
     if not parts:
         raise ValueError("nothing to train on: n_train is 0 and no stacks were given")
     train_pairs = Pairs.concat(parts)
-    val_pairs = pairs_from_simulation(
-        max(1, p["n_val"]), shape=sim_shape, seed=SEEDS["val"], labels=labels
-    )
+    _check_frame_size(train_pairs, net, "stacks")
+    val_pairs = pairs_from_simulation(p["n_val"], shape=sim_shape, seed=SEEDS["val"], labels=labels)
     data_seconds = time.perf_counter() - t0
     fit = _fit(
         net,
@@ -375,6 +431,17 @@ def finetune(
     simulated stack with its truth. ``overwrite`` replaces an existing model folder ``out``
     written by livefocus (never the model it starts from, nor anything else).
     """
+    _check_out(out)
+    stacks = _check_paths(stacks, "stacks")
+    masks = _check_paths(masks, "masks")
+    if masks and len(masks) != len(stacks):
+        raise ValueError(f"masks: got {len(masks)} for {len(stacks)} stacks; give one per stack")
+    n_sim = check_count(n_sim, "n_sim")
+    shape = _check_shape(shape)
+    epochs = check_positive_int(epochs, "epochs")
+    lr = check_positive_number(lr, "lr")
+    patience = check_positive_int(patience, "patience")
+    _check_seed(seed)
     base = model if isinstance(model, Model) else load(model)
     inputs = [*stacks, *masks, *([base.path] if base.path is not None else [])]
     check_output(out, overwrite=overwrite, inputs=inputs)
@@ -395,6 +462,7 @@ def finetune(
     if not parts:
         raise ValueError("nothing to fine-tune on: n_sim is 0 and no stacks were given")
     ft_pairs = Pairs.concat(parts)
+    _check_frame_size(ft_pairs, net, "stacks")
     val_pairs = pairs_from_simulation(
         1, shape=sim_shape, seed=SEEDS["finetune_val"], target="truth"
     )
@@ -437,8 +505,9 @@ def finetune(
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return float(np.count_nonzero(a & b) / union) if union else 1.0
+    from livefocus.sim import mask_scores
+
+    return mask_scores(a, b)["iou"]
 
 
 def evaluate(
@@ -461,10 +530,16 @@ def evaluate(
     from livefocus.io import read_stack, stack_z_step
     from livefocus.model.engines import engine
 
+    if isinstance(models, (str, Path, Model)):
+        models = [models]
+    n_stacks = check_positive_int(n_stacks, "n_stacks")
+    zyx = _check_shape(shape)
+    real = _check_paths(real, "real")
+    if figure is not None:
+        check_figure_path(figure, "figure")
     loaded = [m if isinstance(m, Model) else load(m) for m in models]
     if not loaded:
-        raise ValueError("give at least one model to evaluate")
-    zyx = tuple(int(v) for v in shape)
+        raise ValueError("models must name at least one model to evaluate")
     sim = pairs_from_simulation(n_stacks, shape=zyx, seed=SEEDS["test"], target="weak")
     depth = pairs_from_simulation(
         n_stacks, shape=zyx, seed=SEEDS["test"], target="weak", labels="depth"

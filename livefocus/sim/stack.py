@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from livefocus._output import check_complete, prepare_output
-from livefocus.focus._validate import check_positive_number
+from livefocus.focus._validate import check_in_range, check_memory, check_positive_number
 from livefocus.sim.optics import Camera, Optics
 from livefocus.sim.phantom import Specimen
 
@@ -112,7 +112,15 @@ def simulate_stack(
         raise ValueError(f"shape must be three integers (Z, Y, X), got {shape!r}") from None
     if nz < 2:
         raise ValueError(f"shape {tuple(shape)} is too small: Z must be at least 2 planes")
+    # about 32 bytes per voxel at the peak: the frames, their truth and per-plane work arrays
+    check_memory(32.0 * nz * max(ny, 1) * max(nx, 1), "shape", (nz, ny, nx))
     check_positive_number(z_step, "z_step", "µm")
+    # beyond these the specimen model breaks down (objects of no or of millions of pixels)
+    check_in_range(z_step, "z_step", 1e-3, 1e3, "µm")
+    check_in_range(pixel_size, "pixel_size", 1e-3, 1e3, "µm")
+    check_in_range(na, "na", 0.01, 2.0)
+    if depth_of_field is not None:
+        check_in_range(depth_of_field, "depth_of_field", 1e-3, 1e4, "µm")
     optics = Optics(
         na=na,
         wavelength=wavelength,
