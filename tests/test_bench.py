@@ -28,3 +28,11 @@ def test_bench_cli_writes_json(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert "| std | 256^2 |" in ok.stdout
     assert len(json.loads(out.read_text())["focus"]) >= 11
+
+
+def test_soak_loses_nothing_and_reports_memory() -> None:
+    from livefocus.bench import soak
+
+    (row,) = soak.run(quick=True)
+    assert row["frames"] == row["written"] == 400 and row["lost"] == 0
+    assert row["rss_end_MB"] > 0 and row["max_threads"] >= 3

@@ -9,6 +9,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore
 
+from livefocus.preview._sizes import FRAME_MAX_SIDE
+
 __all__ = [
     "OVERLAY_RGB",
     "curve_panel",
@@ -20,7 +22,7 @@ __all__ = [
 ]
 
 #: Longest side of an image as drawn (larger frames are subsampled by a stride first).
-DISPLAY_MAX = 1024
+DISPLAY_MAX = FRAME_MAX_SIDE
 #: Let pyqtgraph average images down to the screen resolution (smoother, slower).
 AUTO_DOWNSAMPLE = True
 #: Colour of the in-focus overlay on the frame (magenta: unlike any grey or the colour maps).

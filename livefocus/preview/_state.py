@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from livefocus.preview._sizes import VOLUME_MAX_SIDE
 from livefocus.stream.types import FrameResult
 
 __all__ = ["MAX_SIDE", "PreviewState", "Snapshot", "StackVolume", "downsample_factor"]
 
 #: Longest side of the accumulated in-focus volume (frames are subsampled to fit).
-MAX_SIDE = 256
+MAX_SIDE = VOLUME_MAX_SIDE
 #: Stacks (position, channel) whose volumes are kept at once (interleaved channels).
 MAX_STACKS = 8
 

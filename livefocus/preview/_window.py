@@ -18,6 +18,7 @@ from livefocus.preview._panels import (
     robust_levels,
     set_image,
 )
+from livefocus.preview._sizes import PANEL_MAX_SIDE, VOLUME_MAX_SIDE
 from livefocus.preview._state import PreviewState, Snapshot, StackVolume
 from livefocus.stream.types import FrameResult, Metrics
 
@@ -26,7 +27,7 @@ __all__ = ["PreviewWindow", "format_metrics"]
 log = logging.getLogger(__name__)
 
 #: Longest side drawn of the smaller panels (focus, depth, all-in-focus).
-SIDE_MAX = 512
+SIDE_MAX = PANEL_MAX_SIDE
 
 
 def format_metrics(m: Metrics) -> str:
@@ -285,7 +286,7 @@ class PreviewWindow(QtWidgets.QMainWindow):
         depth = np.asarray(r.depth, dtype=np.float32)
         vol = self._snapshot.volume if self._snapshot else None
         zs = vol.z_positions() if vol is not None else np.zeros(0)
-        step = max(1, depth.shape[-1] // 256)
+        step = max(1, depth.shape[-1] // VOLUME_MAX_SIDE)
         sample = depth[::step, ::step]
         finite = sample[np.isfinite(sample)]
         lo = min([*zs.tolist(), float(finite.min())] if finite.size else zs.tolist() or [0.0])

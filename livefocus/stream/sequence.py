@@ -131,6 +131,7 @@ def z_sequence(
     ValueError
         Naming the parameter (``range``, ``step``, ``time_points``, ``interval``, ...).
     """
+    import pydantic
     import useq
 
     for name in ("range", "step"):
@@ -152,5 +153,5 @@ def z_sequence(
         spec["channels"] = [{"group": channel_group, "config": c} for c in channels]
     try:
         return useq.MDASequence.model_validate(spec)
-    except Exception as exc:  # pydantic's report, in one line
+    except pydantic.ValidationError as exc:  # useq's models are pydantic's; its report in one line
         raise ValueError(f"z_plan {z_plan!r} is not a valid Z plan: {exc}") from None
