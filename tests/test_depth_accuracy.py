@@ -23,7 +23,7 @@ from support.report_accuracy import (
 
 from livefocus.depth import ReconstructSettings, StackResult, reconstruct
 from livefocus.depth._signal import noise_sigma, noise_sigma_reference
-from livefocus.depth._smooth import smooth_depth, smooth_depth_reference
+from livefocus.depth._smooth import median9, smooth_depth, smooth_depth_reference
 from livefocus.sim import simulate_stack
 
 DATA = Path(__file__).parent / "data"
@@ -125,6 +125,13 @@ def test_smooth_depth_matches_reference_and_keeps_steps() -> None:
     fin = np.isfinite(fast)
     assert np.nanmax(np.abs(fast - np.where(np.arange(24)[None, :] < 12, 2.0, 8.0))[fin]) < 1.0
     assert np.nanstd(fast[:, :10]) < np.nanstd(depth[:, :10])
+
+
+def test_median_network_is_the_median() -> None:
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(9, 30, 40)).astype(np.float32)
+    values[:, 0, 0] = 1.0  # ties
+    assert np.array_equal(median9(values), np.median(values, axis=0))
 
 
 def test_bad_new_settings_name_the_parameter() -> None:

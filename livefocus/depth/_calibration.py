@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["CALIBRATION", "calibrated", "features"]
 
 #: Logistic weights: bias, logit(prominence), log1p(support), log1p(height / noise).
-CALIBRATION: tuple[float, float, float, float] = (0.3934, 1.5166, 1.7077, -2.197)
+CALIBRATION: tuple[float, float, float, float] = (0.555, 1.5571, 2.0725, -2.8358)
 
 
 def features(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:

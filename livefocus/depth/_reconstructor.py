@@ -180,6 +180,7 @@ class StackReconstructor:
         self._arg = np.zeros((ny, nx), np.intp)
         self._runmin = np.full((ny, nx), np.inf, np.float32)
         self._s_at = np.zeros((ny, nx), np.float32)  # support at the highest plane
+        self._s_max = np.zeros((ny, nx), np.float32)  # support: the most so far
         self._leftmin = np.full((ny, nx), np.inf, np.float32)
         self._rightmin = np.full((ny, nx), np.inf, np.float32)
         # focus scores and frame values at each pixel's peak and at the planes either side
@@ -312,6 +313,7 @@ class StackReconstructor:
         new = f > self._fmax
         np.minimum(self._runmin, f, out=self._runmin)
         np.copyto(self._s_at, self._support[k], where=new)
+        np.maximum(self._s_max, self._support[k], out=self._s_max)
         np.copyto(self._leftmin, self._runmin, where=new)
         np.minimum(self._rightmin, f, out=self._rightmin)
         np.copyto(self._rightmin, f, where=new)
@@ -397,7 +399,8 @@ class StackReconstructor:
         conf = 1 - base[cand] / fj[cand]
         keep = conf > np.float32(self.settings.min_confidence)
         keep &= self._clear_of_noise(fj[cand], base[cand], j)
-        keep &= self._supported(self._support[j].reshape(-1)[cand])
+        sup = self._support[lo : hi + 1].reshape(hi + 1 - lo, -1)[:, cand]
+        keep &= self._supported(sup[j - lo], sup.max(axis=0))
         idx = cand[keep]
         if edge:
             offset, ok = self._edgefit_vertex(j, n, idx)
@@ -416,11 +419,14 @@ class StackReconstructor:
         floor = np.float32(self.settings.noise_floor * self._sigma[j])
         return np.asarray(peak - base > floor)
 
-    def _supported(self, support: np.ndarray) -> np.ndarray:
-        """Where the pixel itself stands out of its background (``min_support``; 0: anywhere)."""
-        if self.settings.min_support == 0:
+    def _supported(self, support: np.ndarray, most: np.ndarray) -> np.ndarray:
+        """Where the pixel itself stands out of its background (``min_support``; 0: anywhere)
+        by at least ``support_peak`` of the most it does on the planes judged (``most``)."""
+        s = self.settings
+        if s.min_support == 0:
             return np.ones(support.shape, bool)
-        return np.asarray(support > np.float32(self.settings.min_support))
+        ok = support > np.float32(s.min_support)
+        return np.asarray(ok & (support >= np.float32(s.support_peak) * most))
 
     def _reach(self, j: int, n: int) -> range:
         """Planes ``k < n`` that a peak at plane ``j`` can put in focus."""
@@ -528,7 +534,9 @@ class StackReconstructor:
         prom = np.clip(prom, 0.0, 1.0).astype(np.float32)
         sigma = np.asarray(self._sigma, np.float32)[self._arg]
         height = (fmax - base) / sigma
-        ok = (height > np.float32(self.settings.noise_floor)) & self._supported(self._s_at)
+        ok = (height > np.float32(self.settings.noise_floor)) & self._supported(
+            self._s_at, self._s_max
+        )
         confident = ok & (prom > np.float32(self.settings.min_confidence))
         conf = np.where(confident, calibrated(prom, self._s_at, height), np.float32(0))
         #: features of each pixel's highest peak, for the calibration (tests/support)

@@ -119,6 +119,7 @@ class ReconstructSettings:
     support_size: int = 21
     support_smooth: int = 2
     support_edge: float = 0.4
+    support_peak: float = 0.7
     polarity: str = "auto"
     min_support: float = 2.5
     noise_floor: float = 0.5
@@ -153,6 +154,7 @@ class ReconstructSettings:
         set_(self, "support_size", check_positive_int(self.support_size, "support_size"))
         set_(self, "support_smooth", check_positive_int(self.support_smooth, "support_smooth"))
         set_(self, "support_edge", _non_negative(self.support_edge, "support_edge"))
+        set_(self, "support_peak", _non_negative(self.support_peak, "support_peak"))
         set_(self, "polarity", check_choice(self.polarity, "polarity", POLARITIES))
         set_(self, "min_support", _non_negative(self.min_support, "min_support"))
         set_(self, "noise_floor", _non_negative(self.noise_floor, "noise_floor"))

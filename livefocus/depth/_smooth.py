@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["smooth_depth", "smooth_depth_reference"]
+__all__ = ["median9", "smooth_depth", "smooth_depth_reference"]
 
 
 def _shifts(a: np.ndarray, radius: int, fill: float) -> np.ndarray:
@@ -15,6 +15,21 @@ def _shifts(a: np.ndarray, radius: int, fill: float) -> np.ndarray:
     return np.stack([p[dy : dy + ny, dx : dx + nx] for dy in range(n) for dx in range(n)])
 
 
+#: Compare-exchange pairs of a median-of-9 sorting network (Paeth; Devillard's opt_med9).
+_MEDIAN9 = (
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8),
+    (0, 3), (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+)  # fmt: skip
+
+
+def median9(values: np.ndarray) -> np.ndarray:
+    """Median over axis 0 of nine arrays, by a sorting network (19 min/max pairs)."""
+    p = list(values)
+    for i, j in _MEDIAN9:
+        p[i], p[j] = np.minimum(p[i], p[j]), np.maximum(p[i], p[j])
+    return np.asarray(p[4])
+
+
 def smooth_depth(
     depth: np.ndarray, weight: np.ndarray, *, tolerance: float, radius: int = 2
 ) -> np.ndarray:
@@ -22,7 +37,8 @@ def smooth_depth(
 
     Each pixel's depth becomes the mean of the depths in its (2 ``radius`` + 1)² square,
     weighted by their ``weight`` (confidence) and by ``exp(-(d - m)² / 2 tolerance²)``, where
-    ``m`` is the median of the pixel's 3 x 3 neighbourhood. The median anchors the range
+    ``m`` is the median of the pixel's 3 x 3 neighbourhood (a neighbour without a depth
+    counts as the pixel's own). The median anchors the range
     weights (an outlier gets its neighbours' consensus, not its own value), and the range
     weights keep a step in depth sharp: depths across the step weigh nothing.
 
@@ -40,19 +56,21 @@ def smooth_depth(
     if not valid.any():
         return depth.copy()
     d = np.where(valid, depth, np.float32(np.nan)).astype(np.float32)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(_shifts(d, 1, np.nan), axis=0)
-    med = np.where(valid, med, d)
-    shifted = _shifts(d, radius, np.nan)
-    w = _shifts(np.where(valid, weight, 0).astype(np.float32), radius, 0.0)
-    diff = np.nan_to_num(shifted - med[None], nan=np.inf)
-    w = w * np.exp(np.float32(-0.5 / tolerance**2) * diff * diff)
-    total = w.sum(axis=0)
-    acc = (w * np.nan_to_num(shifted)).sum(axis=0)
+    med = median9(np.where(np.isnan(n9 := _shifts(d, 1, np.nan)), d[None], n9))
+    ny, nx = d.shape
+    pd = np.pad(np.nan_to_num(d), radius)
+    pw = np.pad(np.where(valid, weight, 0).astype(np.float32), radius)
+    k = np.float32(-0.5 / tolerance**2)
+    total = np.zeros((ny, nx), np.float32)
+    acc = np.zeros((ny, nx), np.float32)
+    n = 2 * radius + 1
+    for dy in range(n):  # one offset at a time: memory stays O(Y * X)
+        for dx in range(n):
+            v = pd[dy : dy + ny, dx : dx + nx]
+            diff = v - med
+            w = pw[dy : dy + ny, dx : dx + nx] * np.exp(k * diff * diff)
+            total += w
+            acc += w * v
     out = np.where(total > 0, acc / np.where(total > 0, total, 1), med)
     return np.where(valid, out, np.float32(np.nan)).astype(np.float32)
 
@@ -67,8 +85,14 @@ def smooth_depth_reference(
         for x in range(nx):
             if not np.isfinite(depth[y, x]):
                 continue
-            near = depth[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
-            m = float(np.median(near[np.isfinite(near)]))
+            near = [
+                depth[yy, xx]
+                if 0 <= yy < ny and 0 <= xx < nx and np.isfinite(depth[yy, xx])
+                else depth[y, x]
+                for yy in range(y - 1, y + 2)
+                for xx in range(x - 1, x + 2)
+            ]
+            m = float(np.median(near))
             num = den = 0.0
             for yy in range(max(0, y - radius), min(ny, y + radius + 1)):
                 for xx in range(max(0, x - radius), min(nx, x + radius + 1)):

@@ -32,7 +32,9 @@ def roughness(depth: np.ndarray) -> float:
     fin = np.isfinite(depth)
     if not fin.any():
         return float("nan")
-    med = ndimage.median_filter(np.where(fin, depth, np.nanmedian(depth)), 15)
+    # pixels without a depth take their nearest neighbour's, so holes do not bias the median
+    _, (iy, ix) = ndimage.distance_transform_edt(~fin, return_indices=True)
+    med = ndimage.median_filter(depth[iy, ix], 15)
     return float(np.mean(np.abs(depth - med)[fin]))
 
 
