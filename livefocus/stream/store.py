@@ -5,7 +5,8 @@ frames, and everything derived from them lives inside it::
 
     zarr.json            ome: multiscales + omero channels; livefocus: settings, status, ...
     0                    (T, C, Z, Y, X)  camera frames (camera dtype)
-    1, 2                 the same at 1/2 and 1/4 in y and x (frames larger than 1024 px only)
+    1, 2                 the same at 1/2 and 1/4 in y and x (frames above 1024 px only; the
+                         labels and maps get theirs at stack end)
     labels/              ome: labels = [mask_<mode>, ...]
       mask_<mode>/0      (T, C, Z, Y, X)  uint8 in-focus label of each mask mode (0/1), an
                                           ``image-label`` with colours and source ``../../``
@@ -97,13 +98,17 @@ def _codecs() -> dict[str, Any]:
 
 
 def _halve(a: np.ndarray, mean: bool) -> np.ndarray:
-    """Half size in the last two axes: 2 x 2 block means, or every second pixel."""
+    """Half size in the last two axes: 2 x 2 block means (rounded half up for integers), or
+    every second pixel (masks, maps: no value that was not measured)."""
     h, w = a.shape[-2] // 2, a.shape[-1] // 2
+    corners = [a[..., i : 2 * h : 2, j : 2 * w : 2] for i in (0, 1) for j in (0, 1)]
     if not mean:
-        return np.asarray(a[..., : 2 * h : 2, : 2 * w : 2])
-    blocks = a[..., : 2 * h, : 2 * w].reshape(*a.shape[:-2], h, 2, w, 2)
-    out: np.ndarray = blocks.mean(axis=(-3, -1), dtype=np.float64)
-    return out.astype(a.dtype) if a.dtype.kind == "f" else np.rint(out).astype(a.dtype)
+        return np.ascontiguousarray(corners[0])
+    if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:  # exact in int32, faster than float
+        total = sum((c.astype(np.int32) for c in corners), np.int32(2))
+        return np.asarray(total // 4).astype(a.dtype)
+    out = sum((c.astype(np.float64) for c in corners), np.float64(0)) / 4
+    return np.asarray(out if a.dtype.kind == "f" else np.floor(out + 0.5)).astype(a.dtype)
 
 
 def _windows(
@@ -337,6 +342,10 @@ class StoreWriter:
             arrays["focus"][0][t, c, z] = focus.astype(np.float32, copy=False)
         self._write_masks(arrays, (t, c, z), masks or {})
         arrays["planes"][0][t, c, z] = PLANE_PROVISIONAL if focus is not None else PLANE_RAW
+        coarse = raw  # the raw pyramid plane by plane: nothing is read back at stack end
+        for level in arrays["raw"][1:]:
+            coarse = _halve(coarse, mean=True)
+            level[t, c, z] = coarse
         lo, hi = raw.min(), raw.max()  # the channel's display window
         if lo < self._lo[p, c]:
             self._lo[p, c] = lo
@@ -366,7 +375,8 @@ class StoreWriter:
         planes: Sequence[int] | None = None,
     ) -> None:
         """Write a finished stack: its 2-D maps, its final (Z, Y, X) masks by mode and, for
-        large frames, the coarser levels of its raw frames, masks and maps.
+        large frames, the coarser levels of its masks and maps (those of the raw frames are
+        written with each plane).
 
         Parameters
         ----------
@@ -394,19 +404,27 @@ class StoreWriter:
             marks[list(planes)] = PLANE_FINAL
             status[t, c] = marks
         if self.levels > 1:
-            self._write_pyramid(arrays, t, c)
+            self._write_pyramid(arrays, (t, c), maps, masks)
         with self._lock:
             self._images[p].attrs["ome"] = self._image_meta(p)
 
-    def _write_pyramid(self, arrays: dict[str, list[Any]], t: int, c: int) -> None:
-        """The coarser levels of stack (t, c), from its full-resolution arrays."""
+    def _write_pyramid(
+        self,
+        arrays: dict[str, list[Any]],
+        tc: tuple[int, int],
+        maps: Mapping[str, np.ndarray],
+        masks: Mapping[str, np.ndarray],
+    ) -> None:
+        """The coarser levels of the masks and maps of stack ``tc`` (raw has its own)."""
+        given = {**maps, **{n: masks[m] for n, m in self.mask_arrays.items() if m in masks}}
         for name, levels in arrays.items():
-            if name == "planes" or len(levels) < 2:
+            if name in ("raw", "planes") or len(levels) < 2:
                 continue
-            data = np.asarray(levels[0][t, c])
+            data = np.asarray(given[name]) if name in given else np.asarray(levels[0][tc])
+            data = data.astype(levels[0].dtype, copy=False)
             for level in levels[1:]:
-                data = _halve(data, mean=name == "raw")
-                level[t, c] = data
+                data = _halve(data, mean=False)
+                level[tc] = data
 
     def update_meta(self, **values: Any) -> None:
         """Merge ``values`` into the root's ``livefocus`` attribute (written at once)."""

@@ -1,0 +1,248 @@
+"""Outputs: ``overwrite`` replaces only what livefocus wrote, never an input; incomplete stores
+say so (issue 13, defects 1, 2 and 8). Real files and folders, the real CLI and API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import livefocus as lf
+from livefocus._output import (
+    MARKER,
+    check_complete,
+    is_livefocus_output,
+    prepare_output,
+    store_status,
+)
+from livefocus.cli import main
+from livefocus.model import load as load_model
+from livefocus.model import train as train_model
+from livefocus.sim import load_simulated, save_simulated, simulate_stack
+from livefocus.stream import StoreWriter, open_store
+
+DATA = Path(__file__).parent / "data"
+
+
+def user_folder(path: Path) -> Path:
+    """A folder a user made: a sub-folder and a note (what ``--overwrite`` once deleted)."""
+    (path / "sub").mkdir(parents=True)
+    (path / "notes.txt").write_text("keep me")
+    return path
+
+
+def intact(path: Path) -> bool:
+    return (path / "notes.txt").read_text() == "keep me" and (path / "sub").is_dir()
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the CLI in-process: (exit code, stderr)."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    code = done.value.code
+    return (0 if code is None else int(code)), capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def stack_npy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("in") / "good.npy"
+    np.save(path, simulate_stack((3, 64, 64), seed=1).raw)
+    return path
+
+
+# -- defect 1: --overwrite deletes any folder or file ----------------------------------------
+@pytest.mark.parametrize("command", ["label", "simulate", "demo"])
+def test_overwrite_never_deletes_a_user_folder(
+    command: str, stack_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = user_folder(tmp_path / ("anything.zarr" if command == "demo" else "X"))
+    argv = {
+        "label": ["label", str(stack_npy), "--window", "16", "--strides", "8"],
+        "simulate": ["simulate", "--shape", "3,64,64"],
+        "demo": ["demo", "--size", "64", "--no-preview", "--z-range", "4"],
+    }[command]
+    code, err = cli([*argv, "--out", str(folder), "--overwrite"], capsys)
+    assert code == 2, err
+    assert "livefocus did not write" in err and len(err.splitlines()) == 1
+    assert intact(folder)
+
+
+@pytest.mark.parametrize("command", ["label", "simulate"])
+def test_overwrite_never_deletes_a_file(
+    command: str, stack_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "file.tif"
+    target.write_bytes(b"precious")
+    argv = ["label", str(stack_npy)] if command == "label" else ["simulate", "--shape", "3,64,64"]
+    code, err = cli([*argv, "--out", str(target), "--overwrite"], capsys)
+    assert code == 2 and "is a file that livefocus did not write" in err
+    assert target.read_bytes() == b"precious"
+
+
+def test_overwrite_replaces_what_livefocus_wrote(
+    stack_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "l.ome.zarr"
+    argv = ["label", str(stack_npy), "--out", str(out), "--window", "16", "--strides", "8"]
+    assert cli(argv, capsys)[0] == 0
+    code, err = cli(argv, capsys)  # exists, no --overwrite
+    assert code == 2 and "already exists" in err and "overwrite" in err
+    (out / "stale").write_text("from the first run")  # inside the store: goes with it
+    assert cli([*argv, "--overwrite"], capsys)[0] == 0
+    assert not (out / "stale").exists() and store_status(out) == "complete"
+
+
+# -- defect 2: output equal to an input -------------------------------------------------------
+def test_label_refuses_its_input_as_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ph = save_simulated(simulate_stack((3, 64, 64), seed=2), tmp_path / "ph.zarr")
+    before = lf.read_stack(ph)
+    for out in (ph, ph / "inner.zarr", tmp_path):  # the input, inside it, holding it
+        code, err = cli(["label", str(ph), "--out", str(out), "--overwrite"], capsys)
+        assert code == 2 and "would overwrite the input" in err, err
+    np.testing.assert_array_equal(lf.read_stack(ph), before)
+    assert load_simulated(ph).raw.shape == (3, 64, 64)
+
+
+def test_replay_refuses_its_input_as_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run.ome.zarr"
+    raw = simulate_stack((3, 64, 64), seed=3).raw
+    writer = StoreWriter(run, shape=(1, 1, 1, 3, 64, 64), mask_modes=("depth",))
+    for z in range(3):
+        writer.write_plane(
+            (0, 0, 0, z), raw=raw[z], focus=np.zeros((64, 64)), masks={"depth": raw[z] > 0}
+        )
+    writer.close("complete")
+    argv = ["replay", str(run), "--out", str(run), "--overwrite", "--no-preview"]
+    code, err = cli(argv, capsys)
+    assert code == 2 and "would overwrite the input" in err, err
+    np.testing.assert_array_equal(open_store(run).array("raw")[0, 0], raw)
+
+
+def test_model_writers_never_overwrite_silently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    onnx_path = tmp_path / "m.onnx"
+    assert cli(["export", "default", "--out", str(onnx_path)], capsys)[0] == 0
+    first = onnx_path.read_bytes()
+    code, err = cli(["export", "default", "--out", str(onnx_path)], capsys)
+    assert code == 2 and "already exists" in err
+    assert cli(["export", "default", "--out", str(onnx_path), "--overwrite"], capsys)[0] == 0
+    assert onnx_path.read_bytes() == first  # replaced by the same export
+    other = tmp_path / "other.onnx"
+    other.write_bytes(b"not ours")
+    code, err = cli(["export", "default", "--out", str(other), "--overwrite"], capsys)
+    assert code == 2 and "did not write" in err and other.read_bytes() == b"not ours"
+    # train and finetune refuse before any training: a user folder, their own input
+    folder = user_folder(tmp_path / "models")
+    code, err = cli(["train", "--out", str(folder), "--overwrite", "--no-progress"], capsys)
+    assert code == 2 and "did not write" in err and intact(folder)
+    code, err = cli(["finetune", "default", "--out", str(folder), "--no-progress"], capsys)
+    assert code == 2 and "already exists" in err and intact(folder)
+    shipped = load_model("default").path
+    assert shipped is not None
+    code, err = cli(["finetune", str(shipped), "--out", str(shipped), "--overwrite"], capsys)
+    assert code == 2 and "would overwrite the input" in err
+    assert (shipped / "weights.pt").is_file()
+
+
+# -- defect 8: incomplete output looks complete ------------------------------------------------
+def test_simulate_on_a_full_disk_leaves_an_incomplete_store(tmp_path: Path) -> None:
+    """A real write failure: the process may write no file above 8 KB (RLIMIT_FSIZE)."""
+    out = tmp_path / "full.zarr"
+    script = textwrap.dedent(
+        f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+        from livefocus.cli import main
+        main(["simulate", "--shape", "2,128,128", "--out", {str(out)!r}])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode != 0 and "File too large" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert store_status(out) is not None and store_status(out) != "complete"
+    with pytest.raises(ValueError, match="incomplete livefocus store"):
+        load_simulated(out)
+    with pytest.raises(ValueError, match="incomplete livefocus store"):
+        lf.read_stack(out)
+
+
+def test_label_stores_carry_a_status(tmp_path: Path, stack_npy: Path) -> None:
+    from livefocus.stack_store import LabelStore
+
+    raw = np.load(stack_npy)
+    store = LabelStore.create(tmp_path / "l.ome.zarr", raw=raw, attrs={"measure": "std"})
+    store.write_map(0, np.zeros(raw.shape[1:]))  # stopped here: a crash, Ctrl-C
+    assert store_status(store.path) == "running"
+    with pytest.raises(ValueError, match="stopped before finishing"):
+        lf.read_stack(store.path)
+    store.close("interrupted")
+    with pytest.raises(ValueError, match="stopped early"):
+        check_complete(store.path)
+    assert open_store(store.path).meta["status"] == "interrupted"  # still opens to look
+
+
+# -- the API underneath ----------------------------------------------------------------------
+def test_prepare_output_rules(tmp_path: Path) -> None:
+    folder = user_folder(tmp_path / "user")
+    with pytest.raises(FileExistsError, match="already exists"):
+        prepare_output(folder, overwrite=False)
+    with pytest.raises(FileExistsError, match="folder that livefocus did not write"):
+        prepare_output(folder, overwrite=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileExistsError, match="did not write"):  # not even an empty one
+        prepare_output(empty, overwrite=True)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        prepare_output(tmp_path / "no" / "x.zarr", overwrite=False)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / MARKER).write_text(json.dumps({"writer": "livefocus", "kind": "model"}))
+    assert is_livefocus_output(model)
+    assert prepare_output(model, overwrite=True) == model and not model.exists()
+    stack = tmp_path / "in" / "s.tif"
+    stack.parent.mkdir()
+    stack.write_bytes(b"x")
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        prepare_output(tmp_path / "in", overwrite=True, inputs=[stack])
+    assert intact(folder) and stack.read_bytes() == b"x"
+
+
+def test_store_writer_refuses_unmarked_paths_and_inputs(tmp_path: Path) -> None:
+    folder = user_folder(tmp_path / "x.ome.zarr")
+    shape = (1, 1, 1, 2, 64, 64)
+    with pytest.raises(FileExistsError, match="did not write"):
+        StoreWriter(folder, shape=shape, overwrite=True)
+    assert intact(folder)
+    stack = tmp_path / "s.npy"
+    np.save(stack, np.zeros((2, 64, 64), np.uint16))
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        StoreWriter(stack, shape=shape, overwrite=True, meta={"stack": str(stack)})
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        StoreWriter(tmp_path, shape=shape, overwrite=True, inputs=[stack])
+    assert stack.is_file()
+    writer = StoreWriter(tmp_path / "ok.ome.zarr", shape=shape)
+    assert store_status(writer.path) == "running"
+    writer.close("error: camera failed")
+    assert open_store(writer.path).meta["status"] == "error: camera failed"
+    with pytest.raises(ValueError, match="camera failed"):
+        check_complete(writer.path)
+
+
+def test_train_refuses_before_training(tmp_path: Path) -> None:
+    folder = user_folder(tmp_path / "m")
+    with pytest.raises(FileExistsError, match="already exists"):
+        train_model(folder, n_train=1, epochs=1, progress=False)
+    with pytest.raises(FileExistsError, match="did not write"):
+        train_model(folder, n_train=1, epochs=1, progress=False, overwrite=True)
+    assert intact(folder)
