@@ -12,7 +12,7 @@ import typer
 
 from livefocus.cli._app import app
 from livefocus.focus import MEASURES, PAPER_STRIDES, PAPER_WINDOW
-from livefocus.focus._validate import check_measures
+from livefocus.focus._validate import check_measures, check_stack
 from livefocus.focus.plots import check_figure_path
 
 
@@ -91,7 +91,9 @@ def label(
     data = read_stack(stack)
     # Check every option before anything is written, on the pixel of largest magnitude (which
     # also refuses float values whose scores would overflow).
-    focus_map(_peak_pixel(data), measure, window=window, strides=stride_list, paint=paint)
+    focus_map(
+        _peak_pixel(check_stack(data)), measure, window=window, strides=stride_list, paint=paint
+    )
     weak_labels(np.zeros((1, 1)), scope=scope)
     store = LabelStore.create(
         out,

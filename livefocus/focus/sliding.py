@@ -315,11 +315,15 @@ def focus_map(
     Parameters
     ----------
     image : (H, W) array
-        Any integer or float image (numpy or CuPy); bool, NaN and inf are refused.
+        Any integer or float image (numpy or CuPy); bool, complex, NaN and inf are refused.
+        Float images beyond about 1e77 (or below 1e-77) in magnitude are scaled by an exact
+        power of two first, so values near 1e300 score right; scores that float64 cannot
+        hold (the variance of such values) are a ValueError.
     measure : str
         One of :data:`livefocus.MEASURES` (see :mod:`livefocus.focus.measures`).
     window : int
-        Window size in pixels (the paper: 64, 128 or 256).
+        Window size in pixels (the paper: 64, 128 or 256); a window or stride larger than
+        the image acts as one of the image's size.
     strides : sequence of int
         Window strides; the map is the per-pixel maximum over them (the paper: 8, 10, ..., 36).
     paint : {"sum", "mean"}
