@@ -126,9 +126,9 @@ def test_depth_masks_match_truth(contrast: str, seed: int) -> None:
 
     On 15 x 192 x 192 stacks (seeds 0-4, both contrasts) the depth masks reach IoU 0.66-0.75
     against the exact truth and the stack-scope Otsu labels of the same maps 0.31-0.40 (at
-    least 0.28 less); the mean depth error is 0.23-0.40 planes (argmax: 0.40-0.61); 90-99 % of
-    the object pixels get a confident depth, 82-95 % of the confident depths lie on objects.
-    21 x 512 x 512 stacks give IoU 0.73-0.78 (depth) and 0.07 for the paper's Otsu labels.
+    least 0.25 less); the mean depth error is 0.17-0.24 planes (argmax: 0.37-0.47); 79-88 % of
+    the object pixels get a confident depth (object support leaves weakly textured interiors
+    out), 95-98 % of the confident depths lie on objects.
     """
     sim = _sim(contrast, seed)
     res = _offline(contrast, seed)
@@ -138,7 +138,7 @@ def test_depth_masks_match_truth(contrast: str, seed: int) -> None:
     assert iou_depth >= iou_otsu + 0.2
     # depth error in planes, over the confidently placed object pixels
     has = np.isfinite(sim.depth) & np.isfinite(res.depth)
-    assert has.sum() >= 0.8 * np.isfinite(sim.depth).sum()
+    assert has.sum() >= 0.7 * np.isfinite(sim.depth).sum()
     err = np.abs(res.depth - sim.depth)[has] / Z_STEP
     argmax = np.argmax(res.focus, axis=0) * Z_STEP
     err_argmax = np.abs(argmax - sim.depth)[has] / Z_STEP
@@ -146,7 +146,7 @@ def test_depth_masks_match_truth(contrast: str, seed: int) -> None:
     assert err.mean() < err_argmax.mean() - 0.05  # the parabola beats the argmax
     # confident depths are mostly where objects are
     conf = np.isfinite(res.depth)
-    assert np.isfinite(sim.depth)[conf].mean() > 0.75
+    assert np.isfinite(sim.depth)[conf].mean() > 0.9
 
 
 def test_all_in_focus_is_closer_to_truth_than_any_plane() -> None:
@@ -279,7 +279,8 @@ def test_settings_defaults_and_json() -> None:
         "mean",
         "parabola",
     )
-    assert (s.min_confidence, s.peak_radius, s.depth_of_field) == (0.35, 4, None)
+    assert (s.min_confidence, s.peak_radius, s.depth_of_field) == (0.25, 4, None)
+    assert (s.min_support, s.noise_floor, s.support_peak, s.smooth_radius) == (5.0, 0.5, 0.85, 3)
     d = s.as_dict()
     assert json.loads(json.dumps(d)) == d
     big = ReconstructSettings.for_frame((2048, 2048))

@@ -4,7 +4,8 @@ The features of a pixel's highest, confident focus peak (its prominence, how far
 itself stands out of its background, and the peak's height over the base in noise stds) are
 mapped to the probability that the pixel's depth (as :class:`~livefocus.depth.StackResult`
 gives it, smoothed) is within half the depth of field of the truth, by a logistic model
-fitted on simulated stacks (:mod:`livefocus.sim`, seeds 0-2, both contrasts;
+fitted on simulated stacks (:mod:`livefocus.sim`, 12 stacks of both contrasts, varied density,
+brightness and plane step;
 ``python -m tests.support.calibrate`` refits it). Validation on an independent generator is in
 the README's reliability plot.
 """
@@ -16,7 +17,7 @@ import numpy as np
 __all__ = ["CALIBRATION", "calibrated", "features"]
 
 #: Logistic weights: bias, logit(prominence), log1p(support), log1p(height / noise).
-CALIBRATION: tuple[float, float, float, float] = (0.555, 1.5571, 2.0725, -2.8358)
+CALIBRATION: tuple[float, float, float, float] = (2.0003, 1.3926, 1.7049, -2.8073)
 
 
 def features(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:

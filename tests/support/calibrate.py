@@ -43,10 +43,27 @@ def fit(x: np.ndarray, y: np.ndarray, iterations: int = 30) -> np.ndarray:
 
 def main() -> None:
     xs, ys = [], []
+    # varied on purpose (sparser specimens, dimmer light, both plane steps) so that the
+    # model sees the mistakes of hard stacks too, not only of the default ones
     for contrast in ("brightfield", "fluorescence"):
-        for seed in (0, 1, 2):
-            st = simulate_stack((20, 256, 256), seed=seed, contrast=contrast, z_step=2.0)
-            x, y = samples(st.raw, st.depth, 2.0)
+        for seed, density, dim, z_step in (
+            (0, 1.0, 1.0, 2.0),
+            (1, 1.0, 1.0, 2.0),
+            (2, 1.0, 1.0, 2.0),
+            (3, 0.3, 1.0, 2.0),
+            (4, 0.3, 0.25, 2.0),
+            (5, 0.5, 0.5, 1.5),
+        ):
+            bright = (2500.0 if contrast == "brightfield" else 1200.0) * dim
+            st = simulate_stack(
+                (20, 256, 256),
+                seed=seed,
+                contrast=contrast,
+                z_step=z_step,
+                density=density,
+                brightness=bright,
+            )
+            x, y = samples(st.raw, st.depth, z_step)
             xs.append(x)
             ys.append(y)
     w = fit(np.concatenate(xs, axis=1), np.concatenate(ys).astype(np.float64))
