@@ -21,7 +21,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 from livefocus._vocab import CONTRASTS
 from livefocus.devices._link import linked
 from livefocus.devices._replay import ReplayCamera, replay_frames
-from livefocus.devices._specimen import SpecimenCamera
+from livefocus.devices._specimen import MAX_SENSOR_PX, SpecimenCamera
 from livefocus.focus._validate import check_positive_number
 from livefocus.sim import Z_MARGIN_UM, Specimen, field_shape
 
@@ -132,6 +132,11 @@ def demo_cfg_text(
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     height, width = field_shape(shape)
+    if max(height, width) > MAX_SENSOR_PX:
+        raise ValueError(
+            f"shape {(height, width)} is larger than the simulated camera: Y and X must be at "
+            f"most {MAX_SENSOR_PX} pixels"
+        )
     for name, value in (("pixel_size", pixel_size), ("object_range", object_range)):
         if not math.isfinite(value) or value < 0 or (name == "pixel_size" and value == 0):
             raise ValueError(f"{name} must be a positive number of µm, got {value!r}")

@@ -13,7 +13,10 @@ from livefocus._vocab import CONTRASTS
 from livefocus.devices._camera import REFERENCE_EXPOSURE_MS, LinkedCamera
 from livefocus.sim import MIN_FIELD_PX, Camera, Optics, Specimen
 
-__all__ = ["SpecimenCamera"]
+__all__ = ["MAX_SENSOR_PX", "SpecimenCamera"]
+
+#: Largest sensor side (pixels) of the specimen camera.
+MAX_SENSOR_PX = 8192
 
 
 def _int_prop(name: str, value: Any, lo: int, hi: int) -> int:
@@ -83,8 +86,10 @@ class SpecimenCamera(LinkedCamera):
     def _validate(self) -> dict[str, Any]:
         s = dict(self._settings)
         s["Seed"] = _int_prop("Seed", s["Seed"], 0, 2**31 - 1)
-        s["SensorWidth"] = _int_prop("SensorWidth", s["SensorWidth"], MIN_FIELD_PX, 8192)
-        s["SensorHeight"] = _int_prop("SensorHeight", s["SensorHeight"], MIN_FIELD_PX, 8192)
+        s["SensorWidth"] = _int_prop("SensorWidth", s["SensorWidth"], MIN_FIELD_PX, MAX_SENSOR_PX)
+        s["SensorHeight"] = _int_prop(
+            "SensorHeight", s["SensorHeight"], MIN_FIELD_PX, MAX_SENSOR_PX
+        )
         s["BitDepth"] = _int_prop("BitDepth", s["BitDepth"], 8, 16)
         if s["Contrast"] not in CONTRASTS:
             raise ValueError(f"Contrast must be one of {CONTRASTS}, got {s['Contrast']!r}")

@@ -72,6 +72,7 @@ def stream(
         store keeps every frame it could write and ``status`` says what happened.
     """
     sequence_layout(sequence)  # a bad sequence fails here, before any set-up
+    _check_channels(core, sequence)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
     run = MDAHandler(
@@ -112,6 +113,22 @@ class _Feed:
     def __init__(self, run: MDAHandler) -> None:
         self.frameReady = run.frameReady
         self.sequenceCanceled = run.sequenceCanceled
+
+
+def _check_channels(core: Any, sequence: Any) -> None:
+    """Every channel of ``sequence`` is a preset of ``core`` (checked before the store exists)."""
+    for channel in sequence.channels:
+        group, config = str(channel.group), str(channel.config)
+        if group not in core.getAvailableConfigGroups():
+            raise ValueError(
+                f"channels: the core has no configuration group {group!r} (groups: "
+                f"{', '.join(core.getAvailableConfigGroups()) or 'none'})"
+            )
+        if config not in core.getAvailableConfigs(group):
+            raise ValueError(
+                f"channels: group {group!r} has no preset {config!r} (presets: "
+                f"{', '.join(core.getAvailableConfigs(group)) or 'none'})"
+            )
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from livefocus.stream.sequence import SequenceLayout, sequence_layout
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
 
-__all__ = ["DEFAULT_FRAME_TIMEOUT_S", "MDAHandler", "StreamReport"]
+__all__ = ["DEFAULT_FRAME_TIMEOUT_S", "MDAHandler", "StreamReport", "check_memory"]
 
 #: Seconds one frame may take in the pipeline before the run counts as stalled.
 DEFAULT_FRAME_TIMEOUT_S = 60.0
@@ -112,6 +112,40 @@ def _stage_xy(layout: SequenceLayout) -> list[tuple[float, float]] | None:
     if not layout.stage_xy or any(xy is None for xy in layout.stage_xy):
         return None
     return [xy for xy in layout.stage_xy if xy is not None]
+
+
+def _available_bytes() -> int | None:
+    """Memory available to this process (Linux ``MemAvailable``), None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(
+    layout: SequenceLayout, shape: tuple[int, int], dtype: Any, queue_size: int
+) -> None:
+    """Refuse a run whose pipeline would not fit in memory (before anything is written).
+
+    The reconstruction of an open stack keeps its float32 focus maps and masks (5 bytes a voxel)
+    and about 25 float32 (Y, X) maps; at most one stack per channel is open; the two queues hold
+    up to ``queue_size`` frames each, with their maps and masks.
+    """
+    height, width = shape
+    pixels = height * width
+    per_stack = layout.planes * pixels * 5 + 25 * pixels * 4
+    queued = 2 * queue_size * pixels * (np.dtype(dtype).itemsize + 4 + 3)
+    need = layout.channels * per_stack + queued
+    available = _available_bytes()
+    if available is not None and need > 0.8 * available:
+        raise ValueError(
+            f"shape: {layout.planes} planes of {height} x {width} px need about "
+            f"{need / 2**30:.1f} GiB to reconstruct, more than the {available / 2**30:.1f} GiB "
+            "available; acquire smaller frames (binning, a region of interest) or fewer planes"
+        )
 
 
 class MDAHandler:
@@ -245,6 +279,7 @@ class MDAHandler:
                 return
             layout = sequence_layout(sequence)
             height, width = (int(v) for v in shape)
+            check_memory(layout, (height, width), dtype, self.queue_size)
             settings = self.settings or ReconstructSettings.for_frame((height, width))
             self.settings = settings
             pixel = float(pixel_size) if pixel_size else 1.0

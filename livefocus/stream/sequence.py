@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SequenceLayout", "sequence_layout", "z_sequence"]
+__all__ = ["MAX_PLANES", "SequenceLayout", "sequence_layout", "z_sequence"]
+
+#: Most planes of one Z-stack that :func:`z_sequence` builds.
+MAX_PLANES = 10_000
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,13 @@ def z_sequence(
     for name in ("range", "step"):
         if name in z_plan:
             _check_number(z_plan[name], name, positive=True)
+    if "range" in z_plan and "step" in z_plan:
+        planes = float(z_plan["range"]) / float(z_plan["step"]) + 1
+        if planes > MAX_PLANES:
+            raise ValueError(
+                f"range {z_plan['range']!r} µm at step {z_plan['step']!r} µm makes {planes:.3g} "
+                f"planes; a Z-stack has at most {MAX_PLANES}"
+            )
     if isinstance(time_points, bool) or not isinstance(time_points, (int, np.integer)):
         raise ValueError(f"time_points must be an integer, got {time_points!r}")
     if time_points < 1:

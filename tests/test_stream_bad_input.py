@@ -1,0 +1,141 @@
+"""Bad input to ``demo``, ``replay``, ``acquire`` and to the streaming API: one line, exit 2,
+nothing written (the store is checked before it is created)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import useq
+
+from livefocus.cli import main
+from livefocus.stream import MDAHandler, stream, z_sequence
+
+ROOT = Path(__file__).parent.parent
+DEMO_CFG = str(ROOT / "device_configs" / "demo.cfg")
+DIATOM = str(Path(__file__).parent / "data" / "diatom_mfusionj_3z.tif")
+
+DEMO = ["demo", "--no-preview", "--size", "64", "-o", "out.ome.zarr"]
+REPLAY = ["replay", DIATOM, "--no-preview", "-o", "out.ome.zarr"]
+ACQUIRE = ["acquire", "--config", DEMO_CFG, "--no-preview", "-o", "out.ome.zarr"]
+
+CLI_CASES = [
+    ([*DEMO, "--time-points", "0"], "time_points"),
+    ([*DEMO, "--time-points", "-3"], "time_points"),
+    ([*DEMO, "--step", "0"], "step"),
+    ([*DEMO, "--step", "-2"], "step"),
+    ([*DEMO, "--step", "nan"], "step"),
+    ([*DEMO, "--z-range", "0"], "range"),
+    ([*DEMO, "--z-range", "inf"], "range"),
+    ([*DEMO, "--z-range", "1e9"], "planes"),
+    (["demo", "--no-preview", "--size", "100000", "-o", "out.ome.zarr"], "at most 8192"),
+    (["demo", "--no-preview", "--size", "8", "-o", "out.ome.zarr"], "at least 64"),
+    ([*DEMO, "--contrast", "phase"], "contrast"),
+    ([*DEMO, "--seed", "-1"], "seed"),
+    ([*DEMO, "--policy", "lossy"], "policy"),
+    ([*DEMO, "--frame-timeout", "0"], "frame_timeout"),
+    ([*DEMO, "--queue-size", "0"], "queue_size"),
+    ([*DEMO, "--mask", "model"], "model"),
+    ([*DEMO, "--model", "no-such-model"], "no-such-model"),
+    ([*DEMO, "--measure", "sharpness"], "measure"),
+    ([*DEMO, "--paint", "max"], "paint"),
+    ([*DEMO, "--strides", "0"], "strides"),
+    ([*DEMO, "--device", "tpu"], "device"),
+    (["demo", "--no-preview", "--size", "64", "-o", "missing/out.ome.zarr"], "does not exist"),
+    ([*REPLAY, "--fps", "0"], "fps"),
+    ([*REPLAY, "--z-step", "-1"], "z_step"),
+    (["replay", "missing.tif", "--no-preview", "-o", "out.ome.zarr"], "missing.tif"),
+    ([*ACQUIRE, "--z-range", "4", "--step", "2", "--channels", "DAPI"], "channels"),
+    ([*ACQUIRE, "--z-range", "4", "--step", "2", "--interval", "-1"], "interval"),
+    ([*ACQUIRE, "--z-range", "4", "--step", "2", "--positions", "1,2,3,4"], "--positions"),
+    ([*ACQUIRE, "--z-range", "-4", "--step", "2"], "range"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), CLI_CASES, ids=[" ".join(a[5:]) for a, _ in CLI_CASES]
+)
+def test_cli_bad_input(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == [], "nothing may be written"
+
+
+def _z() -> useq.MDASequence:
+    return useq.MDASequence(z_plan={"range": 4, "step": 2})
+
+
+API_CASES: list[tuple[str, Any, type[Exception], str]] = [
+    (
+        "no z plan",
+        lambda core, out: stream(core, useq.MDASequence(), out=out),
+        ValueError,
+        "Z plan",
+    ),
+    (
+        "p inside z",
+        lambda core, out: stream(
+            core,
+            useq.MDASequence(
+                z_plan={"range": 4, "step": 2},
+                stage_positions=[(0, 0, 0), (1, 1, 0)],
+                axis_order="tzp",
+            ),
+            out=out,
+        ),
+        ValueError,
+        "axis_order",
+    ),
+    ("fps", lambda core, out: stream(core, _z(), out=out, fps=-1), ValueError, "fps"),
+    ("mask", lambda core, out: MDAHandler(out, mask="magic"), ValueError, "mask"),  # type: ignore[arg-type]
+    ("settings", lambda core, out: MDAHandler(out, settings={"window": 3}), ValueError, "settings"),  # type: ignore[arg-type]
+    (
+        "channel",
+        lambda core, out: stream(
+            core, useq.MDASequence(z_plan={"range": 4, "step": 2}, channels=["FITC"]), out=out
+        ),
+        ValueError,
+        "channels",
+    ),
+    (
+        "time_points",
+        lambda core, out: z_sequence({"range": 4, "step": 2}, time_points=1.5),
+        ValueError,
+        "time_points",
+    ),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "call", "error", "message"), API_CASES, ids=[c[0] for c in API_CASES]
+)
+def test_api_bad_input(
+    case: str, call: Any, error: type[Exception], message: str, tmp_path: Path, demo: Any
+) -> None:
+    out = tmp_path / "out.ome.zarr"
+    with pytest.raises(error, match=message):
+        call(demo, out)
+    assert not out.exists()
+
+
+def test_an_existing_store_is_refused_before_the_camera_runs(tmp_path: Path, demo: Any) -> None:
+    out = tmp_path / "run.ome.zarr"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="out"):
+        stream(demo, _z(), out=out)
+    assert (out / "notes.txt").read_text() == "mine"
+    demo.snapImage()  # the core is still usable
+    assert np.asarray(demo.getImage()).size
