@@ -24,7 +24,12 @@ from .phantom3d import noise_stack, phantom_stack, surface_stack
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 #: The rule before this work: local peaks and prominence only.
-BEFORE: dict[str, Any] = {"min_support": 0.0, "noise_floor": 0.0, "smooth_radius": 0}
+BEFORE: dict[str, Any] = {
+    "min_confidence": 0.35,
+    "min_support": 0.0,
+    "noise_floor": 0.0,
+    "smooth_radius": 0,
+}
 
 
 def roughness(depth: np.ndarray) -> float:
