@@ -121,16 +121,23 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
 
 
 def stack_z_step(path: str | Path) -> float | None:
-    """Z step in micrometres stored with a stack, when the file records one."""
+    """Z step in micrometres stored with a stack, when the file records one (None when it
+    records none; a missing or unreadable stack is an error, as for :func:`read_stack`)."""
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise TypeError(f"path must be a str or Path, got {path!r}")
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"stack {str(path)!r} does not exist")
     if path.suffix.lower() in _TIFF:
         import tifffile
 
-        with tifffile.TiffFile(path) as tif:
-            meta = tif.imagej_metadata or {}
-            if "spacing" in meta:
-                return float(meta["spacing"])
-        return None
+        try:
+            with tifffile.TiffFile(path) as tif:
+                meta = tif.imagej_metadata or {}
+        except Exception as exc:  # a corrupt file: say which, keep the cause
+            raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
+        spacing = meta.get("spacing")
+        return float(spacing) if isinstance(spacing, (int, float)) and spacing > 0 else None
     if path.suffix.lower() == ".zarr" or path.is_dir():
         import zarr
 

@@ -26,7 +26,8 @@ import tifffile
 import livefocus as lf
 from livefocus import model
 from livefocus.cli import main
-from livefocus.focus import otsu_threshold
+from livefocus.focus import entropy_bins, otsu_threshold, window_score
+from livefocus.io import stack_z_step
 from livefocus.model.registry import SHIPPED
 from livefocus.sim import simulate_stack
 
@@ -46,6 +47,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(folder / "tiny.npy", GOOD[:, :4, :4])
     tifffile.imwrite(folder / "rgb.tif", RNG.integers(0, 255, (32, 32, 3), np.uint8))
     (folder / "corrupt.tif").write_bytes(b"II*\x00 not a tiff")
+    (folder / "text.tif").write_text("not a TIFF at all\n")
     (folder / "folder").mkdir()
     # defect 9: a model whose config name would lead the ONNX cache file out of the cache
     evil = folder / "evil-model"
@@ -210,6 +212,15 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], str]] = [
         ValueError,
         "nbins",
     ),
+    ("window_score empty", lambda _: window_score(np.zeros((0, 3))), ValueError, "window must"),
+    ("window_score NaN", lambda _: window_score(np.full((3, 3), np.nan)), ValueError, "window"),
+    (
+        "window_score bins",
+        lambda _: window_score(IMG[:3, :3], "entropy", bins=np.full((3, 3), -1.0)),
+        ValueError,
+        "bins must be",
+    ),
+    ("entropy_bins empty", lambda _: entropy_bins(np.zeros((0, 3))), ValueError, "image must"),
     # curves
     ("curve of nothing", lambda _: lf.axial_curve(np.zeros((0, 4, 4))), ValueError, "stack"),
     ("no measures", lambda _: lf.axial_curves(GOOD, []), ValueError, "measures must name"),
@@ -221,6 +232,8 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], str]] = [
     ("RGB TIFF", lambda d: lf.read_stack(d / "rgb.tif"), ValueError, "colour image"),
     ("empty file", lambda d: lf.read_stack(d / "empty.npy"), ValueError, "is empty"),
     ("corrupt TIFF", lambda d: lf.read_stack(d / "corrupt.tif"), ValueError, "could not be"),
+    ("z step of None", lambda _: stack_z_step(None), TypeError, "path must be"),  # type: ignore[arg-type]
+    ("z step corrupt", lambda d: stack_z_step(d / "text.tif"), ValueError, "could not be"),
     ("reconstruct empty", lambda _: lf.reconstruct(np.zeros((0, 8, 8))), ValueError, "stack"),
     # simulator
     ("sim shape", lambda _: simulate_stack((4, 64)), ValueError, "shape"),
@@ -236,6 +249,7 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], str]] = [
     ("load None", lambda _: model.load(None), TypeError, "model must be"),  # type: ignore[arg-type]
     ("load empty", lambda _: model.load(""), ValueError, "model must not be empty"),
     ("load folder", lambda d: model.load(d / "folder"), FileNotFoundError, "no config.json"),
+    ("depth 100", lambda _: model.UNetConfig(depth=100), ValueError, "depth must be at most"),
     ("backend", lambda _: model.engine("default", "cuda"), ValueError, "backend must be"),
     ("batch_size", lambda _: _engine(batch_size=0), ValueError, "batch_size"),
     ("tile", lambda _: _engine(tile=12), ValueError, "tile must be a multiple"),
@@ -341,3 +355,21 @@ def test_extreme_float_images_scale_exactly(measure: str, exponent: int) -> None
     )
     reference = lf.focus_map_reference(extreme, measure, window=8, strides=(4, 6))
     np.testing.assert_allclose(reference, expected, rtol=1e-9, atol=0)
+
+
+def test_extreme_values_are_computed_not_refused() -> None:
+    """Otsu near the float64 limits, model input beyond float32, frames smaller than the
+    network's padding: each once a NaN, an overflow or a torch error."""
+    assert np.isfinite(otsu_threshold(np.array([-1.7e308, 1.7e308, 0.0, 1.0])))
+    assert otsu_threshold(np.ldexp(np.array([1.0, 2, 3, 9]), -1000)) == np.ldexp(
+        otsu_threshold(np.array([1.0, 2, 3, 9])), -1000
+    )
+    eng = _engine()
+    frame = RNG.random((16, 16))
+    # the per-slice z-score does not see a power-of-two scale, so neither does the model
+    np.testing.assert_array_equal(eng.predict(np.ldexp(frame, 1000)), eng.predict(frame))
+    np.testing.assert_array_equal(
+        eng.predict((frame * 2**62).astype(np.int64)), eng.predict(frame * 2**62)
+    )
+    tiny = model.predict_probabilities(model.load(), np.ones((2, 2)))
+    assert tiny.shape == (2, 2) and np.isfinite(tiny).all()

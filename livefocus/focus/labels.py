@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from livefocus._xp import array_namespace
+from livefocus.focus._scale import unit_scale
 from livefocus.focus._validate import check_maps, check_positive_int
 
 __all__ = ["otsu_threshold", "weak_labels"]
@@ -28,6 +29,13 @@ def otsu_threshold(values: Any, *, nbins: int = 256) -> float:
     flat = flat[xp.isfinite(flat)]
     if flat.size == 0:
         raise ValueError("values must contain at least one finite number")
+    # near the float64 limits (max - min) overflows: threshold exactly scaled values instead
+    flat, k = unit_scale(flat, xp)
+    return float(xp.ldexp(xp.float64(_otsu(flat, nbins, xp)), k))
+
+
+def _otsu(flat: Any, nbins: int, xp: Any) -> float:
+    """Otsu's threshold of non-empty finite float64 ``flat`` values."""
     lo, hi = float(flat.min()), float(flat.max())
     if lo == hi:
         return lo

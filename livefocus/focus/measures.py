@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._vocab import MEASURES
+from livefocus._vocab import MEASURES, Measure
 from livefocus.focus._scale import unit_scale, unscale
-from livefocus.focus._validate import check_measure
+from livefocus.focus._validate import check_image, check_measure
 
 __all__ = ["ENTROPY_BINS", "MEASURES", "entropy_bins", "window_score"]
 
@@ -50,6 +50,7 @@ def entropy_bins(image: Any) -> Any:
     """Histogram bin index (int64, 0..255) of every pixel, as used by the entropy measure."""
     from livefocus._xp import array_namespace
 
+    image = check_image(image)
     xp = array_namespace(image)
     image, _ = unit_scale(image, xp)  # the bins do not change; (max - min) stays finite
     lo = image.min()
@@ -109,9 +110,22 @@ def window_score(window: Any, measure: str = "std", *, bins: Any = None) -> floa
     >>> window_score(np.array([[0, 2], [2, 0]]), "std")
     1.0
     """
+    p = check_image(window, "window")
     measure = check_measure(measure)
+    if measure == "entropy" and bins is not None:
+        bins = np.asarray(bins)
+        if bins.shape != p.shape or not np.issubdtype(bins.dtype, np.integer) or bins.min() < 0:
+            raise ValueError(
+                f"bins must be the window's crop of entropy_bins (non-negative ints of shape "
+                f"{p.shape}), got dtype {bins.dtype} and shape {bins.shape}"
+            )
+    return score_window(p, measure, bins)
+
+
+def score_window(window: np.ndarray, measure: Measure, bins: np.ndarray | None) -> float:
+    """:func:`window_score` of a checked window (the reference's inner loop: no checks)."""
     if measure == "entropy":
-        return _entropy(np.asarray(bins) if bins is not None else entropy_bins(np.asarray(window)))
+        return _entropy(bins if bins is not None else entropy_bins(window))
     p, k = unit_scale(np.asarray(window, dtype=np.float64), np, measure)
     return float(unscale(np.float64(_score(p, measure)), measure, k, np))
 

@@ -15,7 +15,7 @@ from livefocus._vocab import PAINTS, Paint, check_choice
 from livefocus._xp import to_numpy
 from livefocus.focus._scale import unit_scale, unscale
 from livefocus.focus._validate import check_image, check_measure, check_positive_int, check_strides
-from livefocus.focus.measures import entropy_bins, window_score
+from livefocus.focus.measures import entropy_bins, score_window
 
 __all__ = ["PAPER_STRIDES", "PAPER_WINDOW", "focus_map_reference"]
 
@@ -60,7 +60,7 @@ def focus_map_reference(
         for y in range(0, height, stride):
             for x in range(0, width, stride):
                 crop = (slice(y, y + window), slice(x, x + window))
-                score = window_score(img[crop], measure, bins=None if bins is None else bins[crop])
+                score = score_window(img[crop], measure, None if bins is None else bins[crop])
                 total[crop] += score
                 count[crop] += 1
         if paint == "mean":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,18 @@ LABEL_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Frames whose largest magnitude passes 2**48 are scaled to about 2**32 (see check_frames):
+#: float32 sums of their squared deviations then stay finite for frames up to 2**26 pixels.
+_PEAK_EXPONENT = 48
+_TARGET_EXPONENT = 32
+
+
 def check_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
     """``frames`` as a float32 (N, H, W) array; 2-D input becomes N = 1.
+
+    Frames with values beyond 2**48 in magnitude (beyond float32, or whose squares overflow
+    it) are first scaled, all by the same power of two: the per-slice z-score of the model
+    input (:func:`normalise`) is the same for them.
 
     Raises ValueError for other dimensions, non-numeric or complex dtypes, empty or non-finite
     frames.
@@ -53,6 +64,12 @@ def check_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
         raise ValueError(f"{name} must be (H, W) or (N, H, W), got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape}")
+    peak = max(abs(float(arr.max())), abs(float(arr.min())))
+    exponent = math.frexp(peak)[1] if math.isfinite(peak) else 0
+    if exponent > _PEAK_EXPONENT:
+        # float32 (or the squares behind the per-slice z-score) would overflow: scale all
+        # frames by one power of two, which the z-score that follows does not see
+        arr = np.ldexp(arr.astype(np.float64), _TARGET_EXPONENT - exponent)
     out = arr.astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         bad = np.flatnonzero(~np.isfinite(out).reshape(len(out), -1).all(axis=1))

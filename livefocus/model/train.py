@@ -26,6 +26,7 @@ from livefocus.model.data import (
 )
 from livefocus.model.losses import combined_loss, iou_score
 from livefocus.model.registry import Model, load, save
+from livefocus.model.tiling import pad_to_multiple
 from livefocus.model.unet import UNet, UNetConfig
 
 __all__ = ["PRESETS", "evaluate", "finetune", "predict_probabilities", "train"]
@@ -97,12 +98,11 @@ def _logits(net: UNet, x: np.ndarray, batch: int = 8) -> torch.Tensor:
     net.eval()
     m = net.config.multiple
     h, w = x.shape[1:]
-    ph, pw = (-h) % m, (-w) % m
     out = []
     for i in range(0, len(x), batch):
-        t = torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))[:, None]
-        if ph or pw:
-            t = torch.nn.functional.pad(t, (0, pw, 0, ph), mode="reflect")
+        # the engines' padding: reflected, mirrored for frames smaller than the pad
+        padded, _ = pad_to_multiple(x[i : i + batch], m)
+        t = torch.from_numpy(np.ascontiguousarray(padded))[:, None]
         out.append(net(t)[:, 0, :h, :w])
     return torch.cat(out)
 

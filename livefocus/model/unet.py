@@ -8,7 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["UNet", "UNetConfig", "unet_paper"]
+__all__ = ["MAX_DEPTH", "MAX_WIDTH", "UNet", "UNetConfig", "unet_paper"]
+
+#: Largest number of encoder levels, and of channels in the widest layer.
+MAX_DEPTH = 8
+MAX_WIDTH = 4096
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,15 @@ class UNetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        # beyond these the network no longer fits in memory (the widest layer has
+        # base * 2**depth channels; the paper's has 512)
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"depth must be at most {MAX_DEPTH}, got {self.depth!r}")
+        if self.base * 2**self.depth > MAX_WIDTH:
+            raise ValueError(
+                f"base must keep base * 2**depth at most {MAX_WIDTH}, got base {self.base!r} "
+                f"at depth {self.depth!r}"
+            )
 
     @property
     def multiple(self) -> int:
