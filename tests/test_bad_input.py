@@ -237,6 +237,7 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], str]] = [
     ("reconstruct empty", lambda _: lf.reconstruct(np.zeros((0, 8, 8))), ValueError, "stack"),
     # simulator
     ("sim shape", lambda _: simulate_stack((4, 64)), ValueError, "shape"),
+    ("sim 2.5 planes", lambda _: simulate_stack((2.5, 64, 64)), ValueError, "shape must be"),  # type: ignore[arg-type]
     ("sim memory", lambda _: simulate_stack((10**5,) * 3), ValueError, "shape .* memory"),
     ("sim z_step", lambda _: simulate_stack((4, 64, 64), z_step=0), ValueError, "z_step"),
     (

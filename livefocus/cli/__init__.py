@@ -2,7 +2,8 @@
 
 Commands are thin: they parse options, call the library and print. Each command module
 registers its commands on the shared :data:`app`; errors from bad input are printed as one
-line without a traceback and the process exits with status 2.
+line without a traceback and the process exits with status 2 (status 1, also one line, when
+memory runs out).
 
 Library errors name the Python parameter (``window must be a positive int, got 0``); when
 that parameter is an option of the command that ran, :func:`main` puts its flag in front
@@ -63,3 +64,6 @@ def main(argv: list[str] | None = None) -> None:
         flag = _flag_for(message, args)
         typer.secho(f"error: {flag + ': ' if flag else ''}{message}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except MemoryError as exc:  # a runtime failure (exit 1), still one line
+        typer.secho(f"error: out of memory ({exc or 'no details'})", fg=typer.colors.RED, err=True)
+        sys.exit(1)

@@ -12,7 +12,7 @@ import typer
 
 from livefocus.cli._app import app
 from livefocus.focus import MEASURES, PAPER_STRIDES, PAPER_WINDOW
-from livefocus.focus._validate import check_measures, check_stack
+from livefocus.focus._validate import check_measures, check_memory, check_stack
 from livefocus.focus.plots import check_figure_path
 
 
@@ -89,6 +89,7 @@ def label(
             f"dask must be 'local' or a scheduler address such as tcp://host:8786, got {dask!r}"
         )
     data = read_stack(stack)
+    check_memory(9.0 * data.size, "stack", data.shape)  # float64 maps and uint8 masks
     # Check every option before anything is written, on the pixel of largest magnitude (which
     # also refuses float values whose scores would overflow).
     focus_map(

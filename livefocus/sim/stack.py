@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def simulate_stack(
     ((5, 64, 64), dtype('uint16'), dtype('bool'))
     """
     try:
-        nz, ny, nx = (int(v) for v in shape)
+        nz, ny, nx = (operator.index(v) for v in shape)  # 2.5 planes is an error, not 2
     except (TypeError, ValueError):
         raise ValueError(f"shape must be three integers (Z, Y, X), got {shape!r}") from None
     if nz < 2:
