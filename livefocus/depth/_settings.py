@@ -78,7 +78,8 @@ class ReconstructSettings:
         In-focus tolerance in µm: a structure is in focus at a plane within half of it. None:
         twice the stack's ``z_step``.
     min_confidence : float
-        A focus peak counts when its prominence confidence is above this, in [0, 1).
+        A focus peak counts when its prominence (``1 - base / peak``) is above this, in
+        [0, 1) (and it passes the support and noise tests below).
     refine : {"parabola", "gaussian", "none"}
         Sub-plane refinement of a peak: vertex of the parabola through the peak plane and its
         neighbours, of the parabola through their logarithms (a Gaussian), or none.
@@ -89,6 +90,15 @@ class ReconstructSettings:
     support_size : int
         Size (pixels) of the top-hat that measures a pixel's own signal
         (:func:`~livefocus.depth.plane_support`): structure up to about this size counts.
+    support_smooth : int
+        Box (pixels) the frame is smoothed over before the top-hat (1: not smoothed).
+    support_edge : float
+        Pixels whose top-hat is below this fraction of the highest (3 x 3 mean) top-hat within
+        7 x 7 pixels lie beyond an object's edge and get no support (0: no cut).
+    support_peak : float
+        A peak counts only where the pixel's support on the peak's plane is at least this
+        fraction of the most it has on the planes judged, in [0, 1] (a halo lit by a defocused
+        object has its most elsewhere).
     polarity : {"auto", "bright", "dark", "both"}
         Which structure is specimen: brighter than its surroundings (fluorescence), darker
         (absorbing objects in brightfield), either (textured surfaces), or decided per frame.
@@ -155,6 +165,8 @@ class ReconstructSettings:
         set_(self, "support_smooth", check_positive_int(self.support_smooth, "support_smooth"))
         set_(self, "support_edge", _non_negative(self.support_edge, "support_edge"))
         set_(self, "support_peak", _non_negative(self.support_peak, "support_peak"))
+        if self.support_peak > 1:
+            raise ValueError(f"support_peak must be in [0, 1], got {self.support_peak!r}")
         set_(self, "polarity", check_choice(self.polarity, "polarity", POLARITIES))
         set_(self, "min_support", _non_negative(self.min_support, "min_support"))
         set_(self, "noise_floor", _non_negative(self.noise_floor, "noise_floor"))
