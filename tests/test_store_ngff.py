@@ -259,7 +259,19 @@ def test_napari_reader_gives_layers_without_napari(tmp_path: Path, demo_store: P
     assert kwargs["scale"][1] == 10.0 and kwargs["translate"][1] == 4.0  # spans the stack
     np.testing.assert_array_equal(depth[0, 0], store.array("depth")[0, 0])
     np.testing.assert_array_equal(depth[0, :, 3:5], store.array("depth")[0, 0][None, 3:5])
+    sim = save_simulated(simulate_stack((4, 64, 64), seed=1), tmp_path / "sim.zarr")
+    kinds = {kwargs["name"]: kind for _, kwargs, kind in read_store(sim)}
+    assert kinds == {"raw": "image", "in focus (truth)": "labels", "depth": "image",
+                     "all-in-focus": "image"}  # fmt: skip
     assert "napari" not in sys.modules
+
+
+def test_stores_of_the_old_layout_are_refused_clearly(tmp_path: Path) -> None:
+    old = zarr.open_group(str(tmp_path / "old.ome.zarr"), mode="w", zarr_format=3)
+    old.attrs["livefocus"] = {"shape": [1, 1, 2, 8, 8], "status": "complete"}
+    old.create_group("raw")
+    with pytest.raises(ValueError, match="before the NGFF root layout"):
+        open_store(tmp_path / "old.ome.zarr")
 
 
 def test_axis_view_indexing() -> None:

@@ -564,7 +564,13 @@ def open_store(path: str | Path) -> StoreReader:
         if meta.get("kind") == "simulated-stack":
             return _simulated(path, root, meta)
         if meta.get("layout") != LAYOUT:
-            raise ValueError(f"layout {meta.get('layout')!r}, expected {LAYOUT!r}")
+            found = meta.get("layout")
+            raise ValueError(
+                "written by a livefocus version before the NGFF root layout (raw/, mask/ "
+                "groups); read its arrays with zarr"
+                if found is None
+                else f"layout {found!r}, this version reads {LAYOUT!r}"
+            )
         nt, nc, nz, ny, nx = (int(v) for v in meta["shape"])
     except (KeyError, ValueError, TypeError) as exc:
         raise ValueError(
