@@ -542,7 +542,7 @@ class StackReconstructor:
         #: features of each pixel's highest peak, for the calibration (tests/support)
         self._features = (prom, self._s_at.copy(), height)
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
-        if self.settings.smooth_radius > 0:
+        for _ in range(self.settings.smooth_passes if self.settings.smooth_radius > 0 else 0):
             depth = smooth_depth(
                 depth,
                 conf,

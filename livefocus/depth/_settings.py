@@ -113,6 +113,8 @@ class ReconstructSettings:
         by confidence (:func:`~livefocus.depth.smooth_depth`; 0: not smoothed).
     smooth_tolerance : float
         Depth difference, in planes (``z_step``), beyond which neighbours hardly count.
+    smooth_passes : int
+        How many times the smoothing is applied.
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -135,6 +137,7 @@ class ReconstructSettings:
     noise_floor: float = 0.5
     smooth_radius: int = 3
     smooth_tolerance: float = 1.0
+    smooth_passes: int = 2
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -171,6 +174,7 @@ class ReconstructSettings:
         set_(self, "min_support", _non_negative(self.min_support, "min_support"))
         set_(self, "noise_floor", _non_negative(self.noise_floor, "noise_floor"))
         set_(self, "smooth_radius", _non_negative_int(self.smooth_radius, "smooth_radius"))
+        set_(self, "smooth_passes", check_positive_int(self.smooth_passes, "smooth_passes"))
         set_(
             self,
             "smooth_tolerance",
