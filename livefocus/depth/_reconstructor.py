@@ -52,8 +52,8 @@ The *provisional* mask that :meth:`~StackReconstructor.add` gives for the new pl
 same rule to what is known now: decided peaks, plus undecided ones judged on the planes seen so
 far, the newest plane counting as an edge plane.
 
-Memory: the stack's float32 focus maps and bool depth masks, and a few (Y, X) arrays (the raw
-frames are not kept). Plane positions must be strictly monotonic (either direction).
+Memory: the stack's float32 focus and support maps and bool depth masks, and a few (Y, X)
+arrays (the raw frames are not kept). Plane positions must be strictly monotonic (either direction).
 
 The offline :func:`reconstruct` feeds the same :class:`StackReconstructor` plane by plane, so
 online and offline results are identical, bit for bit.
@@ -539,7 +539,7 @@ class StackReconstructor:
         )
         confident = ok & (prom > np.float32(self.settings.min_confidence))
         conf = np.where(confident, calibrated(prom, self._s_at, height), np.float32(0))
-        #: features of each pixel's highest peak, for the calibration (tests/support)
+        # the calibration is refitted from these (tests/support/calibrate.py)
         self._features = (prom, self._s_at.copy(), height)
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
         for _ in range(self.settings.smooth_passes if self.settings.smooth_radius > 0 else 0):
@@ -620,7 +620,7 @@ class StackReconstructor:
             "depth_of_field_um": self.depth_of_field,
             "z_step_um": self.z_step,
             "n_planes": n,
-            "mask_depth_rule": "local-peaks",
+            "mask_depth_rule": "local-peaks, object support, noise floor",
             "mask_otsu_scope": "stack",
         }
         result = StackResult(
