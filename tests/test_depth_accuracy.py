@@ -23,7 +23,13 @@ from support.report_accuracy import (
 
 from livefocus.depth import ReconstructSettings, StackResult, reconstruct
 from livefocus.depth._signal import noise_sigma, noise_sigma_reference
-from livefocus.depth._smooth import median9, smooth_depth, smooth_depth_reference
+from livefocus.depth._smooth import (
+    guided_smooth,
+    guided_smooth_reference,
+    median9,
+    smooth_depth,
+    smooth_depth_reference,
+)
 from livefocus.sim import simulate_stack
 
 DATA = Path(__file__).parent / "data"
@@ -125,6 +131,21 @@ def test_smooth_depth_matches_reference_and_keeps_steps() -> None:
     fin = np.isfinite(fast)
     assert np.nanmax(np.abs(fast - np.where(np.arange(24)[None, :] < 12, 2.0, 8.0))[fin]) < 1.0
     assert np.nanstd(fast[:, :10]) < np.nanstd(depth[:, :10])
+
+
+def test_guided_smooth_matches_reference_and_keeps_steps() -> None:
+    rng = np.random.default_rng(4)
+    step = np.where(np.arange(30)[None, :] < 15, 3.0, 9.0)
+    depth = (step + rng.normal(0, 0.2, (24, 30))).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.1] = np.nan
+    weight = rng.uniform(0.2, 1.0, depth.shape).astype(np.float32)
+    fast = guided_smooth(depth, weight, radius=3, eps=0.25)
+    ref = guided_smooth_reference(depth, weight, radius=3, eps=0.25)
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(np.isnan(fast), np.isnan(depth))
+    err, err_in = np.abs(fast - step), np.abs(depth - step)
+    assert np.nanmax(err) < 1.0  # the step stays where it is
+    assert np.nanmean(err[:, :10]) < 0.6 * np.nanmean(err_in[:, :10])  # flat parts smoothed
 
 
 def test_median_network_is_the_median() -> None:

@@ -12,7 +12,7 @@ from livefocus.depth._reconstructor import PlaneUpdate, StackReconstructor
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import POLARITIES, REFINEMENTS, ReconstructSettings
 from livefocus.depth._signal import noise_sigma, plane_support
-from livefocus.depth._smooth import smooth_depth
+from livefocus.depth._smooth import guided_smooth, smooth_depth
 
 __all__ = [
     "POLARITIES",
@@ -22,6 +22,7 @@ __all__ = [
     "StackReconstructor",
     "StackResult",
     "fit_vertex",
+    "guided_smooth",
     "noise_sigma",
     "plane_focus",
     "plane_support",

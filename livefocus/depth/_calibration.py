@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["CALIBRATION", "calibrated", "features"]
 
 #: Logistic weights: bias, logit(prominence), log1p(support), log1p(height / noise).
-CALIBRATION: tuple[float, float, float, float] = (2.0064, 1.3954, 1.7271, -2.844)
+CALIBRATION: tuple[float, float, float, float] = (2.0259, 1.3981, 1.724, -2.8486)
 
 
 def features(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.depth._signal import noise_sigma, plane_support
-from livefocus.depth._smooth import smooth_depth
+from livefocus.depth._smooth import guided_smooth, smooth_depth
 from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
 from livefocus.focus.labels import otsu_threshold, weak_labels
 
@@ -548,6 +548,13 @@ class StackReconstructor:
                 conf,
                 tolerance=self.settings.smooth_tolerance * self.z_step,
                 radius=self.settings.smooth_radius,
+            )
+        if self.settings.guide_radius > 0:
+            depth = guided_smooth(
+                depth,
+                conf,
+                radius=self.settings.guide_radius,
+                eps=self.settings.guide_eps * self.z_step**2,
             )
         result = (depth, off, conf)
         self._cache["best"] = result

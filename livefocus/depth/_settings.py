@@ -115,6 +115,12 @@ class ReconstructSettings:
         Depth difference, in planes (``z_step``), beyond which neighbours hardly count.
     smooth_passes : int
         How many times the smoothing is applied.
+    guide_radius : int
+        Half size of the square of the self-guided filter applied after the smoothing
+        (:func:`~livefocus.depth.guided_smooth`; 0: none): it flattens the depth further at
+        the scale of a few windows, where depths vary less than ``sqrt(guide_eps)`` planes.
+    guide_eps : float
+        Its regularisation, in planes².
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -138,6 +144,8 @@ class ReconstructSettings:
     smooth_radius: int = 3
     smooth_tolerance: float = 1.0
     smooth_passes: int = 2
+    guide_radius: int = 4
+    guide_eps: float = 0.25
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -175,6 +183,8 @@ class ReconstructSettings:
         set_(self, "noise_floor", _non_negative(self.noise_floor, "noise_floor"))
         set_(self, "smooth_radius", _non_negative_int(self.smooth_radius, "smooth_radius"))
         set_(self, "smooth_passes", check_positive_int(self.smooth_passes, "smooth_passes"))
+        set_(self, "guide_radius", _non_negative_int(self.guide_radius, "guide_radius"))
+        set_(self, "guide_eps", check_positive_number(self.guide_eps, "guide_eps"))
         set_(
             self,
             "smooth_tolerance",

@@ -1,10 +1,17 @@
-"""Edge-aware regularisation of a depth map: :func:`smooth_depth`."""
+"""Edge-aware regularisation of a depth map: :func:`smooth_depth`, :func:`guided_smooth`."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
-__all__ = ["median9", "smooth_depth", "smooth_depth_reference"]
+__all__ = [
+    "guided_smooth",
+    "guided_smooth_reference",
+    "median9",
+    "smooth_depth",
+    "smooth_depth_reference",
+]
 
 
 def _shifts(a: np.ndarray, radius: int, fill: float) -> np.ndarray:
@@ -103,4 +110,72 @@ def smooth_depth_reference(
                     num += w * v
                     den += w
             out[y, x] = num / den if den > 0 else m
+    return out.astype(np.float32)
+
+
+def _weighted_box(values: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
+    """Weighted mean over each ``size`` square (weights outside the frame are 0)."""
+    num = ndimage.uniform_filter(values * weight, size, mode="constant")
+    den = ndimage.uniform_filter(weight, size, mode="constant")
+    return np.asarray(num / np.where(den > 1e-12, den, 1.0))
+
+
+def guided_smooth(depth: np.ndarray, weight: np.ndarray, *, radius: int, eps: float) -> np.ndarray:
+    """Self-guided filter (He et al.) of ``depth``, weighted by ``weight``; NaN stays NaN.
+
+    In each (2 ``radius`` + 1)² square the depth is fitted as ``a * d + b`` with
+    ``a = var / (var + eps)`` (weighted mean and variance of the square's depths): where the
+    depths vary less than ``sqrt(eps)`` the result is their mean (smooth), across a step
+    (variance far above ``eps``) the pixel keeps its own depth. Box filters make it O(Y * X)
+    whatever the radius.
+    """
+    valid = np.isfinite(depth)
+    if not valid.any():
+        return depth.copy()
+    centre = float(np.mean(depth[valid]))  # centred, so float64 sums keep the variance exact
+    x = np.where(valid, depth - centre, 0).astype(np.float64)
+    w = np.where(valid, weight, 0).astype(np.float64)
+    size = 2 * radius + 1
+    mean = _weighted_box(x, w, size)
+    var = np.maximum(_weighted_box(x * x, w, size) - mean * mean, 0)
+    a = var / (var + eps)
+    b = mean - a * mean
+    has = (w > 0).astype(np.float64)
+    out = _weighted_box(a, has, size) * x + _weighted_box(b, has, size) + centre
+    return np.where(valid, out, np.nan).astype(np.float32)
+
+
+def guided_smooth_reference(
+    depth: np.ndarray, weight: np.ndarray, *, radius: int, eps: float
+) -> np.ndarray:
+    """Window-by-window loop version of :func:`guided_smooth` (for tests)."""
+    ny, nx = depth.shape
+    valid = np.isfinite(depth)
+    w = np.where(valid, weight, 0).astype(np.float64)
+    d = np.where(valid, depth, 0).astype(np.float64)
+    a = np.zeros((ny, nx))
+    b = np.zeros((ny, nx))
+    for y in range(ny):
+        for x in range(nx):
+            sl = (
+                slice(max(0, y - radius), y + radius + 1),
+                slice(max(0, x - radius), x + radius + 1),
+            )
+            ws, ds = w[sl], d[sl]
+            tot = ws.sum()
+            m = (ws * ds).sum() / tot if tot > 1e-12 else 0.0
+            v = max((ws * ds * ds).sum() / tot - m * m, 0.0) if tot > 1e-12 else 0.0
+            a[y, x] = v / (v + eps)
+            b[y, x] = m - a[y, x] * m
+    out = np.full((ny, nx), np.nan)
+    for y in range(ny):
+        for x in range(nx):
+            if not valid[y, x]:
+                continue
+            sl = (
+                slice(max(0, y - radius), y + radius + 1),
+                slice(max(0, x - radius), x + radius + 1),
+            )
+            has = valid[sl]
+            out[y, x] = a[sl][has].mean() * d[y, x] + b[sl][has].mean()
     return out.astype(np.float32)

@@ -29,6 +29,7 @@ BEFORE: dict[str, Any] = {
     "min_support": 0.0,
     "noise_floor": 0.0,
     "smooth_radius": 0,
+    "guide_radius": 0,
 }
 
 
