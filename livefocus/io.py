@@ -43,8 +43,10 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
 
 
 def _check_grey(path: Path, data: np.ndarray, axes: str) -> None:
-    """Refuse a colour TIFF (an RGB or RGBA samples axis), which would read as planes of 3."""
-    if "S" in axes and data.shape[axes.index("S")] > 1:
+    """Refuse a colour TIFF whose pixels hold interleaved RGB(A) samples (axes ending in
+    ``S``), which would read as planes 3 or 4 pixels wide. Separate sample planes (``SYX``,
+    how tifffile once saved any 3-plane stack by default) read as planes, as before."""
+    if axes.endswith("S") and data.shape[-1] > 1:
         raise ValueError(
             f"stack {str(path)!r} is a colour image (axes {axes}, shape {data.shape}; "
             "S holds RGB(A) samples); focus needs one grey level per pixel: save the stack "
@@ -72,8 +74,8 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
         No such path.
     ValueError
         Unknown format, a corrupt or incomplete file, an empty stack, the wrong number of axes,
-        a non-numeric dtype, or colour: a TIFF whose pixels hold RGB(A) samples is refused
-        (focus needs one grey level per pixel; convert it to grey first).
+        a non-numeric dtype, or colour: a TIFF whose pixels hold interleaved RGB(A) samples
+        is refused (focus needs one grey level per pixel; convert it to grey first).
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or Path, got {type(path).__name__}")

@@ -46,6 +46,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(folder / "complex.npy", GOOD.astype(complex))
     np.save(folder / "tiny.npy", GOOD[:, :4, :4])
     tifffile.imwrite(folder / "rgb.tif", RNG.integers(0, 255, (32, 32, 3), np.uint8))
+    tifffile.imwrite(folder / "stack.tif", GOOD, photometric="minisblack")
     (folder / "corrupt.tif").write_bytes(b"II*\x00 not a tiff")
     (folder / "text.tif").write_text("not a TIFF at all\n")
     (folder / "folder").mkdir()
@@ -99,6 +100,8 @@ CLI_CASES: list[tuple[str, str]] = [
     ("curves IN/good.npy --measures std,sharpness", "--measures"),
     ("curves IN/good.npy --plot IN/folder", "--plot"),
     ("curves IN/empty.npy --plot c.png", "is empty"),
+    ("curves IN/stack.tif --plot IN/stack.tif", "would overwrite the input"),
+    ("label IN/stack.tif --out o.zarr --plot IN/stack.tif", "would overwrite the input"),
     ("curves IN/rgb.tif --plot c.png", "colour image"),
     # simulate
     ("simulate --out s.zarr --shape 0,64,64", "--shape"),
@@ -168,6 +171,7 @@ def test_cli_bad_input(
     # our own errors are one line; typer's own usage errors (an unparsable int) end in a box
     assert lines[-1].startswith("error: ") or "Invalid value" in err, err
     assert written(workdir) == [], "bad input wrote something"
+    np.testing.assert_array_equal(tifffile.imread(inputs / "stack.tif"), GOOD)  # inputs intact
 
 
 def _engine(**kwargs: Any) -> Any:

@@ -83,7 +83,8 @@ def label(
     stride_list = _parse_strides(strides)
     if out.name in ("", ".", ".."):
         raise ValueError(f"--out must name a store folder such as labels.zarr, got {str(out)!r}")
-    check_figure_path(plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png"), "plot")
+    default_plot = out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
+    check_figure_path(plot or default_plot, "plot", inputs=[stack])
     if dask is not None and dask != "local" and "://" not in dask:
         raise ValueError(
             f"dask must be 'local' or a scheduler address such as tcp://host:8786, got {dask!r}"
@@ -151,7 +152,7 @@ def curves(
     from livefocus.focus.plots import plot_curves
     from livefocus.io import read_stack
 
-    check_figure_path(plot, "plot")
+    check_figure_path(plot, "plot", inputs=[stack])
     names = [m.strip() for m in measures.split(",") if m.strip()]
     check_measures(names)
     data = read_stack(stack)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +10,14 @@ import numpy as np
 __all__ = ["check_figure_path", "plot_curves"]
 
 
-def check_figure_path(path: str | Path, name: str = "path") -> Path:
+def check_figure_path(
+    path: str | Path, name: str = "path", inputs: Iterable[str | Path] = ()
+) -> Path:
     """``path`` as a Path if a figure can be saved there: a file name (not empty, not a
-    folder) in an existing folder, ending in a format matplotlib writes (``.png``, ``.pdf``,
-    ``.svg``, ...); otherwise a ValueError (FileNotFoundError for a missing folder) naming
-    ``name``. Checked before any work, so that a bad path fails at once."""
+    folder, not one of ``inputs``) in an existing folder, ending in a format matplotlib writes
+    (``.png``, ``.pdf``, ``.svg``, ``.tif``, ...); otherwise a ValueError (FileNotFoundError
+    for a missing folder) naming ``name``. Checked before any work, so that a bad path fails
+    at once."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     path = Path(path).expanduser()
@@ -26,6 +29,9 @@ def check_figure_path(path: str | Path, name: str = "path") -> Path:
             f"{name} {str(path)!r} must end in a figure format: "
             + ", ".join(f".{f}" for f in sorted(formats))
         )
+    for item in inputs:
+        if Path(item).expanduser().resolve() == path.resolve():
+            raise ValueError(f"{name} {str(path)!r} would overwrite the input {str(item)!r}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{name} {str(path)!r}: folder {str(path.parent)!r} does not exist")
     return path

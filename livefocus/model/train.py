@@ -536,7 +536,7 @@ def evaluate(
     zyx = _check_shape(shape)
     real = _check_paths(real, "real")
     if figure is not None:
-        check_figure_path(figure, "figure")
+        check_figure_path(figure, "figure", inputs=real)
     loaded = [m if isinstance(m, Model) else load(m) for m in models]
     if not loaded:
         raise ValueError("models must name at least one model to evaluate")
