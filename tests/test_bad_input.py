@@ -50,6 +50,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "corrupt.tif").write_bytes(b"II*\x00 not a tiff")
     (folder / "text.tif").write_text("not a TIFF at all\n")
     (folder / "folder").mkdir()
+    with pytest.raises(SystemExit) as done:  # a store livefocus wrote, to refuse replacing
+        main(
+            ["label", str(folder / "good.npy"), "--out", str(folder / "old.zarr"), "--window", "8"]
+        )
+    assert done.value.code == 0
     # defect 9: a model whose config name would lead the ONNX cache file out of the cache
     evil = folder / "evil-model"
     shutil.copytree(SHIPPED / "default", evil)
@@ -95,6 +100,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("label IN/good.npy --out o.zarr --plot curve.xyz", "--plot"),
     ("label IN/good.npy --out o.zarr --dask nonsense", "--dask"),
     ("label IN/good.npy --out ''", "--out"),
+    ("label IN/good.npy --out IN/old.zarr", "exists; pass --overwrite to replace it"),
     # curves
     ("curves IN/good.npy --measures ''", "--measures: measures must name at least one of"),
     ("curves IN/good.npy --measures std,sharpness", "--measures"),

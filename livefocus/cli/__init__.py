@@ -34,24 +34,36 @@ def _command(argv: list[str]) -> Any:
     return next((commands[word] for word in argv if word in commands), None)
 
 
-def _flag_for(message: str, argv: list[str]) -> str | None:
-    """The flag of the option that a library error ``message`` names first, if it is an option
-    of the command ``argv`` runs: ``"window must be ..."`` -> ``"--window"``.
-
-    A library parameter in the plural (``stacks``) also matches a repeatable option in the
-    singular (``--stack``).
-    """
-    match = re.match(r"([a-z][a-z0-9_]*)\b", message)
+def _flags(argv: list[str]) -> dict[str, str]:
+    """Python name -> flag of every option of the command ``argv`` runs."""
     command = _command(argv)
-    if match is None or command is None:
-        return None
-    name = match.group(1)
-    flags = {
-        p.name: max(p.opts, key=len)
-        for p in command.params
-        if p.param_type_name == "option" and p.name
+    params = command.params if command is not None else []
+    return {
+        p.name: max(p.opts, key=len) for p in params if p.param_type_name == "option" and p.name
     }
-    return flags.get(name) or flags.get(name.removesuffix("s"))
+
+
+def _for_cli(message: str, argv: list[str]) -> str:
+    """A library error ``message`` as the CLI prints it, for the command ``argv`` runs.
+
+    When the message starts with the name of one of the command's options, its flag goes in
+    front (``"window must be ..."`` -> ``"--window: window must be ..."``); a parameter in the
+    plural (``stacks``) matches a repeatable option in the singular (``--stack``). A hint
+    ``name=True`` for an option becomes its flag (``overwrite=True`` -> ``--overwrite``).
+    """
+    flags = _flags(argv)
+    if not flags:
+        return message
+
+    def flag_of(name: str) -> str | None:
+        return flags.get(name) or flags.get(name.removesuffix("s"))
+
+    text = re.sub(
+        r"\b([a-z][a-z0-9_]*)=True\b", lambda m: flag_of(m.group(1)) or m.group(0), message
+    )
+    first = re.match(r"([a-z][a-z0-9_]*)\b", text)
+    flag = flag_of(first.group(1)) if first else None
+    return f"{flag}: {text}" if flag else text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=args, prog_name="livefocus")
     except USER_ERRORS as exc:
         message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        flag = _flag_for(message, args)
-        typer.secho(f"error: {flag + ': ' if flag else ''}{message}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {_for_cli(message, args)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except MemoryError as exc:  # a runtime failure (exit 1), still one line
         typer.secho(f"error: out of memory ({exc or 'no details'})", fg=typer.colors.RED, err=True)
