@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["CALIBRATION", "calibrated", "features"]
 
 #: Logistic weights: bias, logit(prominence), log1p(support), log1p(height / noise).
-CALIBRATION: tuple[float, float, float, float] = (2.0259, 1.3981, 1.724, -2.8486)
+CALIBRATION: tuple[float, float, float, float] = (2.0142, 1.3975, 1.7292, -2.852)
 
 
 def features(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:

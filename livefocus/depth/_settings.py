@@ -143,7 +143,7 @@ class ReconstructSettings:
     noise_floor: float = 0.5
     smooth_radius: int = 3
     smooth_tolerance: float = 1.0
-    smooth_passes: int = 2
+    smooth_passes: int = 1
     guide_radius: int = 4
     guide_eps: float = 0.25
     gain: float = 1.0

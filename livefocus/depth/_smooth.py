@@ -71,13 +71,18 @@ def smooth_depth(
     total = np.zeros((ny, nx), np.float32)
     acc = np.zeros((ny, nx), np.float32)
     n = 2 * radius + 1
-    for dy in range(n):  # one offset at a time: memory stays O(Y * X)
+    w = np.empty((ny, nx), np.float32)
+    for dy in range(n):  # one offset at a time, in place: memory stays O(Y * X)
         for dx in range(n):
             v = pd[dy : dy + ny, dx : dx + nx]
-            diff = v - med
-            w = pw[dy : dy + ny, dx : dx + nx] * np.exp(k * diff * diff)
+            np.subtract(v, med, out=w)
+            np.square(w, out=w)
+            np.multiply(w, k, out=w)
+            np.exp(w, out=w)
+            np.multiply(w, pw[dy : dy + ny, dx : dx + nx], out=w)
             total += w
-            acc += w * v
+            np.multiply(w, v, out=w)
+            acc += w
     out = np.where(total > 0, acc / np.where(total > 0, total, 1), med)
     return np.where(valid, out, np.float32(np.nan)).astype(np.float32)
 
@@ -117,7 +122,7 @@ def _weighted_box(values: np.ndarray, weight: np.ndarray, size: int) -> np.ndarr
     """Weighted mean over each ``size`` square (weights outside the frame are 0)."""
     num = ndimage.uniform_filter(values * weight, size, mode="constant")
     den = ndimage.uniform_filter(weight, size, mode="constant")
-    return np.asarray(num / np.where(den > 1e-12, den, 1.0))
+    return np.asarray(num / np.where(den > 1e-12, den, np.float32(1)))
 
 
 def guided_smooth(depth: np.ndarray, weight: np.ndarray, *, radius: int, eps: float) -> np.ndarray:
@@ -132,15 +137,16 @@ def guided_smooth(depth: np.ndarray, weight: np.ndarray, *, radius: int, eps: fl
     valid = np.isfinite(depth)
     if not valid.any():
         return depth.copy()
-    centre = float(np.mean(depth[valid]))  # centred, so float64 sums keep the variance exact
-    x = np.where(valid, depth - centre, 0).astype(np.float64)
-    w = np.where(valid, weight, 0).astype(np.float64)
+    # centred on the mean depth, so that float32 keeps the variance precise
+    centre = np.float32(np.mean(depth[valid], dtype=np.float64))
+    x = np.where(valid, depth - centre, 0).astype(np.float32)
+    w = np.where(valid, weight, 0).astype(np.float32)
     size = 2 * radius + 1
     mean = _weighted_box(x, w, size)
     var = np.maximum(_weighted_box(x * x, w, size) - mean * mean, 0)
     a = var / (var + eps)
     b = mean - a * mean
-    has = (w > 0).astype(np.float64)
+    has = (w > 0).astype(np.float32)
     out = _weighted_box(a, has, size) * x + _weighted_box(b, has, size) + centre
     return np.where(valid, out, np.nan).astype(np.float32)
 
