@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -19,8 +19,9 @@ from livefocus.focus.reference import check_paint
 
 __all__ = ["POLARITIES", "REFINEMENTS", "ReconstructSettings", "check_shape"]
 
+Polarity = Literal["auto", "bright", "dark", "both"]
 #: What counts as specimen in a frame (see ``ReconstructSettings.polarity``).
-POLARITIES: tuple[str, ...] = ("auto", "bright", "dark", "both")
+POLARITIES: tuple[str, ...] = get_args(Polarity)
 
 #: Default window (pixels) for frames up to 1024 pixels on a side.
 _BASE_WINDOW = 6
@@ -138,7 +139,7 @@ class ReconstructSettings:
     support_smooth: int = 2
     support_edge: float = 0.4
     support_peak: float = 0.85
-    polarity: str = "auto"
+    polarity: Polarity = "auto"
     min_support: float = 5.0
     noise_floor: float = 0.5
     smooth_radius: int = 3
