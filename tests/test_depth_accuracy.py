@@ -86,6 +86,21 @@ def test_sim_figures_do_not_drop() -> None:
     assert after["mae"] < before["mae"]
 
 
+def test_camera_model_gives_the_noise_instead_of_the_data() -> None:
+    st = simulate_stack((12, 128, 128), seed=2, contrast="fluorescence", z_step=2.0)
+    camera = {"gain": 1.0, "offset": 100.0, "read_noise": 2.0}  # the simulator's camera
+    known = scores(reconstruct(st.raw, z_step=2.0, **camera), st.mask, st.depth, 2.0)
+    estimated = scores(reconstruct(st.raw, z_step=2.0), st.mask, st.depth, 2.0)
+    assert abs(known["iou"] - estimated["iou"]) < 0.05, (known, estimated)
+    assert abs(known["bg_fp"] - estimated["bg_fp"]) < 0.03, (known, estimated)
+    # a camera far noisier than the data lets far fewer peaks through
+    loud = reconstruct(st.raw, z_step=2.0, gain=1.0, offset=100.0, read_noise=200.0)
+    assert (
+        np.isfinite(loud.depth).mean()
+        < 0.5 * np.isfinite(reconstruct(st.raw, z_step=2.0).depth).mean()
+    )
+
+
 def test_confidence_calibration_on_sim_and_on_the_independent_phantom() -> None:
     st = simulate_stack((15, 192, 192), seed=4, contrast="brightfield", z_step=2.0)
     sim_rel = reliability([(reconstruct(st.raw, z_step=2.0), st.depth, 2.0)])
