@@ -90,6 +90,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("label IN/good.npy --out o.zarr --scope volume", "--scope"),
     ("label IN/nan.npy --out o.zarr", "NaN"),
     ("label IN/huge.npy --out o.zarr --measure variance", "float64 range"),
+    ("label IN/huge.npy --out o.zarr", "maps beyond float32"),
     ("label IN/complex.npy --out o.zarr", "dtype complex128"),
     ("label IN/rgb.tif --out o.zarr", "colour image"),
     ("label IN/corrupt.tif --out o.zarr", "could not be read"),

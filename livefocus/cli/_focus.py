@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,8 @@ import typer
 
 from livefocus.cli._app import app
 from livefocus.focus import MEASURES, PAPER_STRIDES, PAPER_WINDOW
-from livefocus.focus._validate import check_measures, check_memory, check_stack
+from livefocus.focus._scale import DEGREE
+from livefocus.focus._validate import check_measure, check_measures, check_memory, check_stack
 from livefocus.focus.plots import check_figure_path
 
 
@@ -21,6 +23,24 @@ def _parse_strides(text: str) -> tuple[int, ...]:
         return tuple(int(s) for s in text.replace(" ", "").split(",") if s)
     except ValueError:
         raise ValueError(f"--strides must be comma-separated integers, got {text!r}") from None
+
+
+def _check_float32_maps(data: np.ndarray, measure: str, window: int, strides: Any) -> None:
+    """Refuse float stacks whose maps could pass float32, the store's focus dtype (values
+    near 1e300 would be stored as inf). Bound: a unit window scores at most 128 (Tenengrad),
+    times the windows of a stride painted on one pixel."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return  # integer pixels stay below 2**64, their scores far below float32's 2**128
+    peak = max(abs(float(data.max())), abs(float(data.min())))
+    if peak == 0:
+        return
+    covering = max(-(-min(window, max(data.shape[1:])) // s) for s in strides) ** 2
+    degree = DEGREE[check_measure(measure)]
+    if degree * math.log2(peak) + math.log2(128 * covering) > 128:
+        raise ValueError(
+            f"stack values up to {peak:.3g} can make {measure} maps beyond float32, which the "
+            "store holds; scale the stack down"
+        )
 
 
 def _peak_pixel(data: np.ndarray) -> np.ndarray:
@@ -97,6 +117,7 @@ def label(
         _peak_pixel(check_stack(data)), measure, window=window, strides=stride_list, paint=paint
     )
     weak_labels(np.zeros((1, 1)), scope=scope)
+    _check_float32_maps(data, measure, window, stride_list)
     store = LabelStore.create(
         out,
         raw=data,
