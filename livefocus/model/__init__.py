@@ -6,8 +6,11 @@
 - :func:`load`: a model folder (``config.json`` + ``weights.pt``) by shipped name or path.
 - :func:`engine`: fast inference with torch, ONNX Runtime or TensorRT; :func:`export_onnx`.
 - :func:`predict_tiled`: any frame size by overlapping, blended tiles.
+- :func:`calibrate`, :func:`calibrate_on`: fine-tuning on the rule's masks of the user's own
+  stack (self-calibration), never worse than the base model on held-out tiles.
 """
 
+from livefocus.model.calibrate import calibrate, calibrate_on
 from livefocus.model.data import model_input
 from livefocus.model.engines import Engine, engine
 from livefocus.model.export import export_onnx
@@ -23,6 +26,8 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "available",
+    "calibrate",
+    "calibrate_on",
     "engine",
     "evaluate",
     "export_onnx",
