@@ -14,6 +14,8 @@ from livefocus._output import check_complete
 __all__ = ["read_stack", "stack_z_step"]
 
 _TIFF = (".tif", ".tiff")
+#: Files at the root of a Zarr v3 (``zarr.json``) or v2 (``.zarray``, ``.zgroup``) store.
+_ZARR_ROOTS = ("zarr.json", ".zarray", ".zgroup")
 
 
 def _open_zarr(path: Path, key: str | None) -> Any:
@@ -90,6 +92,11 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
     if suffix not in (*_TIFF, ".npy", ".zarr") and not path.is_dir():
         raise ValueError(
             f"stack {str(path)!r}: unknown format {suffix!r}; expected .tif, .tiff, .npy or .zarr"
+        )
+    if path.is_dir() and not any((path / name).is_file() for name in _ZARR_ROOTS):
+        raise ValueError(
+            f"stack {str(path)!r} is a folder but not a Zarr store (no zarr.json); give a TIFF, "
+            ".npy or Zarr path"
         )
     if suffix not in (*_TIFF, ".npy"):
         check_complete(path, "stack")  # a store left by a crash or a full disk is no stack

@@ -94,7 +94,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("label IN/complex.npy --out o.zarr", "dtype complex128"),
     ("label IN/rgb.tif --out o.zarr", "colour image"),
     ("label IN/corrupt.tif --out o.zarr", "could not be read"),
-    ("label IN/folder --out o.zarr", "could not be read"),
+    ("label IN/folder --out o.zarr", "is a folder but not a Zarr store"),
     ("label IN/missing.npy --out o.zarr", "does not exist"),
     ("label IN/good.npy --out o.zarr --plot IN/folder", "--plot"),
     ("label IN/good.npy --out o.zarr --plot nowhere/c.png", "--plot"),
