@@ -203,3 +203,21 @@ def test_kill_9_at_a_random_moment_leaves_an_intact_store(tmp_path: Path, moment
     for t, z in zip(*np.nonzero(written), strict=True):  # every written plane is whole
         assert np.asarray(raw[t, 0, z]).std() > 0
     assert store.meta["status"] == "running"  # what a reader sees: not complete
+
+
+def test_calibrate_during_streaming_switches_the_engine(tmp_path: Path) -> None:
+    """``calibrate=``: after the first stack, a calibrated U-Net takes over in the background."""
+    from livefocus.devices import demo_core
+    from livefocus.model import load
+
+    core = demo_core(shape=(128, 128), seed=3, object_range=8.0)
+    out, folder = tmp_path / "cal.ome.zarr", tmp_path / "calibrated"
+    sequence = z_stack(time_plan=useq.TIntervalLoops(interval=1.0, loops=4))
+    report = stream(core, sequence, out=out, calibrate=folder, calibrate_seconds=3.0)
+    assert report.ok, report.status
+    assert report.calibration is not None and "error" not in report.calibration
+    assert load(folder).config["calibration"]["stack"]["kind"].endswith("p=0 t=0 c=0")
+    assert report.engine_switches and report.engine_switches[0]["after_frames"] >= N_PLANES
+    meta = open_store(out).meta
+    assert meta["engine_switches"] == report.engine_switches
+    assert "model" in report.mask_modes

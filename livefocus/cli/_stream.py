@@ -50,6 +50,13 @@ TimeoutOpt = Annotated[
     typer.Option(help="Seconds one frame may take to process; beyond, the run stops cleanly."),
 ]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing --out that livefocus wrote.")]
+CalibrateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Self-calibrate the U-Net (--model, default depth) on the first stack's rule masks "
+        "in the background; write the model folder here and use it for the following stacks."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
@@ -70,6 +77,7 @@ class StreamOptions:
     queue_size: int = 8
     policy: str = "block"
     frame_timeout: float = 60.0
+    calibrate: Path | None = None
     overwrite: bool = False
     as_json: bool = False
 
@@ -131,6 +139,7 @@ def _execute(
             fps=fps,
             meta=meta,
             frame_timeout=options.frame_timeout,
+            calibrate=options.calibrate,
             handler=runs.append,
         )
 
@@ -173,6 +182,9 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
         "masks": list(report.mask_modes),
         **extra,
     }
+    if report.calibration is not None:
+        data["calibration"] = report.calibration
+        data["engine_switches"] = report.engine_switches
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
@@ -182,6 +194,15 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             f"{m.fps:.1f} frames/s, latency p50 {m.latency_p50 * 1e3:.1f} ms "
             f"p99 {m.latency_p99 * 1e3:.1f} ms, acquisition blocked {m.blocked:.2f} s"
         )
+        if report.calibration is not None:
+            cal = report.calibration
+            when = (
+                f"engine switched after {report.engine_switches[0]['after_frames']} frames"
+                if report.engine_switches
+                else "no switch during the run"
+            )
+            text = cal.get("error") or f"{cal['model']} in {cal['seconds']:.1f} s, {when}"
+            typer.echo(f"calibration  {text}")
         for name, scores in extra.get("iou_vs_truth", {}).items():
             typer.echo(
                 f"IoU vs truth  {name:<6} {scores['iou']:.3f}  "
@@ -221,6 +242,7 @@ def demo(
     queue_size: QueueOpt = 8,
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
+    calibrate: CalibrateOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -280,6 +302,7 @@ def replay(
     queue_size: QueueOpt = 8,
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
+    calibrate: CalibrateOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -383,6 +406,7 @@ def acquire(
     queue_size: QueueOpt = 8,
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
+    calibrate: CalibrateOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -41,6 +41,8 @@ def stream(
     fps: float | None = None,
     meta: dict[str, Any] | None = None,
     frame_timeout: float = DEFAULT_FRAME_TIMEOUT_S,
+    calibrate: str | Path | None = None,
+    calibrate_seconds: float = 60.0,
     handler: Callable[[MDAHandler], None] | None = None,
 ) -> StreamReport:
     """Acquire ``sequence`` on ``core`` and segment every frame online into a store.
@@ -58,6 +60,7 @@ def stream(
     out : str or Path or None
         OME-Zarr store to write (None: process without writing).
     settings, mask, model, device, queue_size, policy, on_result, overwrite, meta, frame_timeout
+    calibrate, calibrate_seconds
         As for :class:`MDAHandler`.
     fps : float, optional
         Pace the acquisition to at most this many frames per second (replay).
@@ -88,6 +91,8 @@ def stream(
         meta=meta,
         frame_timeout=frame_timeout,
         core=core,
+        calibrate=calibrate,
+        calibrate_seconds=calibrate_seconds,
     )
     pixel = float(core.getPixelSizeUm() or 0.0) or None
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus._output import check_output
 from livefocus._vocab import DEVICES, MASK_MODES, POLICIES, Device, MaskMode, Policy, check_choice
 from livefocus.depth import ReconstructSettings
 from livefocus.focus._validate import check_positive_int, check_positive_number
@@ -61,6 +62,11 @@ class StreamReport:
     settings : ReconstructSettings
     faults : int
         Frames whose processing raised; they are stored raw (see ``status``).
+    engine_switches : list of dict
+        When the U-Net engine was replaced by a calibrated one (``calibrate=``): frames
+        taken before the switch, time, the model folder.
+    calibration : dict or None
+        What the self-calibration did (its metrics, or its error), when asked for.
     """
 
     path: Path | None
@@ -71,6 +77,8 @@ class StreamReport:
     mask_modes: tuple[str, ...] = ()
     settings: ReconstructSettings | None = None
     faults: int = 0
+    engine_switches: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -180,6 +188,15 @@ class MDAHandler:
         handler knows the core) and the remaining frames are stored raw.
     core : CMMCorePlus, optional
         The core running the MDA: needed to cancel it on a stall or a store failure.
+    calibrate : str or Path, optional
+        Self-calibration: after the first complete Z-stack, fine-tune the U-Net (``model``,
+        default ``depth``) on that stack's final rule masks in a background thread
+        (:func:`livefocus.model.calibrate_on`), write the model folder here, and segment the
+        following frames with it. The acquisition never waits for it; the report and the
+        store record when the engine switched. Needs ``out`` (the stack is read back from
+        the store).
+    calibrate_seconds : float
+        Wall-clock budget of the calibration.
 
     Examples
     --------
@@ -207,7 +224,15 @@ class MDAHandler:
         meta: dict[str, Any] | None = None,
         frame_timeout: float = DEFAULT_FRAME_TIMEOUT_S,
         core: Any = None,
+        calibrate: str | Path | None = None,
+        calibrate_seconds: float = 60.0,
     ) -> None:
+        if calibrate is not None:
+            if out is None:
+                raise ValueError("calibrate needs out: the first stack is read back from the store")
+            model = model or "depth"
+            check_output(calibrate, overwrite=overwrite, name="calibrate", inputs=[out])
+            check_positive_number(calibrate_seconds, "calibrate_seconds", "s")
         if settings is not None and not isinstance(settings, ReconstructSettings):
             raise ValueError(f"settings must be a ReconstructSettings, got {type(settings)!r}")
         primary = check_choice(mask or ("model" if model else "depth"), "mask", MASK_MODES)
@@ -229,6 +254,11 @@ class MDAHandler:
         self.overwrite = overwrite
         self.meta = dict(meta or {})
         self.core = core
+        self.model_name = model
+        self.calibrate = Path(calibrate).expanduser() if calibrate is not None else None
+        self.calibrate_seconds = float(calibrate_seconds)
+        self._calibration: threading.Thread | None = None
+        self._calibration_result: dict[str, Any] | None = None
         self.engine: Any = None
         self.model_meta: dict[str, Any] | None = None
         if model:
@@ -296,6 +326,7 @@ class MDAHandler:
                 on_result=self.on_result,
                 frame_timeout=self.frame_timeout,
                 on_stall=self.cancel_acquisition,
+                on_stack=self._stack_done if self.calibrate is not None else None,
             )
             if self.out is not None:
                 self.store = StoreWriter(
@@ -376,6 +407,54 @@ class MDAHandler:
         if self.core is not None:
             self.core.mda.cancel()
 
+    def _stack_done(self, key: tuple[int, int, int], result: Any) -> None:
+        """After the first complete stack: start the calibration (writer thread; cheap)."""
+        layout = self.layout
+        if (
+            self._calibration is not None
+            or layout is None
+            or result.mask_depth.shape[0] < layout.planes
+        ):
+            return
+        self._calibration = threading.Thread(
+            target=self._calibrate, args=(key, result.mask_depth), name="lf-calibrate", daemon=True
+        )
+        self._calibration.start()
+
+    def _calibrate(self, key: tuple[int, int, int], masks: np.ndarray) -> None:
+        from livefocus.model import calibrate_on
+        from livefocus.model import engine as make_engine
+        from livefocus.stream.store import open_store
+
+        assert self.calibrate is not None and self.out is not None and self.layout is not None
+        p, t, c = key
+        started = time.perf_counter()
+        try:
+            raw = np.asarray(open_store(self.out).array("raw", p)[t, c])
+            folder = calibrate_on(
+                raw,
+                masks,
+                model=self.model_name or "depth",
+                out=self.calibrate,
+                seconds=self.calibrate_seconds,
+                z_step=self.layout.z_step,
+                overwrite=self.overwrite,
+                source=f"{self.out} stack p={p} t={t} c={c}",
+            )
+            backend = "auto" if self.device == "gpu" else "onnxruntime"
+            engine = make_engine(folder, backend=backend)
+            assert self.pipeline is not None
+            self.pipeline.set_engine(engine, note=str(folder))
+            self._calibration_result = {
+                "model": str(folder),
+                "stack": {"p": p, "t": t, "c": c},
+                "seconds": round(time.perf_counter() - started, 2),
+                "metrics": engine.model.config.get("calibration"),
+            }
+        except Exception as exc:  # the run goes on with the base engine
+            logging.getLogger("livefocus.stream").error("calibration failed: %s", exc)
+            self._calibration_result = {"error": f"{type(exc).__name__}: {exc}"}
+
     def note_error(self, message: str) -> None:
         """Record an acquisition error seen outside the handler (it becomes the status)."""
         self._errors.messages.append(message)
@@ -399,11 +478,20 @@ class MDAHandler:
                 self.report = StreamReport(None, Metrics(), status, expected)
                 return self.report
             metrics = pipeline.close()
+            if self._calibration is not None:  # bounded by its budget: its folder is whole
+                self._calibration.join(self.calibrate_seconds + 120)
             status = self._status(pipeline, metrics, layout, error)
+            extra: dict[str, Any] = {}
+            if self.calibrate is not None:
+                extra = {
+                    "calibration": self._calibration_result,
+                    "engine_switches": pipeline.engine_switches,
+                }
             if self.store is not None:
                 try:
                     self.store.close(
                         status,
+                        **extra,
                         metrics=metrics.as_dict(),
                         z_um=_stack_z(pipeline.z_positions(), layout.planes, layout.z_step),
                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -419,6 +507,8 @@ class MDAHandler:
                 mask_modes=self.mask_modes,
                 settings=self.settings,
                 faults=pipeline.faults,
+                engine_switches=list(pipeline.engine_switches),
+                calibration=self._calibration_result,
             )
             return self.report
 

@@ -170,6 +170,9 @@ class Pipeline:
         no deadline).
     on_stall : callable, optional
         Called once, from the watchdog thread, when the pipeline stalls.
+    on_stack : callable, optional
+        Called on the writer thread with ``(key, StackResult)`` once a Z-stack is written
+        (the handler starts a calibration from it); its errors are logged, not raised.
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class Pipeline:
         on_result: Callable[[FrameResult], None] | None = None,
         frame_timeout: float | None = None,
         on_stall: Callable[[], None] | None = None,
+        on_stack: Callable[[Key, StackResult], None] | None = None,
     ) -> None:
         queue_size = check_positive_int(queue_size, "queue_size")
         self.policy: Policy = check_choice(policy, "policy", POLICIES)
@@ -210,6 +214,9 @@ class Pipeline:
         self.on_result = on_result
         self.frame_timeout = frame_timeout
         self.on_stall = on_stall
+        self.on_stack = on_stack
+        #: When the U-Net engine was replaced (:meth:`set_engine`): frame count, time, note.
+        self.engine_switches: list[dict[str, Any]] = []
         #: The error that stopped the writing (None while writing works).
         self.error: BaseException | None = None
         #: Frames whose processing raised (written anyway), with the first error's text.
@@ -296,6 +303,21 @@ class Pipeline:
                     break
         with self._track.lock:
             self._track.blocked += time.perf_counter() - now
+
+    def set_engine(self, engine: Any, note: str = "") -> None:
+        """Use ``engine`` for the ``model`` masks from the next frame on (any thread).
+
+        The switch is recorded in :attr:`engine_switches` with the number of frames taken so
+        far: frames after it were segmented by the new engine.
+        """
+        if "model" not in self.mask_modes:
+            raise ValueError("set_engine: this pipeline computes no 'model' masks")
+        with self._track.lock:
+            taken = self._track.frames_in
+        self.engine = engine  # one reference swap: the processing thread reads it per frame
+        self.engine_switches.append(
+            {"after_frames": taken, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "note": note}
+        )
 
     def metrics(self) -> Metrics:
         """Current figures."""
@@ -459,9 +481,10 @@ class Pipeline:
                 self._z.setdefault((p, t, c), []).append(item.z_um)
             masks = {"depth": update.mask_depth, "otsu": update.mask_otsu}
             finals = {(p, t, c, stack.planes[k]): {"depth": m} for k, m in update.final.items()}
-            if self.engine is not None:
-                probability = self.engine.predict(image[None])[0]
-                masks["model"] = probability >= self.engine.threshold
+            engine = self.engine
+            if engine is not None:
+                probability = engine.predict(image[None])[0]
+                masks["model"] = probability >= engine.threshold
             if self.on_result is not None:
                 primary = masks[self.mask_modes[0]]
                 if self.mask_modes[0] == "depth" and update.index in update.final:
@@ -548,6 +571,11 @@ class Pipeline:
                 }
                 store.write_stack(job.key, maps=maps, masks=job.masks, planes=job.planes)
                 store.update_meta(metrics=self.metrics().as_dict())  # while running
+            if self.on_stack is not None:
+                try:
+                    self.on_stack(job.key, job.result)
+                except Exception as exc:
+                    log.error("on_stack callback failed: %s", exc, exc_info=exc)
             return
         frame = job.frame
         if store is not None:
