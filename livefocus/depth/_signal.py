@@ -14,6 +14,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from livefocus._morph import closing, max_filter, opening
 from livefocus.depth._settings import ReconstructSettings
 
 __all__ = ["noise_sigma", "noise_sigma_reference", "plane_support", "polarity"]
@@ -40,9 +41,9 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     img = np.asarray(frame, dtype=np.float32)
     if settings.support_smooth > 1:
         img = ndimage.uniform_filter(img, settings.support_smooth, mode="nearest")
-    size = (settings.support_size, settings.support_size)
-    bright = img - ndimage.grey_opening(img, size=size, mode="nearest")
-    dark = ndimage.grey_closing(img, size=size, mode="nearest") - img
+    size = settings.support_size
+    bright = img - opening(img, size)  # OpenCV, bit for bit scipy's grey_opening
+    dark = closing(img, size) - img
     which = polarity(bright, dark) if settings.polarity == "auto" else settings.polarity
     out = {"bright": bright, "dark": dark}.get(which)
     if out is None:
@@ -50,7 +51,7 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     if settings.support_edge > 0:
         # an object's edge lies where its contrast falls to a fraction of the local peak
         # contrast: the pixels beyond, lit only by the blur of the edge, are background
-        peak = ndimage.maximum_filter(ndimage.uniform_filter(out, 3), 7, mode="nearest")
+        peak = max_filter(ndimage.uniform_filter(out, 3), 7)
         out = np.where(out >= np.float32(settings.support_edge) * peak, out, np.float32(0))
     return np.asarray(out / np.float32(sigma), dtype=np.float32)
 
