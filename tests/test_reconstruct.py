@@ -112,10 +112,9 @@ def test_reversed_stack_gives_mirrored_masks() -> None:
     fwd = _offline("fluorescence", 1)
     rev = reconstruct(sim.raw[::-1], z_um=sim.z_um[::-1], z_step=Z_STEP)
     assert mask_scores(rev.mask_depth[::-1], fwd.mask_depth)["iou"] > 0.99
-    # depth is measured from the first plane, which is now the top one
-    top = sim.z_um[-1]
+    # depth is measured from the lowest plane either way, so the two depth maps agree
     both = np.isfinite(fwd.depth) & np.isfinite(rev.depth)
-    np.testing.assert_allclose((top + rev.depth)[both], fwd.depth[both], atol=1e-3)
+    np.testing.assert_allclose(rev.depth[both], fwd.depth[both], atol=1e-3)
 
 
 # -- against the simulator's truth ----------------------------------------------------------
@@ -246,7 +245,8 @@ def test_peaks_at_the_stack_edges() -> None:
             assert up.mask_depth[0].tolist() == [False, False, False, True]
     res, rest = rec.finish()
     finals.update(rest)
-    np.testing.assert_allclose(res.depth[0, [0, 1, 3]], truth[0, [0, 1, 3]], atol=1e-3)
+    # the peaks just beyond the edge planes are in focus there, and their depth is put on them
+    np.testing.assert_allclose(res.depth[0, [0, 1, 3]], [0.0, 8.0, 4.0], atol=1e-3)
     assert np.isnan(res.depth[0, 2]) and res.confidence[0, 2] == 0
     assert (res.confidence[0, [0, 1, 3]] > 0).all()
     expected = np.abs(truth[None] - z[:, None, None]) <= 1.0
@@ -347,3 +347,17 @@ def test_bad_input_names_the_parameter() -> None:
         reconstruct(np.full((3, 32, 32), np.nan))
     with pytest.raises(ValueError, match="measure must be one of"):
         reconstruct(np.zeros((3, 32, 32)), measure="nope")
+
+
+def test_depth_is_above_the_lowest_plane_and_within_the_stack() -> None:
+    """Up or down, depth is µm above the lowest plane, never outside the stack's span."""
+    sim = simulate_stack((11, 96, 96), seed=5, z_step=2.0)
+    up = reconstruct(sim.raw, z_step=2.0)
+    down = reconstruct(sim.raw[::-1], z_um=[20.0 - 2.0 * k for k in range(11)])
+    for result in (up, down):
+        finite = result.depth[np.isfinite(result.depth)]
+        assert finite.size and finite.min() >= 0 and finite.max() <= 20.0
+        assert result.z_um.min() == 0 and result.z_um.max() == 20.0
+    np.testing.assert_array_equal(down.z_um, up.z_um[::-1])
+    both = np.isfinite(up.depth) & np.isfinite(down.depth)
+    assert np.median(np.abs(up.depth[both] - down.depth[both])) < 0.5

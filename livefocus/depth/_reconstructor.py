@@ -344,7 +344,9 @@ class StackReconstructor:
         np.maximum(self._fmax, f, out=self._fmax)
 
     def _rel_z(self) -> np.ndarray:
-        return np.asarray(self._z, np.float64) - self._z[0]
+        """Plane positions in µm above the lowest plane so far (the first, going up)."""
+        z = np.asarray(self._z, np.float64)
+        return z - z.min()
 
     def _samples(self, planes: tuple[int, int, int], idx: np.ndarray | None) -> list[np.ndarray]:
         """Focus scores of three planes (at flat pixels ``idx``, or all), logs for Gaussians."""
@@ -496,8 +498,9 @@ class StackReconstructor:
 
     # -- current state --------------------------------------------------------------------
     def _best(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Refined depth (µm from the first plane, not masked), its offset from the highest
-        plane, and the confidence, as if the stack ended with the newest plane (cached)."""
+        """Refined depth (µm above the lowest plane, NaN where not confident), its offset from
+        the highest plane, and the confidence, as if the stack ended with the newest plane
+        (cached)."""
         if self._n == 0:
             raise RuntimeError("no plane has been added yet")
         cached = self._cache.get("best")
@@ -556,6 +559,11 @@ class StackReconstructor:
                 radius=self.settings.guide_radius,
                 eps=self.settings.guide_eps * self.z_step**2,
             )
+        # µm above the lowest plane, within the stack: a peak beyond an edge plane (up to half
+        # the depth of field) is put on that plane, and a descending stack counts upwards too
+        z = np.asarray(self._z, np.float64)
+        low, high = float(z.min() - z[0]), float(z.max() - z[0])
+        depth = np.clip(depth - np.float32(low), np.float32(0), np.float32(high - low))
         result = (depth, off, conf)
         self._cache["best"] = result
         return result
@@ -575,7 +583,8 @@ class StackReconstructor:
 
     @property
     def depth(self) -> np.ndarray:
-        """float32 (Y, X) current depth in µm from the first plane, NaN where not confident;
+        """float32 (Y, X) current depth in µm above the lowest plane (within the stack's span),
+        NaN where not confident;
         smoothed edge-aware and weighted by confidence (:func:`~livefocus.depth.smooth_depth`)."""
         return self._best()[0].copy()
 

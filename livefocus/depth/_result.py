@@ -24,15 +24,15 @@ class StackResult:
         bool (Z, Y, X) final depth-based masks: the estimated depth of the pixel lies within half
         the depth of field of the plane and its focus peak is confident.
     depth : ndarray
-        float32 (Y, X) height of the in-focus structure, µm from the first plane (NaN where no
-        confident peak).
+        float32 (Y, X) height of the in-focus structure in µm above the lowest plane, within the
+        stack's span (NaN where no confident peak).
     all_in_focus : ndarray
         float32 (Y, X) each pixel taken from (interpolated between) its sharpest planes.
     confidence : ndarray
         float32 (Y, X) in [0, 1]: probability that the pixel's depth is right (calibrated on
         the simulator), 0 where it has no depth.
     z_um : ndarray
-        float64 (Z,) plane positions in µm from the first plane.
+        float64 (Z,) plane positions in µm above the lowest plane.
     meta : dict
         Settings (measure, window, strides, paint, depth of field, refinement) as JSON.
     """

@@ -108,10 +108,10 @@ def _version() -> str:
 def _stack_z(
     z_positions: dict[tuple[int, int, int], list[float]], nz: int, step: float
 ) -> list[float]:
-    """Plane positions (µm from the first plane) of the first complete stack."""
+    """Plane positions (µm above the lowest plane) of the first complete stack."""
     for zs in z_positions.values():
         if len(zs) == nz and all(np.isfinite(zs)):
-            return [float(z - zs[0]) for z in zs]
+            return [float(z - min(zs)) for z in zs]
     return [float(k * step) for k in range(nz)]
 
 

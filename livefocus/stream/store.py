@@ -11,7 +11,7 @@ frames, and everything derived from them lives inside it::
       mask_<mode>/0      (T, C, Z, Y, X)  uint8 in-focus label of each mask mode (0/1), an
                                           ``image-label`` with colours and source ``../../``
     focus/0              (T, C, Z, Y, X)  float32 focus-score maps (an image, same scale)
-    depth/0              (T, C, Y, X)     float32 µm from the first plane of the stack
+    depth/0              (T, C, Y, X)     float32 µm above the lowest plane of the stack
     all_in_focus/0       (T, C, Y, X)     float32
     confidence/0         (T, C, Y, X)     float32 in [0, 1]
     planes               (T, C, Z)        uint8 plane status: 0 not written, 1 written with
@@ -453,7 +453,7 @@ class StoreReader:
     shape : tuple of int
         (T, C, Z, Y, X).
     z_um : ndarray
-        Plane positions, µm from the first plane.
+        Plane positions, µm above the lowest plane.
     pixel_size : float or None
         µm; None when uncalibrated.
     meta : dict
