@@ -95,6 +95,8 @@ class _Stop:
 
 
 _STOP = _Stop()
+#: Seconds between two rebuilds of a stack's depth / all-in-focus / confidence for the preview.
+MAP_INTERVAL_S = 0.25
 _Job = _PlaneWrite | _RawWrite | _StackWrite | _Stop
 
 
@@ -103,6 +105,8 @@ class _Stack:
     recon: StackReconstructor
     planes: list[int] = field(default_factory=list)  # z index of each plane added, in order
     z: list[float] = field(default_factory=list)  # stage Z of each plane added, in order
+    maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # for the preview
+    maps_at: float = 0.0
 
 
 class _Tracker:
@@ -489,15 +493,16 @@ class Pipeline:
                 primary = masks[self.mask_modes[0]]
                 if self.mask_modes[0] == "depth" and update.index in update.final:
                     primary = update.final[update.index]
+                depth, all_in_focus, confidence = self._maps(stack, z)
                 result = FrameResult(
                     index={"p": p, "t": t, "c": c, "z": z},
                     z_um=float(item.z_um - z0),
                     frame=image,
                     focus=update.focus,
                     mask=primary,
-                    depth=stack.recon.depth,
-                    all_in_focus=stack.recon.all_in_focus,
-                    confidence=stack.recon.confidence,
+                    depth=depth,
+                    all_in_focus=all_in_focus,
+                    confidence=confidence,
                     curve=stack.recon.curve,
                     metrics=Metrics(),  # filled in by the writer, once the frame is written
                     mask_mode=self.mask_modes[0],
@@ -508,6 +513,21 @@ class Pipeline:
         except Exception as exc:  # the frame is written with what was computed
             self._fault(item, exc)
         return _PlaneWrite(item, focus, masks, finals, result)
+
+    def _maps(self, stack: _Stack, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stack's current depth, all-in-focus and confidence maps, for the preview.
+
+        Building them costs more than a plane (the depth map is smoothed), so they are rebuilt
+        at most every :data:`MAP_INTERVAL_S` seconds, and at each stack's last plane; between
+        two rebuilds the preview shows the latest.
+        """
+        now = time.perf_counter()
+        last = stack.maps
+        if last is None or now - stack.maps_at >= MAP_INTERVAL_S or z == self.n_planes - 1:
+            recon = stack.recon
+            last = stack.maps = (recon.depth, recon.all_in_focus, recon.confidence)
+            stack.maps_at = now
+        return last
 
     def _rule(self, otsu: float, depth_of_field: float) -> str:
         """The primary mask's rule in words (for the preview)."""
