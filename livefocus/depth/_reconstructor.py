@@ -346,7 +346,8 @@ class StackReconstructor:
     def _rel_z(self) -> np.ndarray:
         """Plane positions in µm above the lowest plane so far (the first, going up)."""
         z = np.asarray(self._z, np.float64)
-        return z - z.min()
+        rel: np.ndarray = z - z.min()
+        return rel
 
     def _samples(self, planes: tuple[int, int, int], idx: np.ndarray | None) -> list[np.ndarray]:
         """Focus scores of three planes (at flat pixels ``idx``, or all), logs for Gaussians."""
