@@ -86,6 +86,15 @@ def test_sim_figures_do_not_drop() -> None:
     assert after["mae"] < before["mae"]
 
 
+def test_mask_counts_support_next_to_the_peak_plane() -> None:
+    # the support of the planes either side of a mask's peak counts: IoU 0.731 measured,
+    # 0.698 when only the peak plane's support counted
+    st = simulate_stack((15, 192, 192), seed=1, contrast="brightfield", z_step=2.0)
+    sc = scores(reconstruct(st.raw, z_step=2.0), st.mask, st.depth, 2.0)
+    assert sc["iou"] >= 0.715, sc
+    assert sc["bg_fp"] <= 0.06, sc
+
+
 def test_camera_model_gives_the_noise_instead_of_the_data() -> None:
     st = simulate_stack((12, 128, 128), seed=2, contrast="fluorescence", z_step=2.0)
     camera = {"gain": 1.0, "offset": 100.0, "read_noise": 2.0}  # the simulator's camera

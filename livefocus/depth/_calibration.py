@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["CALIBRATION", "calibrated", "features"]
 
 #: Logistic weights: bias, logit(prominence), log1p(support), log1p(height / noise).
-CALIBRATION: tuple[float, float, float, float] = (2.0142, 1.3975, 1.7292, -2.852)
+CALIBRATION: tuple[float, float, float, float] = (1.9526, 1.4251, 1.8401, -2.9828)
 
 
 def features(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:

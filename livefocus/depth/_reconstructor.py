@@ -403,7 +403,10 @@ class StackReconstructor:
         keep = conf > np.float32(self.settings.min_confidence)
         keep &= self._clear_of_noise(fj[cand], base[cand], j)
         sup = self._support[lo : hi + 1].reshape(hi + 1 - lo, -1)[:, cand]
-        keep &= self._supported(sup[j - lo], sup.max(axis=0))
+        # a mask paints the planes around the refined peak, which lies between j - 1 and
+        # j + 1: the support there counts (a halo has its most support planes further away)
+        near = sup[max(j - lo - 1, 0) : j - lo + 2].max(axis=0)
+        keep &= self._supported(sup[j - lo], sup.max(axis=0), near)
         idx = cand[keep]
         if edge:
             offset, ok = self._edgefit_vertex(j, n, idx)
@@ -422,14 +425,19 @@ class StackReconstructor:
         floor = np.float32(self.settings.noise_floor * self._sigma[j])
         return np.asarray(peak - base > floor)
 
-    def _supported(self, support: np.ndarray, most: np.ndarray) -> np.ndarray:
+    def _supported(
+        self, support: np.ndarray, most: np.ndarray, near: np.ndarray | None = None
+    ) -> np.ndarray:
         """Where the pixel itself stands out of its background (``min_support``; 0: anywhere)
-        by at least ``support_peak`` of the most it does on the planes judged (``most``)."""
+        and its support ``near`` the peak (default: ``support``) is at least ``support_peak``
+        of the most it has on the planes judged (``most``)."""
         s = self.settings
         if s.min_support == 0:
             return np.ones(support.shape, bool)
         ok = support > np.float32(s.min_support)
-        return np.asarray(ok & (support >= np.float32(s.support_peak) * most))
+        if near is None:
+            near = support
+        return np.asarray(ok & (near >= np.float32(s.support_peak) * most))
 
     def _reach(self, j: int, n: int) -> range:
         """Planes ``k < n`` that a peak at plane ``j`` can put in focus."""

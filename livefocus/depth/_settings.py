@@ -138,7 +138,7 @@ class ReconstructSettings:
     support_size: int = 21
     support_smooth: int = 2
     support_edge: float = 0.4
-    support_peak: float = 0.85
+    support_peak: float = 0.9
     polarity: Polarity = "auto"
     min_support: float = 5.0
     noise_floor: float = 0.5

@@ -148,11 +148,15 @@ def main() -> None:
             (
                 "pseudoscorpion (4x), marked background",
                 name,
-                {"bg_fp": background_fp(res, marks["regions"])},
+                {
+                    "bg_fp": background_fp(res, marks["regions"]),
+                    "coverage": float(np.isfinite(res.depth).mean()),
+                },
             )
         )
 
     keys = ["iou", "precision", "recall", "bg_fp", "mae", "mae_edge", "roughness", "voxels"]
+    keys += ["coverage"]
     print("| data | rule | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for data, name, sc in rows:
@@ -161,7 +165,7 @@ def main() -> None:
             v = sc.get(k)
             if v is None or not np.isfinite(v):
                 cells.append("")
-            elif k in ("bg_fp", "voxels"):
+            elif k in ("bg_fp", "voxels", "coverage"):
                 cells.append(f"{100 * v:.1f} %")
             else:
                 cells.append(f"{v:.3f}")
