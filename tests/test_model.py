@@ -245,7 +245,9 @@ def test_default_model_ships_and_loads() -> None:
     assert cfg["training"]["seed"] == 0 and "labels" in cfg and "metrics" in cfg
     assert cfg["labels"]["kind"] == "otsu" and cfg["architecture"]["global_context"]
     assert lm.load("depth").config["labels"]["kind"] == "depth"
-    for name in ("default", "finetuned", "depth"):
+    assert lm.load("depth").config["training"]["recipe"]["data"] == "randomised"
+    assert lm.load("depth-sim").config["labels"]["kind"] == "depth"
+    for name in ("default", "finetuned", "depth", "depth-sim"):
         folder = Path(lm.__file__).parent / "weights" / name
         assert sum(f.stat().st_size for f in folder.iterdir()) <= 5 * 2**20
     probs = lm.engine("default", "onnxruntime").predict(_frames(2, 128))

@@ -25,6 +25,7 @@ from livefocus.model.data import (
     pairs_from_simulation,
 )
 from livefocus.model.losses import combined_loss, iou_score
+from livefocus.model.randomise import pairs_from_randomised
 from livefocus.model.registry import Model, load, save
 from livefocus.model.tiling import pad_to_multiple
 from livefocus.model.unet import UNet, UNetConfig
@@ -50,6 +51,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": "cosine",
     },
     "depth": {
+        "architecture": {"depth": 3, "base": 16},
+        "labels": "depth",
+        "data": "randomised",
+        "n_train": 24,
+        "n_val": 6,
+        "shape": [12, 256, 256],
+        "crop": 128,
+        "batch_size": 16,
+        "epochs": 8,
+        "patience": 20,
+        "lr": 1e-3,
+        "schedule": "cosine",
+    },
+    "depth-sim": {
         "architecture": {"depth": 3, "base": 16},
         "labels": "depth",
         "n_train": 24,
@@ -331,12 +346,12 @@ def train(
     net = UNet(UNetConfig.from_dict(p["architecture"]))
     t0 = time.perf_counter()
     sim_shape = tuple(int(v) for v in p["shape"])
+    randomised = p.get("data") == "randomised"
+    source = pairs_from_randomised if randomised else pairs_from_simulation
     parts = []
     if p["n_train"]:
         parts.append(
-            pairs_from_simulation(
-                p["n_train"], shape=sim_shape, seed=SEEDS["train"], labels=labels, augment=True
-            )
+            source(p["n_train"], shape=sim_shape, seed=SEEDS["train"], labels=labels, augment=True)
         )
     if stacks:
         # cut to the simulated frame size when joining simulated stacks
@@ -346,7 +361,7 @@ def train(
         raise ValueError("nothing to train on: n_train is 0 and no stacks were given")
     train_pairs = Pairs.concat(parts)
     _check_frame_size(train_pairs, net, "stacks")
-    val_pairs = pairs_from_simulation(p["n_val"], shape=sim_shape, seed=SEEDS["val"], labels=labels)
+    val_pairs = source(p["n_val"], shape=sim_shape, seed=SEEDS["val"], labels=labels)
     data_seconds = time.perf_counter() - t0
     fit = _fit(
         net,
@@ -394,6 +409,7 @@ def train(
                     "shape": sim_shape,
                     "seeds": [SEEDS["train"], SEEDS["train"] + p["n_train"] - 1],
                     "contrasts": ["brightfield", "fluorescence"],
+                    "randomised": "livefocus.model.randomise.random_stack" if randomised else None,
                 },
                 "validation_seeds": [SEEDS["val"], SEEDS["val"] + p["n_val"] - 1],
                 "user_stacks": [str(s) for s in stacks],

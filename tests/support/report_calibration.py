@@ -33,7 +33,8 @@ from livefocus.sim import mask_scores
 from .phantom3d import phantom_stack
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL = ("pseudoscorpion_zstack_4x.tif", "diatom_mfusionj_3z.tif", "yeast_brightfield_5z.tif")
+#: Real (Z, Y, X) stacks (the yeast file has two more axes and is left out).
+REAL = ("pseudoscorpion_zstack_4x.tif", "diatom_mfusionj_3z.tif")
 
 
 def _acquire(seed: int, contrast: str, shift: bool) -> tuple[np.ndarray, np.ndarray]:
