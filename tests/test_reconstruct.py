@@ -280,7 +280,7 @@ def test_settings_defaults_and_json() -> None:
         "parabola",
     )
     assert (s.min_confidence, s.peak_radius, s.depth_of_field) == (0.25, 4, None)
-    assert (s.min_support, s.noise_floor, s.support_peak, s.smooth_radius) == (5.0, 0.5, 0.9, 3)
+    assert (s.min_support, s.noise_floor, s.support_peak, s.smooth_radius) == (5.0, 0.5, 0.85, 3)
     assert (s.smooth_passes, s.guide_radius, s.guide_eps) == (1, 4, 0.25)
     d = s.as_dict()
     assert json.loads(json.dumps(d)) == d

@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["CALIBRATION", "calibrated", "features"]
 
 #: Logistic weights: bias, logit(prominence), log1p(support), log1p(height / noise).
-CALIBRATION: tuple[float, float, float, float] = (1.9526, 1.4251, 1.8401, -2.9828)
+CALIBRATION: tuple[float, float, float, float] = (1.2494, 1.4478, 1.9269, -2.582)
 
 
 def features(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:

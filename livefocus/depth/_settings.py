@@ -92,7 +92,8 @@ class ReconstructSettings:
         Size (pixels) of the top-hat that measures a pixel's own signal
         (:func:`~livefocus.depth.plane_support`): structure up to about this size counts.
     support_smooth : int
-        Box (pixels) the frame is smoothed over before the top-hat (1: not smoothed).
+        Box (pixels) the frame is smoothed over before the top-hat (1, the default: not
+        smoothed; an even box shifts the support by half a pixel).
     support_edge : float
         Pixels whose top-hat is below this fraction of the highest (3 x 3 mean) top-hat within
         7 x 7 pixels lie beyond an object's edge and get no support (0: no cut).
@@ -135,10 +136,10 @@ class ReconstructSettings:
     min_confidence: float = 0.25
     refine: Refinement = "parabola"
     peak_radius: int = 4
-    support_size: int = 21
-    support_smooth: int = 2
+    support_size: int = 17
+    support_smooth: int = 1
     support_edge: float = 0.4
-    support_peak: float = 0.9
+    support_peak: float = 0.85
     polarity: Polarity = "auto"
     min_support: float = 5.0
     noise_floor: float = 0.5

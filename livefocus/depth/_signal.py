@@ -31,9 +31,10 @@ _RESIDUAL_GAIN = math.sqrt(1.25)
 def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float) -> np.ndarray:
     """float32 (Y, X): how far each pixel stands out of its local background, in noise stds.
 
-    The frame is smoothed over 3 x 3 pixels, and its top-hat of ``settings.support_size``
-    pixels (the frame less its grey opening: bright structure smaller than the size) or its
-    black top-hat (the grey closing less the frame: dark structure) is divided by ``sigma``
+    The top-hat of ``settings.support_size`` pixels of the frame (first smoothed over
+    ``settings.support_smooth`` pixels when that is more than 1), that is the frame less its
+    grey opening (bright structure smaller than the size), or its black top-hat (the grey
+    closing less the frame: dark structure), is divided by ``sigma``
     (the noise std of one pixel). Which one is :func:`polarity` of the frame; both (their
     maximum) where it has no clear polarity, as a textured surface. Flat background next to an
     object scores about 0 even when a focus window there sees the object's edge.
