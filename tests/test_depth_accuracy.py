@@ -22,6 +22,7 @@ from support.report_accuracy import (
 )
 
 from livefocus.depth import ReconstructSettings, StackResult, reconstruct
+from livefocus.depth._holes import fill_holes, fill_holes_reference
 from livefocus.depth._signal import noise_sigma, noise_sigma_reference
 from livefocus.depth._smooth import (
     guided_smooth,
@@ -170,6 +171,18 @@ def test_guided_smooth_matches_reference_and_keeps_steps() -> None:
     err, err_in = np.abs(fast - step), np.abs(depth - step)
     assert np.nanmax(err) < 1.0  # the step stays where it is
     assert np.nanmean(err[:, :10]) < 0.6 * np.nanmean(err_in[:, :10])  # flat parts smoothed
+
+
+def test_fill_holes_matches_reference() -> None:
+    rng = np.random.default_rng(5)
+    for shape, density in (((64, 80), 0.5), ((64, 80), 0.7), ((1, 9), 0.5), ((7, 1), 0.3)):
+        mask = rng.random(shape) < density
+        fast = fill_holes(mask)
+        assert np.array_equal(fast, fill_holes_reference(mask)), (shape, density)
+    ring = np.zeros((9, 9), bool)
+    ring[2:7, 2:7] = True
+    ring[3:6, 3:6] = False
+    assert fill_holes(ring)[4, 4] and not fill_holes(ring)[0, 0]
 
 
 def test_median_network_is_the_median() -> None:

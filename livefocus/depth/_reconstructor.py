@@ -26,7 +26,9 @@ confident when that prominence is above ``min_confidence``, the peak stands more
 ``noise_floor`` noise stds of plane ``j`` (:func:`~livefocus.depth.noise_sigma`) above its base,
 and the pixel itself stands out of its local background on plane ``j`` by more than
 ``min_support`` noise stds (:func:`~livefocus.depth.plane_support`: object support, so that
-background next to an object does not inherit the object's window score). All three are
+background next to an object does not inherit the object's window score; the support of
+planes ``j - 1`` and ``j + 1`` counts towards ``support_peak``, and a peak enclosed by
+supported peaks of plane ``j``, a hole in them, counts as supported). All three are
 judged on plane ``j``'s own maps, so the finality below is unchanged. A confident peak is
 refined to a sub-plane depth ``d_j`` (clamped between the
 midpoints to the neighbouring planes), and the pixel is **in focus at plane k when**
@@ -69,6 +71,7 @@ import numpy as np
 
 from livefocus.depth._calibration import calibrated
 from livefocus.depth._focus import plane_focus
+from livefocus.depth._holes import fill_holes
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
@@ -406,7 +409,14 @@ class StackReconstructor:
         # a mask paints the planes around the refined peak, which lies between j - 1 and
         # j + 1: the support there counts (a halo has its most support planes further away)
         near = sup[max(j - lo - 1, 0) : j - lo + 2].max(axis=0)
+        peaks = keep.copy()
         keep &= self._supported(sup[j - lo], sup.max(axis=0), near)
+        if self.settings.min_support > 0:
+            # support propagates within an object: a peak enclosed by supported peaks of the
+            # same plane (a weakly textured interior, wider than the top-hat) counts too
+            inside = np.zeros(self.shape[0] * self.shape[1], bool)
+            inside[cand[keep]] = True
+            keep |= peaks & fill_holes(inside.reshape(self.shape)).reshape(-1)[cand]
         idx = cand[keep]
         if edge:
             offset, ok = self._edgefit_vertex(j, n, idx)
