@@ -1,4 +1,4 @@
-"""``livefocus train | finetune | evaluate | export | calibrate``: the U-Net surrogate (thin wrappers)."""
+"""``livefocus train | finetune | evaluate | export | calibrate``: the U-Net surrogate."""
 
 from __future__ import annotations
 
