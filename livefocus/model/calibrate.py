@@ -6,11 +6,12 @@ and camera (the paper's idea, applied on the instrument): a short fine-tuning on
 the net to that instrument.
 
 The frames are cut into square tiles on a grid; a seeded quarter of the tile positions (all
-planes) is held out. Training draws flipped and rotated training tiles; every few steps the
-held-out tiles are scored (IoU against the rule's masks), with early stopping and a wall-clock
-budget. The base model is scored on the same tiles before training: the model written is the
-calibrated one only if it beats the base there, else the base's weights (``"kept"`` in the
-metrics says which).
+planes) is held out. Training draws flipped and rotated 64 px crops of the other tiles, with
+batch normalisation frozen; every 10 steps the held-out tiles are scored (IoU against the
+rule's masks), with early stopping and a wall-clock budget checked before every step. The
+base model is scored on the same tiles before training: the model written is the calibrated
+one only if it beats the base there, else the base's weights (``"kept"`` in the metrics says
+which).
 """
 
 from __future__ import annotations
