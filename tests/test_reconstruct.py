@@ -361,3 +361,27 @@ def test_depth_is_above_the_lowest_plane_and_within_the_stack() -> None:
     np.testing.assert_array_equal(down.z_um, up.z_um[::-1])
     both = np.isfinite(up.depth) & np.isfinite(down.depth)
     assert np.median(np.abs(up.depth[both] - down.depth[both])) < 0.5
+
+
+def test_skipping_tentative_peaks_changes_no_final_mask() -> None:
+    """``add(tentative=False)`` (headless streaming) gives the same final masks and maps."""
+    sim = simulate_stack((11, 96, 96), seed=6, z_step=2.0)
+    out = {}
+    for tentative in (True, False):
+        rec = StackReconstructor((96, 96), z_step=2.0)
+        finals: dict[int, np.ndarray] = {}
+        provisional = []
+        for frame in sim.raw:
+            update = rec.add(frame, tentative=tentative)
+            finals.update(update.final)
+            provisional.append(update.mask_depth)
+        result, rest = rec.finish()
+        finals.update(rest)
+        out[tentative] = (result, finals, provisional)
+    (full, f_full, p_full), (lean, f_lean, p_lean) = out[True], out[False]
+    np.testing.assert_array_equal(full.mask_depth, lean.mask_depth)
+    np.testing.assert_array_equal(full.depth, lean.depth)
+    assert all(np.array_equal(f_full[k], f_lean[k]) for k in range(11))
+    # the lean provisional masks hold only decided peaks: a subset of the final masks
+    assert all(not (p & ~full.mask_depth[k]).any() for k, p in enumerate(p_lean))
+    assert sum(int(p.sum()) for p in p_full) >= sum(int(p.sum()) for p in p_lean)

@@ -243,6 +243,7 @@ class StackReconstructor:
         z_um: float | None = None,
         *,
         focus: np.ndarray | None = None,
+        tentative: bool = True,
     ) -> PlaneUpdate:
         """Add the next plane of the stack.
 
@@ -256,6 +257,10 @@ class StackReconstructor:
         focus : ndarray, optional
             (Y, X) precomputed focus map of the frame (e.g. on a GPU with the same settings);
             None: :func:`livefocus.focus_map` with the settings.
+        tentative : bool
+            Whether the provisional mask of this plane also judges the undecided peaks on the
+            planes seen so far (about a third of the cost of a plane). False: it holds only the
+            decided peaks, a subset of the final mask; the final masks are the same either way.
 
         Returns
         -------
@@ -305,7 +310,8 @@ class StackReconstructor:
         final = self._deliver(everything=False)
 
         provisional = self._masks[k].copy()  # plane k is never final yet (R >= 1)
-        self._tentative_into(provisional, k)
+        if tentative:
+            self._tentative_into(provisional, k)
         threshold = float(otsu_threshold(fmap))
         return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
 

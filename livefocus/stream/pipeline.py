@@ -478,7 +478,11 @@ class Pipeline:
             stack = self._open_stack(item, image.shape)
             z0 = stack.z[0] if stack.z else item.z_um
             focus = self._focus(image)
-            update = stack.recon.add(image, item.z_um - z0, focus=focus)
+            # the provisional depth mask of the newest plane judges undecided peaks too only
+            # when a preview shows it: headless, the plane's mask is written when final
+            update = stack.recon.add(
+                image, item.z_um - z0, focus=focus, tentative=self.on_result is not None
+            )
             stack.planes.append(z)
             stack.z.append(item.z_um)
             with self._z_lock:
