@@ -32,10 +32,16 @@ def view(
         keep_open = False
     from livefocus.preview import view_store
 
-    view_store(
-        store,
-        screenshot=screenshot,
-        keep_open=screenshot is None if keep_open is None else keep_open,
-    )
+    try:
+        view_store(
+            store,
+            screenshot=screenshot,
+            keep_open=screenshot is None if keep_open is None else keep_open,
+        )
+    except RuntimeError as exc:  # zarr's codecs raise RuntimeError on a damaged chunk
+        raise ValueError(
+            f"store {str(store)!r} is damaged: a chunk cannot be read ({exc}); "
+            "livefocus.stream.open_store reads the planes that are whole"
+        ) from None
     if screenshot is not None:
         typer.echo(f"wrote {screenshot}")
