@@ -70,13 +70,14 @@ def _available_memory() -> int | None:
     return None
 
 
-def check_memory(nbytes: float, name: str, value: Any) -> None:
-    """A ValueError naming ``name`` when ``nbytes`` exceed the memory available now.
+def check_memory(nbytes: float, name: str, value: Any, *, fraction: float = 1.0) -> None:
+    """A ValueError naming ``name`` when ``nbytes`` exceed ``fraction`` of the memory available
+    now (a fraction below 1 leaves room for what else the process holds).
 
     Where the available memory cannot be found, only sizes beyond 2**50 bytes are refused.
     """
     available = _available_memory()
-    limit = float(available) if available is not None else float(1 << 50)
+    limit = fraction * float(available) if available is not None else float(1 << 50)
     if nbytes > limit:
         raise ValueError(
             f"{name} {value!r} needs about {nbytes / 2**30:.3g} GiB of memory, more than the "

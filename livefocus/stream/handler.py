@@ -29,13 +29,13 @@ import numpy as np
 from livefocus._output import check_output
 from livefocus._vocab import DEVICES, MASK_MODES, POLICIES, Device, MaskMode, Policy, check_choice
 from livefocus.depth import ReconstructSettings
-from livefocus.focus._validate import check_positive_int, check_positive_number
+from livefocus.focus._validate import check_memory, check_positive_int, check_positive_number
 from livefocus.stream.pipeline import Pipeline
 from livefocus.stream.sequence import SequenceLayout, sequence_layout
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
 
-__all__ = ["DEFAULT_FRAME_TIMEOUT_S", "MDAHandler", "StreamReport", "check_memory"]
+__all__ = ["DEFAULT_FRAME_TIMEOUT_S", "MDAHandler", "StreamReport"]
 
 #: Seconds one frame may take in the pipeline before the run counts as stalled.
 DEFAULT_FRAME_TIMEOUT_S = 60.0
@@ -122,38 +122,22 @@ def _stage_xy(layout: SequenceLayout) -> list[tuple[float, float]] | None:
     return [xy for xy in layout.stage_xy if xy is not None]
 
 
-def _available_bytes() -> int | None:
-    """Memory available to this process (Linux ``MemAvailable``), None when unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def check_memory(
+def _check_pipeline_memory(
     layout: SequenceLayout, shape: tuple[int, int], dtype: Any, queue_size: int
 ) -> None:
     """Refuse a run whose pipeline would not fit in memory (before anything is written).
 
     The reconstruction of an open stack keeps its float32 focus maps and masks (5 bytes a voxel)
     and about 25 float32 (Y, X) maps; at most one stack per channel is open; the two queues hold
-    up to ``queue_size`` frames each, with their maps and masks.
+    up to ``queue_size`` frames each, with their maps and masks. The run may use 80 % of what
+    is available.
     """
     height, width = shape
     pixels = height * width
     per_stack = layout.planes * pixels * 5 + 25 * pixels * 4
     queued = 2 * queue_size * pixels * (np.dtype(dtype).itemsize + 4 + 3)
     need = layout.channels * per_stack + queued
-    available = _available_bytes()
-    if available is not None and need > 0.8 * available:
-        raise ValueError(
-            f"shape: {layout.planes} planes of {height} x {width} px need about "
-            f"{need / 2**30:.1f} GiB to reconstruct, more than the {available / 2**30:.1f} GiB "
-            "available; acquire smaller frames (binning, a region of interest) or fewer planes"
-        )
+    check_memory(need, "shape", (layout.planes, height, width), fraction=0.8)
 
 
 class MDAHandler:
@@ -309,7 +293,7 @@ class MDAHandler:
                 return
             layout = sequence_layout(sequence)
             height, width = (int(v) for v in shape)
-            check_memory(layout, (height, width), dtype, self.queue_size)
+            _check_pipeline_memory(layout, (height, width), dtype, self.queue_size)
             settings = self.settings or ReconstructSettings.for_frame((height, width))
             self.settings = settings
             pixel = float(pixel_size) if pixel_size else 1.0

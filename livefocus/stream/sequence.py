@@ -3,17 +3,20 @@ checks one and says its shape."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from livefocus.focus._validate import check_in_range, check_positive_number
+
 __all__ = ["MAX_PLANES", "SequenceLayout", "sequence_layout", "z_sequence"]
 
 #: Most planes of one Z-stack that :func:`z_sequence` builds.
 MAX_PLANES = 10_000
+#: Longest interval between time points (s) that :func:`z_sequence` takes (about 30 years).
+MAX_INTERVAL_S = 1e9
 
 
 @dataclass(frozen=True)
@@ -97,15 +100,6 @@ def sequence_layout(sequence: Any) -> SequenceLayout:
     )
 
 
-def _check_number(value: Any, name: str, *, positive: bool) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    number = float(value) if ok else math.nan
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        kind = "a positive" if positive else "a non-negative"
-        raise ValueError(f"{name} must be {kind} finite number, got {value!r}")
-    return number
-
-
 def z_sequence(
     z_plan: dict[str, Any],
     *,
@@ -139,7 +133,7 @@ def z_sequence(
 
     for name in ("range", "step"):
         if name in z_plan:
-            _check_number(z_plan[name], name, positive=True)
+            check_positive_number(z_plan[name], name, "µm")
     if "range" in z_plan and "step" in z_plan:
         planes = float(z_plan["range"]) / float(z_plan["step"]) + 1
         if planes > MAX_PLANES:
@@ -151,7 +145,7 @@ def z_sequence(
         raise ValueError(f"time_points must be an integer, got {time_points!r}")
     if time_points < 1:
         raise ValueError(f"time_points must be at least 1, got {time_points}")
-    _check_number(interval, "interval", positive=False)
+    check_in_range(interval, "interval", 0.0, MAX_INTERVAL_S, "s")
     if channels is not None and any(not str(c).strip() for c in channels):
         raise ValueError(f"channels must be non-empty names, got {list(channels)!r}")
     spec: dict[str, Any] = {"z_plan": z_plan, "axis_order": "tpcz"}
