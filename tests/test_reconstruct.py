@@ -20,8 +20,15 @@ from livefocus.sim import SimulatedStack, mask_scores, simulate_stack
 SHAPE = (15, 192, 192)
 Z_STEP = 2.0
 #: Synthetic focus maps come with frames that carry no signal of their own: test the peak
-#: rule alone, without the object-support and noise-floor tests or depth smoothing.
-PEAKS_ONLY = {"min_support": 0.0, "noise_floor": 0.0, "smooth_radius": 0, "guide_radius": 0}
+#: rule alone, without the object-support and noise-floor tests, the outlier test or depth
+#: smoothing.
+PEAKS_ONLY = {
+    "min_support": 0.0,
+    "noise_floor": 0.0,
+    "smooth_radius": 0,
+    "guide_radius": 0,
+    "outlier_tolerance": 0.0,
+}
 
 
 @cache
@@ -281,7 +288,8 @@ def test_settings_defaults_and_json() -> None:
     )
     assert (s.min_confidence, s.peak_radius, s.depth_of_field) == (0.25, 4, None)
     assert (s.min_support, s.noise_floor, s.support_peak, s.smooth_radius) == (5.0, 0.5, 0.85, 3)
-    assert (s.smooth_passes, s.guide_radius, s.guide_eps) == (1, 4, 0.25)
+    assert (s.smooth_passes, s.guide_radius, s.guide_eps) == (1, 7, 1.0)
+    assert (s.outlier_tolerance, s.outlier_size) == (1.0, 15)
     d = s.as_dict()
     assert json.loads(json.dumps(d)) == d
     big = ReconstructSettings.for_frame((2048, 2048))

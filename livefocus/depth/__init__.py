@@ -7,6 +7,7 @@ during acquisition) and the offline one (:func:`reconstruct`), so both give iden
 
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._offline import reconstruct
+from livefocus.depth._outliers import consistent
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._reconstructor import PlaneUpdate, StackReconstructor
 from livefocus.depth._result import StackResult
@@ -21,6 +22,7 @@ __all__ = [
     "ReconstructSettings",
     "StackReconstructor",
     "StackResult",
+    "consistent",
     "fit_vertex",
     "guided_smooth",
     "noise_sigma",

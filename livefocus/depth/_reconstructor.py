@@ -72,6 +72,7 @@ import numpy as np
 from livefocus.depth._calibration import calibrated
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._holes import fill_holes
+from livefocus.depth._outliers import consistent
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
@@ -570,6 +571,14 @@ class StackReconstructor:
         # the calibration is refitted from these (tests/support/calibrate.py)
         self._features = (prom, self._s_at.copy(), height)
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
+        if self.settings.outlier_tolerance > 0:
+            keep = consistent(
+                depth,
+                tolerance=self.settings.outlier_tolerance * self.z_step,
+                size=self.settings.outlier_size,
+            )
+            depth[~keep] = np.nan
+            conf[~keep] = 0
         for _ in range(self.settings.smooth_passes if self.settings.smooth_radius > 0 else 0):
             depth = smooth_depth(
                 depth,

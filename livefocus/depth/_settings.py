@@ -123,6 +123,12 @@ class ReconstructSettings:
         the scale of a few windows, where depths vary less than ``sqrt(guide_eps)`` planes.
     guide_eps : float
         Its regularisation, in planes².
+    outlier_tolerance : float
+        A depth further than this many planes (``z_step``) from the median of the depths in
+        its ``outlier_size`` square has none (a ghost peak; :func:`~livefocus.depth.consistent`;
+        0: kept). Judged before the smoothing.
+    outlier_size : int
+        Side of that square in pixels (odd, at least 3).
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -146,8 +152,10 @@ class ReconstructSettings:
     smooth_radius: int = 3
     smooth_tolerance: float = 1.0
     smooth_passes: int = 1
-    guide_radius: int = 4
-    guide_eps: float = 0.25
+    guide_radius: int = 7
+    guide_eps: float = 1.0
+    outlier_tolerance: float = 1.0
+    outlier_size: int = 15
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -187,6 +195,11 @@ class ReconstructSettings:
         set_(self, "smooth_passes", check_positive_int(self.smooth_passes, "smooth_passes"))
         set_(self, "guide_radius", _non_negative_int(self.guide_radius, "guide_radius"))
         set_(self, "guide_eps", check_positive_number(self.guide_eps, "guide_eps"))
+        set_(self, "outlier_tolerance", _non_negative(self.outlier_tolerance, "outlier_tolerance"))
+        size = check_positive_int(self.outlier_size, "outlier_size")
+        if size < 3 or size % 2 == 0:
+            raise ValueError(f"outlier_size must be an odd int >= 3, got {self.outlier_size!r}")
+        set_(self, "outlier_size", size)
         set_(
             self,
             "smooth_tolerance",

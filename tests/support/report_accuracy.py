@@ -30,6 +30,7 @@ BEFORE: dict[str, Any] = {
     "noise_floor": 0.0,
     "smooth_radius": 0,
     "guide_radius": 0,
+    "outlier_tolerance": 0.0,
 }
 
 
