@@ -23,7 +23,7 @@ from support.report_accuracy import (
     scores,
 )
 
-from livefocus.depth import ReconstructSettings, StackResult, reconstruct
+from livefocus.depth import ReconstructSettings, StackResult, plane_focus, reconstruct
 from livefocus.depth._holes import fill_holes, fill_holes_reference
 from livefocus.depth._outliers import consistent, consistent_reference
 from livefocus.depth._signal import noise_sigma, noise_sigma_reference
@@ -34,6 +34,8 @@ from livefocus.depth._smooth import (
     smooth_depth,
     smooth_depth_reference,
 )
+from livefocus.focus import focus_map
+from livefocus.focus.measures import NOISE_SCALE
 from livefocus.sim import simulate_stack
 
 DATA = Path(__file__).parent / "data"
@@ -224,6 +226,32 @@ def test_consistent_drops_ghosts_and_keeps_steps_and_thin_lines() -> None:
     assert not consistent(np.full((9, 9), np.nan, np.float32), tolerance=1.0).any()
 
 
+@pytest.mark.parametrize("measure", sorted(NOISE_SCALE))
+def test_noise_scale_is_each_measures_law(measure: str) -> None:
+    power, scale = NOISE_SCALE[measure]
+    rng = np.random.default_rng(4)
+    for sigma in (2.0, 9.0):
+        noise = rng.normal(500.0, sigma, (192, 192))
+        got = np.asarray(focus_map(noise, measure, window=6, strides=(3,), paint="mean")).mean()
+        assert got == pytest.approx(scale * sigma**power, rel=0.06)
+
+
+def test_fused_focus_is_the_geometric_mean_in_intensity_units() -> None:
+    frame = simulate_stack((3, 64, 64), seed=2).raw[1]
+    s = ReconstructSettings(fuse=("tenengrad", "smd"))
+    maps = [
+        np.asarray(focus_map(frame, m, window=6, strides=(3,), paint="mean"), np.float64)
+        for m in ("std", "tenengrad", "smd")
+    ]
+    expect = (maps[0] * np.sqrt(maps[1] / 24.0) * maps[2] / (4.0 / np.sqrt(np.pi))) ** (1 / 3)
+    np.testing.assert_allclose(plane_focus(frame, s), expect, rtol=1e-5)
+    assert plane_focus(frame, ReconstructSettings()).dtype == np.float32
+    # the noise floor keeps its meaning: pure noise stays unmarked with a fused measure
+    noise = noise_stack((12, 96, 96), seed=3, contrast="fluorescence")
+    res = reconstruct(noise.raw, z_step=1.0, fuse=("tenengrad",))
+    assert res.mask_depth.mean() <= 0.01 and res.meta["fuse"] == ["tenengrad"]
+
+
 def test_median_network_is_the_median() -> None:
     rng = np.random.default_rng(2)
     values = rng.normal(size=(9, 30, 40)).astype(np.float32)
@@ -239,6 +267,10 @@ def test_bad_new_settings_name_the_parameter() -> None:
         ("smooth_radius", -1),
         ("read_noise", -2.0),
         ("outlier_tolerance", -1.0),
+        ("fuse", "tenengrad"),
+        ("fuse", ("vollath",)),
+        ("fuse", ("tenengrad", "tenengrad")),
+        ("fuse", ("sharpness",)),
         ("outlier_size", 4),
         ("outlier_size", 1),
     ):

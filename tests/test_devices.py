@@ -328,7 +328,7 @@ def test_mda_frame_rate_512() -> None:
     c.unloadAllDevices()
     assert count == 41
     # The README reports the figure; here a margin for a loaded CI machine.
-    assert count / elapsed > 40, count / elapsed
+    assert count / elapsed > 30, count / elapsed
 
 
 def test_example_hardware_cfg_is_well_formed() -> None:

@@ -40,6 +40,8 @@ CLI_CASES = [
     ([*DEMO, "--mask", "model"], "model"),
     ([*DEMO, "--model", "no-such-model"], "no-such-model"),
     ([*DEMO, "--measure", "sharpness"], "measure"),
+    ([*DEMO, "--measure", "std+vollath"], "--measure: measure 'std+vollath': vollath cannot"),
+    ([*DEMO, "--measure", "std+std"], "--measure: measure 'std+std'"),
     ([*DEMO, "--paint", "max"], "paint"),
     ([*DEMO, "--strides", "0"], "strides"),
     ([*DEMO, "--device", "tpu"], "device"),

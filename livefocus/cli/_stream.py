@@ -30,7 +30,13 @@ ModelOpt = Annotated[
 MaskOpt = Annotated[
     str | None, typer.Option(help="Primary mask: depth, otsu or model (default: model if --model).")
 ]
-MeasureOpt = Annotated[str, typer.Option(help=f"Focus measure: {', '.join(MEASURES)}.")]
+MeasureOpt = Annotated[
+    str,
+    typer.Option(
+        help=f"Focus measure: {', '.join(MEASURES)}; several joined by '+' (std+tenengrad) "
+        "are fused (geometric mean)."
+    ),
+]
 WindowOpt = Annotated[
     int | None, typer.Option(help="Window size in pixels (default: chosen for the frame size).")
 ]
@@ -95,7 +101,8 @@ class StreamOptions:
         from livefocus.cli._focus import _parse_strides
         from livefocus.depth import ReconstructSettings
 
-        overrides: dict[str, Any] = {"measure": self.measure}
+        first, *fused = self.measure.split("+")
+        overrides: dict[str, Any] = {"measure": first, "fuse": tuple(fused)}
         if self.window is not None:
             overrides["window"] = self.window
         if self.strides is not None:
@@ -104,7 +111,13 @@ class StreamOptions:
             overrides["paint"] = self.paint
         if self.dof is not None:
             overrides["depth_of_field"] = self.dof
-        return ReconstructSettings.for_frame(shape, **overrides)
+        try:
+            return ReconstructSettings.for_frame(shape, **overrides)
+        except ValueError as exc:
+            if str(exc).startswith("fuse"):  # the measures after '+' of --measure
+                why = str(exc).removeprefix("fuse: ")
+                raise ValueError(f"measure {self.measure!r}: {why}") from None
+            raise
 
 
 def _execute(

@@ -15,6 +15,7 @@ from livefocus.focus._validate import (
     check_positive_number,
     check_strides,
 )
+from livefocus.focus.measures import NOISE_SCALE
 from livefocus.focus.reference import check_paint
 
 __all__ = ["POLARITIES", "REFINEMENTS", "ReconstructSettings", "check_shape"]
@@ -46,6 +47,25 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
+def _check_fuse(fuse: Any, measure: str) -> tuple[Measure, ...]:
+    if isinstance(fuse, str) or not isinstance(fuse, (tuple, list)):
+        raise ValueError(f"fuse must be a tuple of measure names, got {fuse!r}")
+    try:
+        names = tuple(check_measure(m) for m in fuse)
+    except ValueError as exc:
+        raise ValueError(f"fuse: {exc}") from None
+    if names:
+        bad = [m for m in (measure, *names) if m not in NOISE_SCALE]
+        if bad:
+            raise ValueError(
+                f"fuse: {', '.join(bad)} cannot be fused (no noise law); fusable measures are "
+                f"{', '.join(NOISE_SCALE)}"
+            )
+    if measure in names or len(set(names)) < len(names):
+        raise ValueError(f"fuse must not repeat a measure, got {fuse!r} with measure {measure!r}")
+    return names
+
+
 def _non_negative_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
@@ -67,6 +87,12 @@ class ReconstructSettings:
     ----------
     measure : str
         Focus measure of :func:`livefocus.focus_map`.
+    fuse : tuple of str
+        Further measures fused with ``measure`` (:func:`~livefocus.depth.plane_focus`: the
+        geometric mean of the maps, each in intensity units; every one must be in
+        :data:`livefocus.focus.measures.NOISE_SCALE`). Empty (the default): ``measure`` alone.
+        Measured on the simulator and the independent generator, ``("tenengrad",)`` changes
+        the depth-mask IoU by -0.002 to +0.009 at twice the focus cost (README).
     window : int
         Window size in pixels. Depth wants fine windows: 6 gives about 0.4 planes of mean
         depth error on simulated 512 x 512 stacks where the paper's 128 gives several planes.
@@ -135,6 +161,7 @@ class ReconstructSettings:
     """
 
     measure: Measure = "std"
+    fuse: tuple[Measure, ...] = ()
     window: int = _BASE_WINDOW
     strides: tuple[int, ...] = (_BASE_WINDOW // 2,)
     paint: Paint = "mean"
@@ -163,6 +190,7 @@ class ReconstructSettings:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "measure", check_measure(self.measure))
+        set_(self, "fuse", _check_fuse(self.fuse, self.measure))
         set_(self, "window", check_positive_int(self.window, "window"))
         set_(self, "strides", check_strides(self.strides))
         set_(self, "paint", check_paint(self.paint))
@@ -214,6 +242,7 @@ class ReconstructSettings:
         """The settings as a JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["strides"] = list(self.strides)
+        out["fuse"] = list(self.fuse)
         return out
 
     @classmethod

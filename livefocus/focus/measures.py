@@ -40,10 +40,23 @@ from livefocus._vocab import MEASURES, Measure
 from livefocus.focus._scale import unit_scale, unscale
 from livefocus.focus._validate import check_image, check_measure
 
-__all__ = ["ENTROPY_BINS", "MEASURES", "entropy_bins", "window_score"]
+__all__ = ["ENTROPY_BINS", "MEASURES", "NOISE_SCALE", "entropy_bins", "window_score"]
 
 #: Number of histogram bins of the entropy measure for data with more than 256 grey levels.
 ENTROPY_BINS = 256
+
+#: ``(p, c)``: the measure scores white noise of standard deviation ``s`` about ``c * s**p``
+#: (checked by a test), so ``(score / c) ** (1 / p)`` is in the image's intensity units, as
+#: ``std`` is. The measures without such a law (vollath, smd2, entropy) are left out.
+NOISE_SCALE: dict[str, tuple[int, float]] = {
+    "std": (1, 1.0),
+    "variance": (2, 1.0),
+    "brenner": (2, 2.0),
+    "tenengrad": (2, 24.0),
+    "laplacian": (2, 20.0),
+    "smd": (1, 4.0 / np.sqrt(np.pi)),
+    "dwt": (2, 3.0),
+}
 
 
 def entropy_bins(image: Any) -> Any:
