@@ -28,7 +28,7 @@ import torch
 
 from livefocus._output import check_output, prepare_output
 from livefocus.focus._validate import check_positive_int, check_positive_number
-from livefocus.model.data import check_frames, dihedral, label_config, label_stack, normalise
+from livefocus.model.data import check_frames, dihedral, label_config, label_stack, model_input
 from livefocus.model.losses import combined_loss
 from livefocus.model.registry import Model, load, save
 from livefocus.model.unet import UNet
@@ -83,8 +83,8 @@ def holdout_tiles(
 
 
 def _cut(arr: np.ndarray, corners: list[tuple[int, int]], side: int) -> np.ndarray:
-    """Every plane's tile at each corner: (Z * len(corners), side, side)."""
-    return np.concatenate([arr[:, y : y + side, x : x + side] for y, x in corners])
+    """Every plane's tile at each corner: (Z * len(corners), ..., side, side)."""
+    return np.concatenate([arr[..., y : y + side, x : x + side] for y, x in corners])
 
 
 @torch.inference_mode()
@@ -94,7 +94,8 @@ def _held_out_iou(net: UNet, x: np.ndarray, y: np.ndarray, threshold: float) -> 
     logit = math.log(threshold / (1 - threshold))
     inter = union = 0
     for i in range(0, len(x), 16):
-        t = torch.from_numpy(np.ascontiguousarray(x[i : i + 16]))[:, None]
+        batch = x[i : i + 16]
+        t = torch.from_numpy(np.ascontiguousarray(batch[:, None] if batch.ndim == 3 else batch))
         pred = net(t)[:, 0].numpy() > logit
         inter += int(np.count_nonzero(pred & y[i : i + 16]))
         union += int(np.count_nonzero(pred | y[i : i + 16]))
@@ -184,9 +185,10 @@ def _fit(
                 cy = ty + int(rng.integers(side - crop + 1))
                 cx = tx + int(rng.integers(side - crop + 1))
                 k = int(rng.integers(8))
-                xs.append(dihedral(x[z, cy : cy + crop, cx : cx + crop], k))
+                xs.append(dihedral(x[z, ..., cy : cy + crop, cx : cx + crop], k))
                 ys.append(dihedral(y[z, cy : cy + crop, cx : cx + crop], k))
-            xt = torch.from_numpy(np.ascontiguousarray(np.stack(xs)))[:, None]
+            xb = np.stack(xs)
+            xt = torch.from_numpy(np.ascontiguousarray(xb[:, None] if xb.ndim == 3 else xb))
             yt = torch.from_numpy(np.stack(ys).astype(np.float32))[:, None]
             opt.zero_grad()
             loss = combined_loss(net(xt), yt)
@@ -256,7 +258,8 @@ def _run(
     net = UNet(base.net.config)
     net.load_state_dict(base.net.state_dict())
     corners = holdout_tiles(raw.shape, net.config.multiple, seed=seed)
-    x = normalise(raw)
+    # a model of several planes sees each plane with those before it, as when streaming
+    x = model_input(raw, base.context)
     fit = _fit(
         net,
         x,

@@ -13,16 +13,21 @@ import numpy as np
 __all__ = [
     "LABEL_DEFAULTS",
     "LABEL_KINDS",
+    "MAX_CONTEXT",
     "Pairs",
+    "check_context",
     "check_frames",
+    "context_windows",
     "depth_label_settings",
     "dihedral",
     "label_config",
     "label_stack",
     "model_input",
     "normalise",
+    "normalise_windows",
     "pairs_from_files",
     "pairs_from_simulation",
+    "stack_pairs",
     "undihedral",
 ]
 
@@ -87,9 +92,73 @@ def normalise(frames: np.ndarray) -> np.ndarray:
     return np.asarray((x - mean) / np.maximum(std, 1e-6), dtype=np.float32)
 
 
-def model_input(frames: Any) -> np.ndarray:
-    """Raw (H, W) or (N, H, W) frames as the network's input: checked, float32, normalised."""
-    return np.asarray(normalise(check_frames(frames)))
+def context_windows(frames: np.ndarray, context: int) -> np.ndarray:
+    """The causal input windows of a (Z, H, W) stack: (Z, ``context``, H, W), plane ``k``
+    with the ``context - 1`` planes before it, oldest first (``[k - context + 1, ..., k]``);
+    the first plane stands in for the planes before the stack's start.
+
+    Examples
+    --------
+    >>> stack = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 1, 1))
+    >>> context_windows(stack, 3)[:, :, 0, 0].tolist()
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 2.0]]
+    """
+    context = check_context(context)
+    z = len(frames)
+    index = np.maximum(np.arange(z)[:, None] + np.arange(1 - context, 1)[None, :], 0)
+    return np.asarray(frames[index])
+
+
+def normalise_windows(windows: np.ndarray) -> np.ndarray:
+    """One z-score over all planes and pixels of each (context, H, W) window of
+    ``windows`` (N, context, H, W) (``"joint_zscore"``): no gain, offset or bit depth
+    changes it, and the planes keep their brightness relative to each other."""
+    x = windows.astype(np.float32, copy=True)
+    mean = x.mean(axis=(-3, -2, -1), keepdims=True)
+    std = x.std(axis=(-3, -2, -1), keepdims=True)
+    return np.asarray((x - mean) / np.maximum(std, 1e-6), dtype=np.float32)
+
+
+def check_context(context: Any) -> int:
+    """The number of planes a model sees (a positive int, at most :data:`MAX_CONTEXT`)."""
+    if isinstance(context, bool) or not isinstance(context, (int, np.integer)):
+        raise ValueError(f"context must be a positive int, got {context!r}")
+    if not 1 <= int(context) <= MAX_CONTEXT:
+        raise ValueError(f"context must be from 1 to {MAX_CONTEXT}, got {context!r}")
+    return int(context)
+
+
+#: Most planes (the current one and those before it) a model may take as input.
+MAX_CONTEXT = 16
+
+
+def model_input(frames: Any, context: int = 1) -> np.ndarray:
+    """Raw frames as the network's input: checked, float32, normalised.
+
+    Parameters
+    ----------
+    frames : array
+        ``context`` 1: (H, W) or (N, H, W) frames, each z-scored on its own; returns
+        (N, H, W). ``context`` > 1: an (H, W) frame or a (Z, H, W) stack in acquisition order
+        (each plane gets the planes before it, :func:`context_windows`), or (N, context, H, W)
+        windows, oldest plane first; one z-score per window; returns (N, context, H, W).
+    context : int
+        Planes per input (the model's ``context``).
+    """
+    context = check_context(context)
+    arr = np.asarray(frames)
+    if context == 1:
+        return np.asarray(normalise(check_frames(arr)))
+    if arr.ndim == 4:
+        if arr.shape[1] != context:
+            raise ValueError(
+                f"frames must be (N, {context}, H, W) windows for a model of {context} planes, "
+                f"got shape {arr.shape}"
+            )
+        n = arr.shape[0]
+        flat = check_frames(arr.reshape(n * context, *arr.shape[2:]))
+        return normalise_windows(flat.reshape(arr.shape))
+    return normalise_windows(context_windows(check_frames(arr), context))
 
 
 LABEL_KINDS = ("otsu", "depth")
@@ -218,6 +287,11 @@ class Pairs:
     """Normalised slices ``x`` (N, H, W) float32 and targets ``y`` (N, H, W) bool, plus the
     exact truth ``truth`` where known (simulated stacks) and the index of the source stack.
 
+    For a model of several planes (``context`` > 1), ``x`` holds the input windows
+    (N, context, H, W) of :func:`model_input`, and ``x_reversed`` the windows of the same
+    planes with the stack read the other way (the planes after each one, as an acquisition
+    stepping down sees them), for augmentation; None for single planes.
+
     ``y_dihedral``, where the targets are weak labels, holds for each of the 8
     :func:`dihedral` transforms the labels of the transformed slices, mapped back onto the
     untransformed ones (``y_dihedral[k]`` is (N, H, W); ``y_dihedral[0]`` is ``y``), for
@@ -228,14 +302,18 @@ class Pairs:
     truth: np.ndarray | None
     stack: np.ndarray
     y_dihedral: list[np.ndarray] | None = None
+    x_reversed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
 
-    def augmented(self, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Slice ``i`` under dihedral transform ``k`` and its target."""
+    def augmented(self, i: int, k: int, reverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Slice ``i`` under dihedral transform ``k`` and its target; with ``reverse``, its
+        window of the stack read the other way (:attr:`x_reversed`; the target is the same:
+        a plane's focus does not depend on the direction it was reached from)."""
         y = self.y_dihedral[k][i] if self.y_dihedral is not None else self.y[i]
-        return dihedral(self.x[i], k), dihedral(y, k)
+        x = self.x_reversed[i] if reverse and self.x_reversed is not None else self.x[i]
+        return dihedral(x, k), dihedral(y, k)
 
     def tiles(self, shape: Sequence[int]) -> Pairs:
         """The slices cut into (Y, X) = ``shape`` tiles that cover them (the last row and
@@ -245,7 +323,7 @@ class Pairs:
 
         Raises ValueError when a slice is smaller than ``shape``."""
         ty, tx = (int(v) for v in shape)
-        h, w = self.x.shape[1:]
+        h, w = self.x.shape[-2:]
         if (h, w) == (ty, tx):
             return self
         if h < ty or w < tx:
@@ -256,9 +334,8 @@ class Pairs:
         cuts = [(a, b) for a in _tile_starts(h, ty) for b in _tile_starts(w, tx)]
 
         def cut(arr: np.ndarray) -> np.ndarray:
-            return np.stack([arr[:, a : a + ty, b : b + tx] for a, b in cuts], axis=1).reshape(
-                -1, ty, tx
-            )
+            pieces = [arr[..., a : a + ty, b : b + tx] for a, b in cuts]
+            return np.stack(pieces, axis=1).reshape(-1, *arr.shape[1:-2], ty, tx)
 
         return Pairs(
             x=cut(self.x),
@@ -266,12 +343,15 @@ class Pairs:
             truth=None if self.truth is None else cut(self.truth),
             stack=np.repeat(self.stack, len(cuts)),
             y_dihedral=None if self.y_dihedral is None else [cut(v) for v in self.y_dihedral],
+            x_reversed=None if self.x_reversed is None else cut(self.x_reversed),
         )
 
     @staticmethod
     def concat(parts: Sequence[Pairs]) -> Pairs:
-        """Pairs of several sources (truth kept only if every part has it)."""
+        """Pairs of several sources (truth kept only if every part has it; reversed windows
+        only if every part has them)."""
         truths = [p.truth for p in parts]
+        reversed_ = [p.x_reversed for p in parts]
         offsets = np.cumsum([0] + [int(p.stack.max()) + 1 for p in parts[:-1]])
         y_dihedral = None
         if any(p.y_dihedral is not None for p in parts):
@@ -287,7 +367,30 @@ class Pairs:
             else np.concatenate([t for t in truths if t is not None]),
             stack=np.concatenate([p.stack + o for p, o in zip(parts, offsets, strict=True)]),
             y_dihedral=y_dihedral,
+            x_reversed=None
+            if any(r is None for r in reversed_)
+            else np.concatenate([r for r in reversed_ if r is not None]),
         )
+
+
+def stack_pairs(
+    raw: np.ndarray,
+    y: np.ndarray,
+    truth: np.ndarray | None,
+    variants: list[np.ndarray] | None,
+    *,
+    context: int = 1,
+    name: str = "frames",
+) -> Pairs:
+    """The :class:`Pairs` of one (Z, H, W) stack and its targets, as the network of
+    ``context`` planes takes them (:func:`model_input`); with ``variants`` (augmentation)
+    and ``context`` > 1, also the windows of the stack read the other way."""
+    frames = check_frames(raw, name=name)
+    x = model_input(frames, context)
+    x_reversed = None
+    if context > 1 and variants is not None:
+        x_reversed = np.ascontiguousarray(model_input(frames[::-1], context)[::-1])
+    return Pairs(x, y, truth, np.zeros(len(frames), int), variants, x_reversed)
 
 
 def pairs_from_simulation(
@@ -299,11 +402,13 @@ def pairs_from_simulation(
     target: str = "weak",
     labels: str = "otsu",
     augment: bool = False,
+    context: int = 1,
 ) -> Pairs:
     """Pairs from ``n_stacks`` simulated stacks (seeds ``seed .. seed + n_stacks - 1``,
     contrasts alternating); ``target`` is ``"weak"`` (weak labels of kind ``labels``, see
     :func:`label_stack`) or ``"truth"`` (exact masks). ``augment``: also label the 8 flips and
-    rotations of each weak-labelled stack (``Pairs.y_dihedral``, for training).
+    rotations of each weak-labelled stack (``Pairs.y_dihedral``, for training). ``context``:
+    planes per input (see :func:`stack_pairs`).
     """
     from livefocus.sim import simulate_stack
 
@@ -318,8 +423,7 @@ def pairs_from_simulation(
         y, variants = sim.mask, None
         if target == "weak":
             y, variants = _weak_labels(sim.raw, labels, float(sim.meta["z_step"]), augment)
-        x = normalise(check_frames(sim.raw))
-        parts.append(Pairs(x, y, sim.mask, np.zeros(len(sim.raw), int), variants))
+        parts.append(stack_pairs(sim.raw, y, sim.mask, variants, context=context))
     return Pairs.concat(parts)
 
 
@@ -330,6 +434,7 @@ def pairs_from_files(
     labels: str = "otsu",
     augment: bool = False,
     tile: Sequence[int] | None = None,
+    context: int = 1,
 ) -> Pairs:
     """Pairs from user stacks (TIFF / .npy / Zarr, read with :func:`livefocus.read_stack`);
     with ``masks`` (one file per stack, non-zero = in focus) the masks are the targets and the
@@ -337,7 +442,8 @@ def pairs_from_files(
     with the file, :func:`livefocus.io.stack_z_step`, else 1 µm). Labels are made on whole
     slices; with ``tile`` (Y, X) every stack is then cut into such tiles
     (:meth:`Pairs.tiles`), so that they join other pairs of that frame size. Without it,
-    stacks of different frame sizes are cut into tiles of the smallest height and width."""
+    stacks of different frame sizes are cut into tiles of the smallest height and width.
+    ``context``: planes per input (see :func:`stack_pairs`)."""
     from livefocus.io import read_stack
 
     if masks is not None and len(masks) != len(stacks):
@@ -345,7 +451,8 @@ def pairs_from_files(
     parts = []
     for i, path in enumerate(stacks):
         raw = np.asarray(read_stack(path))
-        x = normalise(check_frames(raw, name=f"stack {str(path)!r}"))
+        name = f"stack {str(path)!r}"
+        check_frames(raw, name=name)  # before labelling: its errors name the file
         variants = None
         if masks is None:
             z_step = None
@@ -358,7 +465,8 @@ def pairs_from_files(
             y = np.asarray(read_stack(masks[i])) != 0
             if y.shape != raw.shape:
                 raise ValueError(f"mask {masks[i]} has shape {y.shape}, stack has {raw.shape}")
-        parts.append(Pairs(x, y, None if masks is None else y, np.zeros(len(raw), int), variants))
-    if tile is None and len({p.x.shape[1:] for p in parts}) > 1:
-        tile = (min(p.x.shape[1] for p in parts), min(p.x.shape[2] for p in parts))
+        truth = None if masks is None else y
+        parts.append(stack_pairs(raw, y, truth, variants, context=context, name=name))
+    if tile is None and len({p.x.shape[-2:] for p in parts}) > 1:
+        tile = (min(p.x.shape[-2] for p in parts), min(p.x.shape[-1] for p in parts))
     return Pairs.concat(parts if tile is None else [p.tiles(tile) for p in parts])

@@ -3,6 +3,8 @@
 ``engine(name, backend=...)`` returns an :class:`Engine` whose ``predict(frames)`` takes raw
 (H, W) or (N, H, W) frames of any integer or float dtype and returns float32 in-focus
 probabilities of the same shape; frames larger than the model's tile are tiled with overlap.
+A model of several planes (``context`` > 1) reads (N, H, W) as a stack in acquisition order
+(each plane with the planes before it) or takes (N, context, H, W) windows.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from livefocus._xp import has_module, require
 from livefocus.focus._validate import check_count, check_positive_int
-from livefocus.model.data import check_frames, normalise
+from livefocus.model.data import model_input
 from livefocus.model.registry import Model, load
 from livefocus.model.tiling import pad_to_multiple, predict_tiled
 
@@ -103,8 +105,13 @@ class Engine:
         """Probability above which a pixel counts as in focus."""
         return self.model.threshold
 
+    @property
+    def context(self) -> int:
+        """Planes per input: the current one and the ``context - 1`` before it."""
+        return self.model.context
+
     def _run(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities of a normalised, padded float32 batch (B, h, w)."""
+        """Probabilities (B, h, w) of a normalised, padded float32 batch (B, context, h, w)."""
         raise NotImplementedError
 
     def _batched(self, x: np.ndarray) -> np.ndarray:
@@ -116,12 +123,20 @@ class Engine:
 
         Parameters
         ----------
-        frames : (H, W) or (N, H, W) array
-            Raw frames, any integer or float dtype; NaN or infinite values are an error.
+        frames : (H, W), (N, H, W) or (N, context, H, W) array
+            Raw frames, any integer or float dtype; NaN or infinite values are an error. For a
+            model of several planes, (N, H, W) is a stack in acquisition order: plane ``k``
+            is judged with the planes before it (:func:`~livefocus.model.data.
+            context_windows`; never those after it), and (N, context, H, W) gives each
+            plane's window itself, oldest plane first; the result is then (N, H, W).
         """
         shape = np.shape(frames)
-        x = normalise(check_frames(frames))
-        h, w = x.shape[1:]
+        x = model_input(frames, self.context)
+        if x.ndim == 3:
+            x = x[:, None]
+        if len(shape) == 4:
+            shape = (shape[0], *shape[2:])
+        h, w = x.shape[-2:]
         if h <= self.tile and w <= self.tile:
             padded, _ = pad_to_multiple(x, self.multiple)
             probs = self._batched(padded)[:, :h, :w]
@@ -177,7 +192,7 @@ class TorchEngine(Engine):
 
     @torch.inference_mode()
     def _run(self, x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(x))[:, None].to(self.device, self.dtype)
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
         t = t.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.net(t).float())[:, 0].cpu().numpy()  # type: ignore[no-any-return]
 
@@ -243,7 +258,7 @@ class OnnxRuntimeEngine(Engine):
             )
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = self.session.run(["probabilities"], {"frames": np.ascontiguousarray(x[:, None])})
+        out = self.session.run(["probabilities"], {"frames": np.ascontiguousarray(x)})
         return np.asarray(out[0])[:, 0]
 
 
@@ -329,7 +344,7 @@ class TensorRTEngine(Engine):
         self.contexts: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def key(self, shape: tuple[int, ...]) -> dict[str, Any]:
-        """Cache key of the engine for input ``shape`` (N, 1, H, W)."""
+        """Cache key of the engine for input ``shape`` (N, context, H, W)."""
         return tensorrt_key(
             gpu=torch.cuda.get_device_name(),
             tensorrt=str(self.trt.__version__),
@@ -374,10 +389,10 @@ class TensorRTEngine(Engine):
         return engine, context
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        shape = (x.shape[0], 1, *x.shape[1:])
+        shape = tuple(int(v) for v in x.shape)
         _, context = self._context(shape)
-        inp = torch.from_numpy(np.ascontiguousarray(x)).reshape(shape).cuda()
-        out = torch.empty_like(inp)
+        inp = torch.from_numpy(np.ascontiguousarray(x)).cuda()
+        out = torch.empty((shape[0], 1, *shape[2:]), dtype=inp.dtype, device=inp.device)
         context.set_tensor_address("frames", inp.data_ptr())
         context.set_tensor_address("probabilities", out.data_ptr())
         stream = torch.cuda.current_stream()

@@ -39,8 +39,10 @@ def export_onnx(
     example_size: int = 256,
     overwrite: bool = False,
 ) -> Path:
-    """Export ``model`` to ONNX: input ``frames`` (N, 1, H, W) float32, normalised per slice
-    (H, W multiples of ``2 ** depth``); output ``probabilities`` of the same shape.
+    """Export ``model`` to ONNX: input ``frames`` (N, context, H, W) float32, as
+    :func:`livefocus.model.model_input` makes it (context 1: each slice z-scored; more: one
+    z-score per window of planes), H, W multiples of ``2 ** depth``; output
+    ``probabilities`` (N, 1, H, W).
 
     Uses the classic TorchScript-based exporter (no extra dependency), with dynamic N, H, W.
     The file's metadata carries a ``livefocus`` key; ``overwrite`` replaces only such a file.

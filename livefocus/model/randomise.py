@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus.model.data import Pairs, _weak_labels, check_frames, normalise
+from livefocus.model.data import Pairs, _weak_labels, stack_pairs
 
 __all__ = ["RandomStack", "pairs_from_randomised", "random_stack"]
 
@@ -147,12 +147,14 @@ def pairs_from_randomised(
     target: str = "weak",
     labels: str = "depth",
     augment: bool = False,
+    context: int = 1,
 ) -> Pairs:
     """:class:`~livefocus.model.data.Pairs` from ``n_stacks`` domain-randomised stacks
     (seeds ``seed .. seed + n_stacks - 1``), as :func:`~livefocus.model.data.
     pairs_from_simulation` makes them from plain simulated ones: ``target`` ``"weak"`` (labels
     of kind ``labels`` at each stack's own z step) or ``"truth"``; ``augment`` labels the 8
-    flips and rotations too."""
+    flips and rotations too; ``context``: planes per input (see
+    :func:`~livefocus.model.data.stack_pairs`)."""
     if target not in ("weak", "truth"):
         raise ValueError(f"target must be 'weak' or 'truth', got {target!r}")
     parts = []
@@ -161,6 +163,5 @@ def pairs_from_randomised(
         y, variants = st.mask, None
         if target == "weak":
             y, variants = _weak_labels(st.raw, labels, st.z_step, augment)
-        x = normalise(check_frames(st.raw))
-        parts.append(Pairs(x, y, st.mask, np.zeros(len(st.raw), int), variants))
+        parts.append(stack_pairs(st.raw, y, st.mask, variants, context=context))
     return Pairs.concat(parts)

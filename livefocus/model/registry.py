@@ -15,7 +15,7 @@ import torch
 from livefocus._output import write_marker
 from livefocus.model.unet import UNet, UNetConfig
 
-__all__ = ["FORMAT", "SHIPPED", "Model", "available", "load", "model_dir", "save"]
+__all__ = ["FORMAT", "SHIPPED", "Model", "available", "load", "model_dir", "normalisation", "save"]
 
 FORMAT = "livefocus-unet/1"
 #: Models shipped inside the package (no download at run time).
@@ -40,6 +40,18 @@ class Model:
     def threshold(self) -> float:
         """Probability above which a pixel is in focus."""
         return float(self.config.get("threshold", 0.5))
+
+    @property
+    def context(self) -> int:
+        """Planes per input: the current one and the ``context - 1`` before it (its input
+        channels; 1 for a single-frame model, and for folders written before this key)."""
+        return int(self.net.config.in_channels)
+
+
+def normalisation(context: int) -> str:
+    """The input normalisation of a model of ``context`` planes, as config.json names it:
+    one z-score per slice, or one over all the planes of a window."""
+    return "per_slice_zscore" if context == 1 else "joint_zscore"
 
 
 def available() -> list[str]:
@@ -83,7 +95,8 @@ def save(net: UNet, folder: str | Path, config: dict[str, Any]) -> Path:
         "format": FORMAT,
         **config,
         "architecture": net.config.to_dict(),
-        "normalisation": "per_slice_zscore",
+        "context": net.config.in_channels,
+        "normalisation": normalisation(net.config.in_channels),
         "weights": WEIGHTS,
         "weights_sha256": sha256(folder / WEIGHTS),
         "parameters": net.n_parameters(),
@@ -119,9 +132,19 @@ def load(name_or_path: str | Path = "default") -> Model:
         raise ValueError(f"{cfg_path}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{cfg_path}: not a livefocus model config (format must be {FORMAT!r})")
-    if config.get("normalisation") != "per_slice_zscore":
-        raise ValueError(f"{cfg_path}: unknown normalisation {config.get('normalisation')!r}")
     arch = UNetConfig.from_dict(dict(config.get("architecture", {})))
+    # folders written before models took previous planes have no "context": one plane
+    context = config.get("context", 1)
+    if context != arch.in_channels:
+        raise ValueError(
+            f"{cfg_path}: context {context!r} does not match the architecture's "
+            f"{arch.in_channels} input channels"
+        )
+    if config.get("normalisation") != normalisation(arch.in_channels):
+        raise ValueError(
+            f"{cfg_path}: unknown normalisation {config.get('normalisation')!r} for a model of "
+            f"{arch.in_channels} planes (expected {normalisation(arch.in_channels)!r})"
+        )
     weights = folder / str(config.get("weights", WEIGHTS))
     if not weights.is_file():
         raise FileNotFoundError(f"model {str(folder)!r}: weights file {weights.name} is missing")

@@ -56,10 +56,12 @@ def predict_tiled(
     Parameters
     ----------
     predict : callable
-        Maps a float32 batch (B, h, w) of normalised tiles to probabilities of the same shape.
-    frame : (H, W) array
-        One frame, already normalised (normalise the whole frame, not each tile, so that all
-        tiles see the same intensity scale).
+        Maps a float32 batch (B, h, w) of normalised tiles, or (B, C, h, w) for a frame of
+        ``C`` planes, to probabilities (B, h, w).
+    frame : (H, W) or (C, H, W) array
+        One frame (or the window of planes a model of ``C`` planes takes), already normalised
+        (normalise the whole frame, not each tile, so that all tiles see the same intensity
+        scale).
     tile, overlap : int
         Tile size and overlap in pixels; tiles are blended with :func:`blend_weights` so that
         seams match a single pass to within the model's border effects.
@@ -72,11 +74,11 @@ def predict_tiled(
     -------
     (H, W) float32 array
     """
-    if frame.ndim != 2:
-        raise ValueError(f"frame must be 2-D (H, W), got shape {frame.shape}")
+    if frame.ndim not in (2, 3):
+        raise ValueError(f"frame must be (H, W) or (C, H, W), got shape {frame.shape}")
     if overlap < 0 or tile <= 2 * overlap:
         raise ValueError(f"need 0 <= overlap < tile / 2, got tile={tile}, overlap={overlap}")
-    h, w = frame.shape
+    h, w = frame.shape[-2:]
     if h <= tile and w <= tile:
         padded, _ = pad_to_multiple(frame[None], multiple)
         return predict(padded)[0, :h, :w].astype(np.float32)
@@ -90,7 +92,7 @@ def predict_tiled(
     boxes = [(y, x) for y in ys for x in xs]
     for i in range(0, len(boxes), batch):
         chunk = boxes[i : i + batch]
-        tiles = np.stack([frame[y : y + th, x : x + tw] for y, x in chunk])
+        tiles = np.stack([frame[..., y : y + th, x : x + tw] for y, x in chunk])
         padded, _ = pad_to_multiple(tiles, multiple)
         probs = predict(padded)[:, :th, :tw]
         for (y, x), p in zip(chunk, probs, strict=True):

@@ -17,10 +17,10 @@ from livefocus.focus.plots import check_figure_path
 from livefocus.model.data import (
     LABEL_KINDS,
     Pairs,
-    check_frames,
+    check_context,
     label_config,
     label_stack,
-    normalise,
+    model_input,
     pairs_from_files,
     pairs_from_simulation,
 )
@@ -95,41 +95,53 @@ PRESETS: dict[str, dict[str, Any]] = {
 def _batch(pairs: Pairs, idx: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[Any, Any]:
     """A batch of random flips / 90-degree rotations (each slice its own) and random
     ``crop`` x ``crop`` crops; weak labels are those of the transformed slice
-    (:attr:`Pairs.y_dihedral`), since the sliding-window scheme does not commute with flips."""
-    h, w = pairs.x.shape[1:]
+    (:attr:`Pairs.y_dihedral`), since the sliding-window scheme does not commute with flips.
+    Windows of several planes are read either way through the stack, at random
+    (:attr:`Pairs.x_reversed`): acquisitions step up or down."""
+    h, w = pairs.x.shape[-2:]
     c = min(crop, h, w)
     xs, ys = [], []
     for i in idx:
-        x, y = pairs.augmented(int(i), int(rng.integers(8)))
-        a = int(rng.integers(0, x.shape[0] - c + 1))
-        b = int(rng.integers(0, x.shape[1] - c + 1))
-        xs.append(x[a : a + c, b : b + c])
+        k = int(rng.integers(8))
+        reverse = pairs.x_reversed is not None and bool(rng.random() < 0.5)
+        x, y = pairs.augmented(int(i), k, reverse)
+        a = int(rng.integers(0, h - c + 1))
+        b = int(rng.integers(0, w - c + 1))
+        xs.append(x[..., a : a + c, b : b + c])
         ys.append(y[a : a + c, b : b + c])
     return np.stack(xs), np.stack(ys)
+
+
+def _channels(x: np.ndarray) -> np.ndarray:
+    """A batch as the network takes it: (B, C, h, w) (single planes get their channel axis)."""
+    return x[:, None] if x.ndim == 3 else x
 
 
 @torch.inference_mode()
 def _logits(net: UNet, x: np.ndarray, batch: int = 8) -> torch.Tensor:
     net.eval()
     m = net.config.multiple
-    h, w = x.shape[1:]
+    h, w = x.shape[-2:]
     out = []
     for i in range(0, len(x), batch):
         # the engines' padding: reflected, mirrored for frames smaller than the pad
         padded, _ = pad_to_multiple(x[i : i + batch], m)
-        t = torch.from_numpy(np.ascontiguousarray(padded))[:, None]
+        t = torch.from_numpy(np.ascontiguousarray(_channels(padded)))
         out.append(net(t)[:, 0, :h, :w])
     return torch.cat(out)
 
 
 def predict_probabilities(model: Model | UNet, frames: Any) -> np.ndarray:
-    """In-focus probabilities (float32, same shape) of raw frames with the torch model on CPU
-    (whole frames, no tiling: for evaluation; use :func:`livefocus.model.engine` for speed)."""
+    """In-focus probabilities (float32) of raw frames with the torch model on CPU (whole
+    frames, no tiling: for evaluation; use :func:`livefocus.model.engine` for speed).
+
+    ``frames`` as :meth:`livefocus.model.Engine.predict` takes them: for a model of several
+    planes, a (Z, H, W) stack in acquisition order or (N, context, H, W) windows."""
     net = model.net if isinstance(model, Model) else model
     arr = np.asarray(frames)
-    x = normalise(check_frames(arr))
+    x = model_input(arr, net.config.in_channels)
     p = torch.sigmoid(_logits(net, x)).numpy().astype(np.float32)
-    return p.reshape(arr.shape)
+    return p.reshape(arr.shape if arr.ndim < 4 else (arr.shape[0], *arr.shape[2:]))
 
 
 def _check_out(out: Any) -> None:
@@ -169,7 +181,7 @@ def _check_seed(seed: Any) -> int:
 def _check_frame_size(pairs: Pairs, net: UNet, name: str) -> None:
     """Training crops need at least two cells of the network's pooling grid per side."""
     smallest = 2 * net.config.multiple
-    h, w = pairs.x.shape[1:]
+    h, w = pairs.x.shape[-2:]
     if min(h, w) < smallest:
         raise ValueError(
             f"{name} with frames of {h} x {w} px are too small to train on; the network needs "
@@ -216,7 +228,7 @@ def _fit(
         )
     val_y = torch.from_numpy(val_pairs.y.astype(np.float32))
     # crops cover whole cells of the pooling grid, so that skip connections line up
-    crop = min(crop, *train_pairs.x.shape[1:])
+    crop = min(crop, *train_pairs.x.shape[-2:])
     crop -= crop % net.config.multiple
     best_iou, best_state, best_epoch, history = -1.0, None, 0, []
     steps = max(1, len(train_pairs) // batch_size)
@@ -229,7 +241,7 @@ def _fit(
         for s in range(steps):
             idx = order[s * batch_size : (s + 1) * batch_size]
             x, y = _batch(train_pairs, idx, crop, rng)
-            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None]
+            xt = torch.from_numpy(np.ascontiguousarray(_channels(x), dtype=np.float32))
             xt = xt.contiguous(memory_format=torch.channels_last)
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[:, None]
             opt.zero_grad()
@@ -279,6 +291,7 @@ def train(
     crop: int | None = None,
     shape: Sequence[int] | None = None,
     architecture: dict[str, Any] | None = None,
+    context: int | None = None,
     progress: bool = True,
     max_minutes: float | None = None,
     overwrite: bool = False,
@@ -301,6 +314,10 @@ def train(
         (``"depth"`` for the ``depth`` preset, else ``"otsu"``).
     seed : int
         Seed of the weights, batches and augmentations (simulated data use fixed seeds).
+    context : int, optional
+        Planes per input: the current one and the ``context - 1`` before it in the stack
+        (the input channels; windows normalised jointly, read either way through the stack
+        at random while training). None: the preset's (1: single frames).
     max_minutes : float, optional
         Stop after this many minutes (the run is then no longer exactly reproducible).
     overwrite : bool
@@ -339,6 +356,15 @@ def train(
         check_positive_number(max_minutes, "max_minutes")
     if architecture is not None:
         p["architecture"] = {**p["architecture"], **architecture}
+    if context is not None:
+        p["context"] = check_context(context)
+    planes = check_context(p.get("context", 1))
+    if "in_channels" in p["architecture"] and p["architecture"]["in_channels"] != planes:
+        raise ValueError(
+            f"architecture in_channels ({p['architecture']['in_channels']!r}) must equal "
+            f"context ({planes})"
+        )
+    p["architecture"] = {**p["architecture"], "in_channels": planes}
     UNetConfig.from_dict(p["architecture"])  # its errors name the field
     check_output(out, overwrite=overwrite, inputs=stacks)
     torch.set_num_threads(min(torch.get_num_threads(), 2))
@@ -351,17 +377,28 @@ def train(
     parts = []
     if p["n_train"]:
         parts.append(
-            source(p["n_train"], shape=sim_shape, seed=SEEDS["train"], labels=labels, augment=True)
+            source(
+                p["n_train"],
+                shape=sim_shape,
+                seed=SEEDS["train"],
+                labels=labels,
+                augment=True,
+                context=planes,
+            )
         )
     if stacks:
         # cut to the simulated frame size when joining simulated stacks
         tile = sim_shape[1:] if parts else None
-        parts.append(pairs_from_files(stacks, labels=labels, augment=True, tile=tile))
+        parts.append(
+            pairs_from_files(stacks, labels=labels, augment=True, tile=tile, context=planes)
+        )
     if not parts:
         raise ValueError("nothing to train on: n_train is 0 and no stacks were given")
     train_pairs = Pairs.concat(parts)
     _check_frame_size(train_pairs, net, "stacks")
-    val_pairs = source(p["n_val"], shape=sim_shape, seed=SEEDS["val"], labels=labels)
+    val_pairs = source(
+        p["n_val"], shape=sim_shape, seed=SEEDS["val"], labels=labels, context=planes
+    )
     data_seconds = time.perf_counter() - t0
     fit = _fit(
         net,
@@ -402,7 +439,7 @@ def train(
             "recipe": p,
             "loss": "focal + dice + bce",
             "optimizer": "adam",
-            "augmentation": "flips, rot90",
+            "augmentation": "flips, rot90" + (", stack read either way" if planes > 1 else ""),
             "data": {
                 "simulated": {
                     "n_stacks": p["n_train"],
@@ -413,7 +450,7 @@ def train(
                 },
                 "validation_seeds": [SEEDS["val"], SEEDS["val"] + p["n_val"] - 1],
                 "user_stacks": [str(s) for s in stacks],
-                "frame_shape": list(train_pairs.x.shape[1:]),  # user stacks are cut to it
+                "frame_shape": list(train_pairs.x.shape[-2:]),  # user stacks are cut to it
                 "n_slices": len(train_pairs),
             },
             "command": f"livefocus train --preset {preset} --labels {labels} --seed {seed}",
@@ -465,14 +502,17 @@ def finetune(
     net = UNet(base.net.config)
     net.load_state_dict(base.net.state_dict())
     sim_shape = tuple(int(v) for v in shape)
+    planes = base.context
     parts = []
     if n_sim:
         parts.append(
-            pairs_from_simulation(n_sim, shape=sim_shape, seed=SEEDS["finetune"], target="truth")
+            pairs_from_simulation(
+                n_sim, shape=sim_shape, seed=SEEDS["finetune"], target="truth", context=planes
+            )
         )
     if stacks:
         tile = sim_shape[1:] if parts else None  # the simulated frame size, if joining them
-        parts.append(pairs_from_files(stacks, masks or None, tile=tile))
+        parts.append(pairs_from_files(stacks, masks or None, tile=tile, context=planes))
     elif masks:
         raise ValueError("masks were given without stacks")
     if not parts:
@@ -480,7 +520,7 @@ def finetune(
     ft_pairs = Pairs.concat(parts)
     _check_frame_size(ft_pairs, net, "stacks")
     val_pairs = pairs_from_simulation(
-        1, shape=sim_shape, seed=SEEDS["finetune_val"], target="truth"
+        1, shape=sim_shape, seed=SEEDS["finetune_val"], target="truth", context=planes
     )
     fit = _fit(
         net,
@@ -567,9 +607,15 @@ def evaluate(
         weak = label_stack(raw)
         dlab = label_stack(raw, labels="depth", z_step=stack_z_step(path))
         reals.append((Path(path).name, raw, weak, dlab))
+    # the inputs of models of several planes: each plane's window of its own stack
+    inputs = {1: sim.x}
+    for planes in sorted({m.context for m in loaded} - {1}):
+        inputs[planes] = pairs_from_simulation(
+            n_stacks, shape=zyx, seed=SEEDS["test"], target="truth", context=planes
+        ).x
     rows: list[dict[str, Any]] = []
     for m in loaded:
-        pred = torch.sigmoid(_logits(m.net, sim.x)).numpy() > m.threshold
+        pred = torch.sigmoid(_logits(m.net, inputs[m.context])).numpy() > m.threshold
         rows.append(
             {
                 "model": m.name,
@@ -595,6 +641,7 @@ def evaluate(
         from livefocus.model.figures import fig4
 
         n = zyx[0]
-        pred = torch.sigmoid(_logits(loaded[0].net, sim.x[:n])).numpy() > loaded[0].threshold
+        first = inputs[loaded[0].context][:n]
+        pred = torch.sigmoid(_logits(loaded[0].net, first)).numpy() > loaded[0].threshold
         fig4(sim.x[:n], pred, sim.truth[:n], sim.y[:n], figure)
     return rows

@@ -107,6 +107,24 @@ class _Stack:
     z: list[float] = field(default_factory=list)  # stage Z of each plane added, in order
     maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # for the preview
     maps_at: float = 0.0
+    # the latest frames of this stack, for an engine that takes previous planes as input
+    recent: deque[np.ndarray] = field(default_factory=deque)
+
+
+def _context(engine: Any) -> int:
+    """Planes per input of a U-Net engine (1: the frame alone)."""
+    return int(getattr(engine, "context", 1))
+
+
+def _window(stack: _Stack, image: np.ndarray, context: int) -> np.ndarray:
+    """The engine's input for the newest plane: (1, H, W), or (1, context, H, W) of the
+    planes before it in this stack and itself, oldest first; the stack's first plane stands
+    in for planes before its start (as :func:`livefocus.model.data.context_windows`)."""
+    if context == 1:
+        return image[None]
+    planes = [*list(stack.recent)[max(0, len(stack.recent) - (context - 1)) :], image]
+    planes = [planes[0]] * (context - len(planes)) + planes
+    return np.stack(planes)[None]
 
 
 class _Tracker:
@@ -464,7 +482,9 @@ class Pipeline:
                 settings=self.settings,
                 n_planes=self.n_planes,
             )
-            stack = self._stacks[key] = _Stack(recon)
+            # only the planes the engine takes are kept: memory stays bounded
+            keep = max(_context(self.engine) - 1, 0) if self.engine is not None else 0
+            stack = self._stacks[key] = _Stack(recon, recent=deque(maxlen=keep))
         return stack
 
     def _process_frame(self, item: _Frame) -> _PlaneWrite:
@@ -491,7 +511,10 @@ class Pipeline:
             finals = {(p, t, c, stack.planes[k]): {"depth": m} for k, m in update.final.items()}
             engine = self.engine
             if engine is not None:
-                probability = engine.predict(image[None])[0]
+                # causal: the planes before this one in its stack, never those after it
+                window = _window(stack, image, _context(engine))
+                stack.recent.append(image)
+                probability = engine.predict(window)[0]
                 masks["model"] = probability >= engine.threshold
             if self.on_result is not None:
                 primary = masks[self.mask_modes[0]]
