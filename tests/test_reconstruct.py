@@ -286,7 +286,7 @@ def test_settings_defaults_and_json() -> None:
         "mean",
         "parabola",
     )
-    assert (s.min_confidence, s.peak_radius, s.depth_of_field) == (0.25, 4, None)
+    assert (s.min_confidence, s.peak_radius, s.depth_of_field) == (0.15, 6, None)
     assert (s.min_support, s.noise_floor, s.support_peak, s.smooth_radius) == (5.0, 0.5, 0.85, 3)
     assert (s.smooth_passes, s.guide_radius, s.guide_eps) == (1, 7, 1.0)
     assert (s.outlier_tolerance, s.outlier_size) == (1.0, 15)

@@ -46,7 +46,7 @@ could reach it is decided: with increasing (or decreasing) plane positions that 
 ``j0 + R - 1`` has been seen, ``j0`` being the first plane after ``k`` whose lower midpoint lies
 more than half the depth of field from ``z_k``. For a uniform step and the default depth of
 field (twice the step) ``j0 = k + 2``: plane ``k`` is final after plane ``k + R + 1``, i.e. with
-a lag of ``R + 1 = 5`` planes by default. :meth:`StackReconstructor.add` returns those final
+a lag of ``R + 1 = 7`` planes by default. :meth:`StackReconstructor.add` returns those final
 masks as soon as they are known and :meth:`StackReconstructor.finish` the rest; every plane's
 final mask is delivered exactly once.
 

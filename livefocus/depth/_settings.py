@@ -166,9 +166,9 @@ class ReconstructSettings:
     strides: tuple[int, ...] = (_BASE_WINDOW // 2,)
     paint: Paint = "mean"
     depth_of_field: float | None = None
-    min_confidence: float = 0.25
+    min_confidence: float = 0.15
     refine: Refinement = "parabola"
-    peak_radius: int = 4
+    peak_radius: int = 6
     support_size: int = 17
     support_smooth: int = 1
     support_edge: float = 0.4
