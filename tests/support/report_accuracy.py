@@ -27,6 +27,7 @@ DATA = ROOT / "tests" / "data"
 #: The rule before this work: local peaks and prominence only.
 BEFORE: dict[str, Any] = {
     "min_confidence": 0.35,
+    "peak_radius": 4,
     "min_support": 0.0,
     "noise_floor": 0.0,
     "smooth_radius": 0,
