@@ -176,3 +176,23 @@ def test_calibrate_on_keeps_the_planes(tiny_context: Path, tmp_path: Path) -> No
     model = lm.load(out)
     assert model.context == PLANES
     assert lm.engine(model, "onnxruntime").predict(raw).shape == raw.shape
+
+
+def test_cli_trains_a_context_model_with_a_real_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--context 2`` with a 229 x 305 real stack: its windows are cut into tiles as well."""
+    from livefocus.cli import main
+
+    stack = Path(__file__).parent / "data" / "diatom_mfusionj_3z.tif"
+    out = tmp_path / "m"
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--out", str(out), "--n-train", "1", "--epochs", "1", "--context", "2",
+              "--no-progress", "--shape", "6", "64", "64", "--stack", str(stack)])  # fmt: skip
+    assert done.value.code in (0, None)
+    model = lm.load(out)
+    assert model.context == 2 and model.config["training"]["data"]["n_slices"] == 6 + 3 * 20
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--out", str(tmp_path / "n"), "--context", "0", "--no-progress"])
+    assert done.value.code == 2 and "context must be from 1" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()

@@ -26,6 +26,11 @@ def train(
     shape: tuple[int, int, int] | None = typer.Option(
         None, help="Override the simulated stack shape: Z Y X."
     ),
+    context: int | None = typer.Option(
+        None,
+        help="Planes per input: the current plane and the planes before it (1: the frame "
+        "alone). Default: the preset's.",
+    ),
     progress: bool = typer.Option(True, help="Progress bar with loss and validation IoU."),
     overwrite: bool = typer.Option(False, help="Replace a model folder livefocus wrote."),
 ) -> None:
@@ -42,6 +47,7 @@ def train(
         epochs=epochs,
         n_train=n_train,
         shape=shape,
+        context=context,
         progress=progress,
         overwrite=overwrite,
     )
