@@ -15,7 +15,7 @@ import torch
 import livefocus.model as lm
 from livefocus.cli import main
 from livefocus.model.calibrate import _cut, _held_out_iou, holdout_tiles
-from livefocus.model.data import normalise
+from livefocus.model.data import model_input
 from livefocus.sim import Camera, Optics, Specimen, mask_scores
 
 torch.set_num_threads(2)
@@ -100,7 +100,9 @@ def test_calibrate_writes_a_loadable_model_never_worse_than_the_base(tmp_path: P
 
     labels = reconstruct(raw, z_step=2.0).mask_depth
     side, _, held = holdout_tiles(raw.shape, 8)
-    x, y = _cut(normalise(raw.astype(np.float32)), held, side), _cut(labels, held, side)
+    # the net's input as calibration makes it (each plane with those before it, if it takes them)
+    x = _cut(model_input(raw, lm.load("depth").context), held, side)
+    y = _cut(labels, held, side)
     base = _held_out_iou(lm.load("depth").net, x, y, 0.5)
     mine = _held_out_iou(model.net, x, y, 0.5)
     assert base == pytest.approx(metrics["base_held_out_iou"], abs=1e-9)

@@ -11,7 +11,8 @@ batch normalisation frozen; every 10 steps the held-out tiles are scored (IoU ag
 rule's masks), with early stopping and a wall-clock budget checked before every step. The
 base model is scored on the same tiles before training: the model written is the calibrated
 one only if it beats the base there, else the base's weights (``"kept"`` in the metrics says
-which).
+which). A model of several planes (``context`` > 1) is calibrated on each plane's window of
+the stack in its order, the planes before it included, as the streaming pipeline feeds it.
 """
 
 from __future__ import annotations
