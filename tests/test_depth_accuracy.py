@@ -24,7 +24,12 @@ from support.report_accuracy import (
 )
 
 from livefocus.depth import ReconstructSettings, StackResult, plane_focus, reconstruct
-from livefocus.depth._holes import fill_holes, fill_holes_reference
+from livefocus.depth._holes import (
+    enclosed,
+    enclosed_reference,
+    fill_holes,
+    fill_holes_reference,
+)
 from livefocus.depth._outliers import consistent, consistent_reference
 from livefocus.depth._signal import noise_sigma, noise_sigma_reference
 from livefocus.depth._smooth import (
@@ -179,6 +184,29 @@ def test_guided_smooth_matches_reference_and_keeps_steps() -> None:
     assert np.nanmean(err[:, :10]) < 0.6 * np.nanmean(err_in[:, :10])  # flat parts smoothed
 
 
+@given(
+    hst.integers(1, 40),
+    hst.integers(1, 40),
+    hst.sampled_from([1, 3, 5, 7]),
+    hst.floats(0.05, 0.95),
+    hst.integers(0, 2**31 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_enclosed_matches_reference(ny: int, nx: int, size: int, density: float, seed: int) -> None:
+    mask = np.random.default_rng(seed).random((ny, nx)) < density
+    assert np.array_equal(enclosed(mask, size), enclosed_reference(mask, size))
+
+
+def test_enclosed_bridges_speckle_gaps_only() -> None:
+    ring = np.zeros((30, 30), bool)
+    ring[5:25:2, 5] = ring[5:25:2, 24] = ring[5, 5:25:2] = ring[24, 5:25:2] = True  # dotted
+    assert not fill_holes(ring)[15, 15]  # a dotted ring encloses nothing
+    assert enclosed(ring, 3)[15, 15] and not enclosed(ring, 3)[2, 2]
+    apart = np.zeros((9, 20), bool)
+    apart[:, 2:6] = apart[:, 9:13] = True  # objects 3 pixels apart stay apart
+    assert not enclosed(apart, 3)[4, 7]
+
+
 def test_fill_holes_matches_reference() -> None:
     rng = np.random.default_rng(5)
     for shape, density in (((64, 80), 0.5), ((64, 80), 0.7), ((1, 9), 0.5), ((7, 1), 0.3)):
@@ -268,6 +296,8 @@ def test_bad_new_settings_name_the_parameter() -> None:
         ("read_noise", -2.0),
         ("outlier_tolerance", -1.0),
         ("fuse", "tenengrad"),
+        ("support_close", 4),
+        ("support_close", 0),
         ("fuse", ("vollath",)),
         ("fuse", ("tenengrad", "tenengrad")),
         ("fuse", ("sharpness",)),

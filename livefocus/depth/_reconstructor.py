@@ -71,7 +71,7 @@ import numpy as np
 
 from livefocus.depth._calibration import calibrated
 from livefocus.depth._focus import plane_focus
-from livefocus.depth._holes import fill_holes
+from livefocus.depth._holes import enclosed
 from livefocus.depth._outliers import consistent
 from livefocus.depth._peaks import fit_vertex
 from livefocus.depth._result import StackResult
@@ -420,10 +420,12 @@ class StackReconstructor:
         keep &= self._supported(sup[j - lo], sup.max(axis=0), near)
         if self.settings.min_support > 0:
             # support propagates within an object: a peak enclosed by supported peaks of the
-            # same plane (a weakly textured interior, wider than the top-hat) counts too
+            # same plane (a weakly textured interior, wider than the top-hat; the supported
+            # peaks first closed over gaps of support_close pixels, noise's speckle) counts too
             inside = np.zeros(self.shape[0] * self.shape[1], bool)
             inside[cand[keep]] = True
-            keep |= peaks & fill_holes(inside.reshape(self.shape)).reshape(-1)[cand]
+            grid = enclosed(inside.reshape(self.shape), self.settings.support_close)
+            keep |= peaks & grid.reshape(-1)[cand]
         idx = cand[keep]
         if edge:
             offset, ok = self._edgefit_vertex(j, n, idx)

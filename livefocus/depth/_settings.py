@@ -123,6 +123,10 @@ class ReconstructSettings:
     support_edge : float
         Pixels whose top-hat is below this fraction of the highest (3 x 3 mean) top-hat within
         7 x 7 pixels lie beyond an object's edge and get no support (0: no cut).
+    support_close : int
+        Odd. Gaps of up to ``support_close - 1`` pixels between a plane's supported peaks are
+        bridged (a square closing) before the peaks they enclose count as supported too
+        (1: enclosed holes only).
     support_peak : float
         A peak counts only where the pixel's support on the peak's plane is at least this
         fraction of the most it has on the planes judged, in [0, 1] (a halo lit by a defocused
@@ -173,6 +177,7 @@ class ReconstructSettings:
     support_smooth: int = 1
     support_edge: float = 0.4
     support_peak: float = 0.85
+    support_close: int = 3
     polarity: Polarity = "auto"
     min_support: float = 5.0
     noise_floor: float = 0.5
@@ -214,6 +219,10 @@ class ReconstructSettings:
         set_(self, "support_smooth", check_positive_int(self.support_smooth, "support_smooth"))
         set_(self, "support_edge", _non_negative(self.support_edge, "support_edge"))
         set_(self, "support_peak", _non_negative(self.support_peak, "support_peak"))
+        close = check_positive_int(self.support_close, "support_close")
+        if close % 2 == 0:
+            raise ValueError(f"support_close must be an odd int >= 1, got {self.support_close!r}")
+        set_(self, "support_close", close)
         if self.support_peak > 1:
             raise ValueError(f"support_peak must be in [0, 1], got {self.support_peak!r}")
         set_(self, "polarity", check_choice(self.polarity, "polarity", POLARITIES))
