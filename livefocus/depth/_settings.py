@@ -133,7 +133,9 @@ class ReconstructSettings:
         object has its most elsewhere).
     polarity : {"auto", "bright", "dark", "both"}
         Which structure is specimen: brighter than its surroundings (fluorescence), darker
-        (absorbing objects in brightfield), either (textured surfaces), or decided per frame.
+        (absorbing objects in brightfield), either (textured surfaces), or decided per frame
+        (``"auto"``: the top-hat that holds twice the other's total above ``min_support``
+        noise stds, both otherwise).
     min_support : float
         A peak counts only where the pixel itself stands out of its local background on the
         peak's plane by more than this many noise stds (0: no support test).

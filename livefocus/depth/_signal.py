@@ -35,8 +35,9 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     ``settings.support_smooth`` pixels when that is more than 1), that is the frame less its
     grey opening (bright structure smaller than the size), or its black top-hat (the grey
     closing less the frame: dark structure), is divided by ``sigma``
-    (the noise std of one pixel). Which one is :func:`polarity` of the frame; both (their
-    maximum) where it has no clear polarity, as a textured surface. Flat background next to an
+    (the noise std of one pixel). Which one is :func:`polarity` of the frame, counting only
+    what stands more than ``settings.min_support`` noise stds out (``polarity="auto"``); both
+    (their maximum) where it has no clear polarity, as a textured surface. Flat background next to an
     object scores about 0 even when a focus window there sees the object's edge.
     """
     img = np.asarray(frame, dtype=np.float32)
@@ -45,7 +46,12 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     size = settings.support_size
     bright = img - opening(img, size)  # OpenCV, bit for bit scipy's grey_opening
     dark = closing(img, size) - img
-    which = polarity(bright, dark) if settings.polarity == "auto" else settings.polarity
+    which = settings.polarity
+    if which == "auto":
+        # the vote counts what stands out more than the support threshold: below it, noise
+        # and faint texture, which have both signs alike, would always call it "both"
+        floor = np.float32(settings.min_support * sigma)
+        which = polarity(np.maximum(bright - floor, 0), np.maximum(dark - floor, 0))
     out = {"bright": bright, "dark": dark}.get(which)
     if out is None:
         out = np.maximum(bright, dark)
