@@ -177,3 +177,23 @@ def test_focus_maps_threads_equal_single_slices() -> None:
         np.testing.assert_array_equal(
             maps[z], lf.focus_map(stack[z], "tenengrad", window=16, strides=(4, 8))
         )
+
+
+@given(
+    hnp.arrays(
+        np.int64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=40),
+        elements=st.integers(-(2**40), 2**40),
+    ),
+    st.sampled_from([1, 2**10, 2**30]),
+)
+@settings(max_examples=60, deadline=None)
+def test_opencv_integral_equals_the_cumsum_referee(terms: np.ndarray, scale: int) -> None:
+    """The OpenCV summed-area table is taken only where float64 sums are exact, and is then
+    the same int64 table as two cumsum passes (large terms fall back to those)."""
+    from livefocus.focus.sliding import _integral, _integral_reference
+
+    values = terms // scale
+    fast, slow = _integral(values, np), _integral_reference(values, np)
+    assert fast.dtype == slow.dtype == np.int64
+    assert np.array_equal(fast, slow)

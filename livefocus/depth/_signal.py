@@ -37,8 +37,8 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     closing less the frame: dark structure), is divided by ``sigma``
     (the noise std of one pixel). Which one is :func:`polarity` of the frame, counting only
     what stands more than ``settings.min_support`` noise stds out (``polarity="auto"``); both
-    (their maximum) where it has no clear polarity, as a textured surface. Flat background next to an
-    object scores about 0 even when a focus window there sees the object's edge.
+    (their maximum) where it has no clear polarity, as a textured surface. Flat background
+    next to an object scores about 0 even when a focus window there sees the object's edge.
     """
     img = np.asarray(frame, dtype=np.float32)
     if settings.support_smooth > 1:

@@ -71,8 +71,28 @@ def _cumsum_2d_into(terms: Any, out: Any, xp: Any) -> None:
         out[...] = xp.cumsum(xp.cumsum(terms, axis=0), axis=1)
 
 
+#: Integer sums below this are exact in float64.
+_EXACT_FLOAT = 2**53
+
+
 def _integral(terms: Any, xp: Any) -> Any:
-    """Summed-area table with a leading row and column of zeros."""
+    """Summed-area table with a leading row and column of zeros.
+
+    Integer terms on the CPU whose total magnitude float64 holds exactly go through OpenCV's
+    ``integral`` (about twice as fast as two ``cumsum`` passes), and give the same int64 table
+    as :func:`_integral_reference`, bit for bit (tested).
+    """
+    if xp is np and terms.dtype == np.int64 and terms.ndim == 2 and terms.size:
+        if max(float(terms.max()), -float(terms.min())) * terms.size < _EXACT_FLOAT:
+            import cv2
+
+            table = cv2.integral(terms.astype(np.float64), sdepth=cv2.CV_64F)
+            return table.astype(np.int64)
+    return _integral_reference(terms, xp)
+
+
+def _integral_reference(terms: Any, xp: Any) -> Any:
+    """Summed-area table by two cumulative sums (the referee, and the path for the rest)."""
     out = xp.zeros((terms.shape[0] + 1, terms.shape[1] + 1), dtype=terms.dtype)
     _cumsum_2d_into(terms, out[1:, 1:], xp)
     return out
