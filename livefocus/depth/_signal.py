@@ -46,7 +46,7 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     size = settings.support_size
     bright = img - opening(img, size)  # OpenCV, bit for bit scipy's grey_opening
     dark = closing(img, size) - img
-    which = settings.polarity
+    which: str = settings.polarity
     if which == "auto":
         # the vote counts what stands out more than the support threshold: below it, noise
         # and faint texture, which have both signs alike, would always call it "both"
