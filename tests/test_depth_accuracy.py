@@ -23,7 +23,13 @@ from support.report_accuracy import (
     scores,
 )
 
-from livefocus.depth import ReconstructSettings, StackResult, plane_focus, reconstruct
+from livefocus.depth import (
+    ReconstructSettings,
+    StackReconstructor,
+    StackResult,
+    plane_focus,
+    reconstruct,
+)
 from livefocus.depth._holes import (
     enclosed,
     enclosed_reference,
@@ -31,6 +37,7 @@ from livefocus.depth._holes import (
     fill_holes_reference,
 )
 from livefocus.depth._outliers import consistent, consistent_reference
+from livefocus.depth._peaks import rival_peak, rival_peak_reference
 from livefocus.depth._signal import noise_sigma, noise_sigma_reference
 from livefocus.depth._smooth import (
     guided_smooth,
@@ -82,11 +89,12 @@ def test_rendered_surface_depth_and_roughness() -> None:
     assert sc["mae"] < sb["mae"]
     assert roughness(res.depth) < 0.5 * roughness(before.depth)
     assert roughness(res.depth) <= 0.1  # 0.05 measured at 256² (README)
+    # the step is not blurred: the pixels near it that keep a depth keep their own side's
+    # (0.49 planes measured here; the old rule mixed the two sides, 3.2 planes)
     edge = surf.meta["edge"]
-    err = np.abs(res.depth - surf.depth)
-    err_before = np.abs(before.depth - surf.depth)
-    fin = np.isfinite(err) & np.isfinite(err_before) & edge
-    assert np.mean(err[fin]) <= np.mean(err_before[fin]) + 0.05  # the step is not blurred
+    err = np.abs(res.depth - surf.depth)[edge & np.isfinite(res.depth)]
+    err_before = np.abs(before.depth - surf.depth)[edge & np.isfinite(before.depth)]
+    assert err.size >= 10 and np.mean(err) <= 1.0 < np.mean(err_before)
 
 
 def test_sim_figures_do_not_drop() -> None:
@@ -280,6 +288,43 @@ def test_fused_focus_is_the_geometric_mean_in_intensity_units() -> None:
     assert res.mask_depth.mean() <= 0.01 and res.meta["fuse"] == ["tenengrad"]
 
 
+@given(
+    hst.integers(1, 12),
+    hst.integers(0, 2**31 - 1),
+    hst.sampled_from([0.0, 1.0, 1e4]),
+)
+@settings(max_examples=60, deadline=None)
+def test_rival_peak_matches_reference(n: int, seed: int, scale: float) -> None:
+    rng = np.random.default_rng(seed)
+    focus = (rng.random((n, 5, 6)) * scale).astype(np.float32)
+    arg = np.argmax(focus, axis=0)
+    np.testing.assert_allclose(
+        rival_peak(focus, arg), rival_peak_reference(focus, arg), rtol=1e-6, atol=0
+    )
+
+
+def test_two_layers_of_equal_focus_get_no_depth_but_both_masks() -> None:
+    z = np.arange(16, dtype=np.float64)
+    one = 1 + 50 * np.exp(-((z - 4) ** 2) / 2)
+    two = one + 50 * np.exp(-((z - 11) ** 2) / 2)  # a second layer as sharp as the first
+    maps = np.ones((16, 8, 8), np.float32) * one[:, None, None]
+    maps[:, :, 4:] = two[:, None, None]
+    rival = rival_peak(maps, np.argmax(maps, axis=0))
+    assert (rival[:, :4] == 0).all() and np.allclose(rival[:, 4:], 1.0, atol=1e-3)
+    frames = np.zeros((16, 8, 8), np.uint16)
+    for kw, has in (({}, False), ({"ambiguous_peak": 0.0}, True)):
+        settings_ = ReconstructSettings(min_support=0.0, noise_floor=0.0, **kw)
+        rec = StackReconstructor((8, 8), z_step=1.0, settings=settings_)
+        for k in range(16):
+            rec.add(frames[k], focus=maps[k])
+        res, _ = rec.finish()
+        assert np.isfinite(res.depth[:, :4]).all()
+        assert (
+            np.isfinite(res.depth[:, 4:]).all() == has and (res.confidence[:, 4:] > 0).all() == has
+        )
+        assert res.mask_depth[4, :, 4:].all() and res.mask_depth[11, :, 4:].all()
+
+
 def test_median_network_is_the_median() -> None:
     rng = np.random.default_rng(2)
     values = rng.normal(size=(9, 30, 40)).astype(np.float32)
@@ -297,6 +342,8 @@ def test_bad_new_settings_name_the_parameter() -> None:
         ("outlier_tolerance", -1.0),
         ("fuse", "tenengrad"),
         ("support_close", 4),
+        ("ambiguous_peak", 1.5),
+        ("ambiguous_peak", -0.1),
         ("support_close", 0),
         ("fuse", ("vollath",)),
         ("fuse", ("tenengrad", "tenengrad")),

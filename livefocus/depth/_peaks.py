@@ -1,4 +1,5 @@
-"""Per-pixel kernels of focus peaks: the vertex of a parabola through three samples."""
+"""Per-pixel kernels of focus peaks: the vertex of a parabola through three samples, and the
+height of a second, separate peak."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fit_vertex"]
+__all__ = ["fit_vertex", "rival_peak", "rival_peak_reference"]
+
+#: A rival peak must be separated from the highest by a dip below this fraction of itself.
+DIP = 0.5
 
 
 def fit_vertex(
@@ -31,3 +35,45 @@ def fit_vertex(
         ok = (curv < 0) & (den != 0) & np.isfinite(num) & np.isfinite(den)
         off = np.divide(num, den, out=np.zeros_like(f0), where=ok)
     return off, np.asarray(ok)
+
+
+def rival_peak(focus: np.ndarray, arg: np.ndarray) -> np.ndarray:
+    """float32 (Y, X): the highest score of each pixel's curve on a plane separated from its
+    highest plane ``arg`` by a dip, as a fraction of the highest score (0: no rival).
+
+    A plane ``k`` is a rival when some plane between ``arg`` and ``k`` (``k`` excluded, ``arg``
+    not) scores below :data:`DIP` times plane ``k``: the curve falls and rises again, as it
+    does for a mixed pixel at a step in depth or for two layers. One sweep up and one down
+    the stack, O(Z * Y * X); the same as :func:`rival_peak_reference`.
+    """
+    f = np.asarray(focus, np.float32)
+    n = f.shape[0]
+    top = np.take_along_axis(f, arg[None], 0)[0]
+    best = np.zeros(top.shape, np.float32)
+    dip = np.float32(DIP)
+    for planes, side in ((range(n), 1), (range(n - 1, -1, -1), -1)):
+        low = np.full(top.shape, np.inf, np.float32)  # lowest score after arg, on this side
+        for k in planes:
+            after = (k - arg) * side > 0
+            fk = f[k]
+            rival = after & (low < dip * fk)
+            np.maximum(best, fk, out=best, where=rival)
+            np.minimum(low, fk, out=low, where=after)
+    return np.asarray(np.divide(best, top, out=np.zeros_like(best), where=top > 0))
+
+
+def rival_peak_reference(focus: np.ndarray, arg: np.ndarray) -> np.ndarray:
+    """Pixel-by-pixel loop version of :func:`rival_peak` (for tests)."""
+    f = np.asarray(focus, np.float64)
+    n, ny, nx = f.shape
+    out = np.zeros((ny, nx), np.float32)
+    for y in range(ny):
+        for x in range(nx):
+            a = int(arg[y, x])
+            curve, best = f[:, y, x], 0.0
+            for k in range(n):
+                between = curve[min(a, k) + 1 : k] if k > a else curve[k + 1 : a]
+                if k != a and between.size and between.min() < DIP * curve[k]:
+                    best = max(best, curve[k])
+            out[y, x] = best / curve[a] if curve[a] > 0 else 0.0
+    return out

@@ -73,7 +73,7 @@ from livefocus.depth._calibration import calibrated
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._holes import enclosed
 from livefocus.depth._outliers import consistent
-from livefocus.depth._peaks import fit_vertex
+from livefocus.depth._peaks import fit_vertex, rival_peak
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.depth._signal import noise_sigma, plane_support
@@ -573,6 +573,12 @@ class StackReconstructor:
         # the calibration is refitted from these (tests/support/calibrate.py)
         self._features = (prom, self._s_at.copy(), height)
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
+        if self.settings.ambiguous_peak > 0 and n >= 3:
+            # a second peak nearly as high: the pixel mixes two depths (a step, two layers)
+            rival = rival_peak(self._focus[:n], self._arg)
+            ambiguous = rival >= np.float32(self.settings.ambiguous_peak)
+            depth[ambiguous] = np.nan
+            conf[ambiguous] = 0
         if self.settings.outlier_tolerance > 0:
             keep = consistent(
                 depth,
@@ -620,8 +626,9 @@ class StackReconstructor:
     @property
     def depth(self) -> np.ndarray:
         """float32 (Y, X) current depth in µm above the lowest plane (within the stack's span),
-        NaN where not confident;
-        smoothed edge-aware and weighted by confidence (:func:`~livefocus.depth.smooth_depth`)."""
+        NaN where not confident, where a second peak nearly as high makes it ambiguous
+        (``ambiguous_peak``) or where it is a ghost (``outlier_tolerance``); smoothed
+        edge-aware and weighted by confidence (:func:`~livefocus.depth.smooth_depth`)."""
         return self._best()[0].copy()
 
     @property

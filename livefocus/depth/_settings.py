@@ -155,6 +155,10 @@ class ReconstructSettings:
         the scale of a few windows, where depths vary less than ``sqrt(guide_eps)`` planes.
     guide_eps : float
         Its regularisation, in planes².
+    ambiguous_peak : float
+        A pixel whose focus curve has a second peak (separated from the highest by a dip below
+        half of itself) reaching this fraction of the highest gets no depth: it mixes two
+        depths, as at a step or where two layers overlap (its masks keep both; 0: kept).
     outlier_tolerance : float
         A depth further than this many planes (``z_step``) from the median of the depths in
         its ``outlier_size`` square has none (a ghost peak; :func:`~livefocus.depth.consistent`;
@@ -188,6 +192,7 @@ class ReconstructSettings:
     smooth_passes: int = 1
     guide_radius: int = 7
     guide_eps: float = 1.0
+    ambiguous_peak: float = 0.7
     outlier_tolerance: float = 1.0
     outlier_size: int = 15
     gain: float = 1.0
@@ -235,6 +240,10 @@ class ReconstructSettings:
         set_(self, "guide_radius", _non_negative_int(self.guide_radius, "guide_radius"))
         set_(self, "guide_eps", check_positive_number(self.guide_eps, "guide_eps"))
         set_(self, "outlier_tolerance", _non_negative(self.outlier_tolerance, "outlier_tolerance"))
+        rival = _non_negative(self.ambiguous_peak, "ambiguous_peak")
+        if rival > 1:
+            raise ValueError(f"ambiguous_peak must be in [0, 1], got {self.ambiguous_peak!r}")
+        set_(self, "ambiguous_peak", rival)
         size = check_positive_int(self.outlier_size, "outlier_size")
         if size < 3 or size % 2 == 0:
             raise ValueError(f"outlier_size must be an odd int >= 3, got {self.outlier_size!r}")

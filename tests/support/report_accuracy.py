@@ -33,6 +33,7 @@ BEFORE: dict[str, Any] = {
     "smooth_radius": 0,
     "guide_radius": 0,
     "outlier_tolerance": 0.0,
+    "ambiguous_peak": 0.0,
 }
 
 
