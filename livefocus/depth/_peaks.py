@@ -48,17 +48,25 @@ def rival_peak(focus: np.ndarray, arg: np.ndarray) -> np.ndarray:
     """
     f = np.asarray(focus, np.float32)
     n = f.shape[0]
-    top = np.take_along_axis(f, arg[None], 0)[0]
+    peak = np.asarray(arg, np.int32)
+    top = np.take_along_axis(f, peak[None].astype(np.intp), 0)[0]
     best = np.zeros(top.shape, np.float32)
     dip = np.float32(DIP)
-    for planes, side in ((range(n), 1), (range(n - 1, -1, -1), -1)):
-        low = np.full(top.shape, np.inf, np.float32)  # lowest score after arg, on this side
+    half = np.empty(top.shape, np.float32)
+    tmp = np.empty(top.shape, np.float32)
+    beyond = np.empty(top.shape, bool)
+    rival = np.empty(top.shape, bool)
+    # (ufuncs with where= are slow in numpy; copyto with where= is not)
+    for planes, compare in ((range(n), np.less), (range(n - 1, -1, -1), np.greater)):
+        low = np.full(top.shape, np.inf, np.float32)  # lowest score past the peak, this side
         for k in planes:
-            after = (k - arg) * side > 0
+            compare(peak, k, out=beyond)  # plane k lies past the peak on this side
             fk = f[k]
-            rival = after & (low < dip * fk)
-            np.maximum(best, fk, out=best, where=rival)
-            np.minimum(low, fk, out=low, where=after)
+            np.multiply(fk, dip, out=half)
+            np.less(low, half, out=rival)
+            rival &= beyond
+            np.copyto(best, np.maximum(best, fk, out=tmp), where=rival)
+            np.copyto(low, np.minimum(low, fk, out=tmp), where=beyond)
     return np.asarray(np.divide(best, top, out=np.zeros_like(best), where=top > 0))
 
 
