@@ -260,6 +260,35 @@ def test_consistent_drops_ghosts_and_keeps_steps_and_thin_lines() -> None:
     line[5, 30] = 1.0
     assert consistent(line, tolerance=1.0)[:, 12:14].all()
     assert not consistent(np.full((9, 9), np.nan, np.float32), tolerance=1.0).any()
+    # a depth range of 400 planes (past 127 tolerances: scipy's float median) still drops a
+    # ghost 1.5 planes off, however far the farthest depth lies
+    deep = np.zeros((40, 40), np.float32)
+    deep[20, 20], deep[0, 0] = 1.5, 399.0
+    assert not consistent(deep, tolerance=1.0)[20, 20]
+    assert np.array_equal(
+        consistent(deep, tolerance=1.0), consistent_reference(deep, tolerance=1.0)
+    )
+
+
+def test_too_small_windows_and_float32_overflow_are_refused() -> None:
+    with pytest.raises(ValueError, match="window must be at least 4 for measure 'laplacian'"):
+        ReconstructSettings(window=3, fuse=("laplacian",))
+    with pytest.raises(ValueError, match="window must be at least 2"):
+        ReconstructSettings(window=1)
+    huge = np.full((3, 16, 16), 1e38) * (1 + np.arange(16))[None, None, :]
+    with pytest.raises(ValueError, match="beyond float32"):
+        reconstruct(huge, z_step=1.0)
+    big = np.full((3, 16, 16), 1e30) * (1 + np.arange(16))[None, None, :]
+    with pytest.raises(ValueError, match="exceeds float32"):
+        reconstruct(big, z_step=1.0, measure="variance")
+
+
+def test_tiny_frames_of_noise_get_no_confident_depth() -> None:
+    noise = np.random.default_rng(5).normal(100.0, 5.0, (9, 3, 3))
+    assert np.isfinite(reconstruct(noise, z_step=1.0).depth).mean() <= 0.2
+    assert noise_sigma(noise[0], ReconstructSettings()) == pytest.approx(
+        noise_sigma_reference(noise[0]), rel=1e-5
+    )  # float32 against float64
 
 
 @pytest.mark.parametrize("measure", sorted(NOISE_SCALE))
@@ -323,6 +352,20 @@ def test_two_layers_of_equal_focus_get_no_depth_but_both_masks() -> None:
             np.isfinite(res.depth[:, 4:]).all() == has and (res.confidence[:, 4:] > 0).all() == has
         )
         assert res.mask_depth[4, :, 4:].all() and res.mask_depth[11, :, 4:].all()
+
+
+def test_a_few_saturated_pixels_change_depths_only_near_them() -> None:
+    """The polarity vote counts pixels: a saturated streak does not flip a whole frame."""
+    raw = simulate_stack((12, 128, 128), seed=1).raw.copy()
+    clean = reconstruct(raw, z_step=2.0)
+    raw[6, 60, 40:55] = np.iinfo(raw.dtype).max
+    hit = reconstruct(raw, z_step=2.0)
+    far = np.ones((128, 128), bool)
+    far[40:81, 20:75] = False
+    assert np.array_equal(np.isfinite(clean.depth)[far], np.isfinite(hit.depth)[far])
+    both = np.isfinite(clean.depth) & np.isfinite(hit.depth) & far
+    assert np.abs(clean.depth - hit.depth)[both].max() < 0.01
+    assert np.array_equal(clean.mask_depth[:, far], hit.mask_depth[:, far])
 
 
 def test_median_network_is_the_median() -> None:

@@ -42,6 +42,8 @@ CLI_CASES = [
     ([*DEMO, "--measure", "sharpness"], "measure"),
     ([*DEMO, "--measure", "std+vollath"], "--measure: measure 'std+vollath': vollath cannot"),
     ([*DEMO, "--measure", "std+std"], "--measure: measure 'std+std'"),
+    ([*DEMO, "--measure", "+std"], "--measure: measure '+std': a measure name is missing"),
+    ([*DEMO, "--measure", "std+laplacian", "--window", "3"], "--window: window must be at least"),
     ([*DEMO, "--paint", "max"], "paint"),
     ([*DEMO, "--strides", "0"], "strides"),
     ([*DEMO, "--device", "tpu"], "device"),

@@ -102,6 +102,8 @@ class StreamOptions:
         from livefocus.depth import ReconstructSettings
 
         first, *fused = self.measure.split("+")
+        if "+" in self.measure and "" in (first, *fused):
+            raise ValueError(f"measure {self.measure!r}: a measure name is missing around '+'")
         overrides: dict[str, Any] = {"measure": first, "fuse": tuple(fused)}
         if self.window is not None:
             overrides["window"] = self.window

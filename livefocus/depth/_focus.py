@@ -27,17 +27,19 @@ def plane_focus(frame: Any, settings: ReconstructSettings) -> np.ndarray:
     """
     s = settings
     names = (s.measure, *s.fuse)
-    maps: list[np.ndarray] = [
-        np.asarray(
-            to_numpy(focus_map(frame, m, window=s.window, strides=s.strides, paint=s.paint)),
-            dtype=np.float64 if s.fuse else np.float32,
-        )
-        for m in names
-    ]
+    with np.errstate(over="ignore"):  # beyond float32: inf, which add() refuses by name
+        maps: list[np.ndarray] = [
+            np.asarray(
+                to_numpy(focus_map(frame, m, window=s.window, strides=s.strides, paint=s.paint)),
+                dtype=np.float64 if s.fuse else np.float32,
+            )
+            for m in names
+        ]
     if not s.fuse:
         return maps[0]
     total = np.zeros(maps[0].shape, np.float64)
     for m, fmap in zip(names, maps, strict=True):
         power, scale = NOISE_SCALE[m]
         total += np.log(np.maximum(fmap / scale, _TINY)) / power
-    return np.exp(total / len(names)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        return np.exp(total / len(names)).astype(np.float32)

@@ -84,6 +84,7 @@ from livefocus.focus.labels import otsu_threshold, weak_labels
 __all__ = ["PlaneUpdate", "StackReconstructor"]
 
 _TINY = np.float32(1e-30)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -274,9 +275,21 @@ class StackReconstructor:
             img = np.asarray(img.get())
         if img.shape != self.shape:
             raise ValueError(f"frame must have shape {self.shape}, got {img.shape}")
+        if img.dtype.kind == "f" and img.dtype.itemsize > 4:
+            big = max(float(img.max()), -float(img.min()))
+            if big > _FLOAT32_MAX:
+                raise ValueError(
+                    f"frame values reach {big:.3g}, beyond float32 ({_FLOAT32_MAX:.3g}); scale "
+                    "the frame down"
+                )
         z = self._check_z(z_um)
         if focus is None:
             fmap = plane_focus(img, self.settings)
+            if not np.isfinite(fmap).all():
+                raise ValueError(
+                    "frame values are so large that their focus map exceeds float32; scale "
+                    "the frame down"
+                )
         else:
             given: Any = focus
             if type(given).__module__.split(".")[0] == "cupy":

@@ -15,7 +15,7 @@ from livefocus.focus._validate import (
     check_positive_number,
     check_strides,
 )
-from livefocus.focus.measures import NOISE_SCALE
+from livefocus.focus.measures import MIN_WINDOW, NOISE_SCALE
 from livefocus.focus.reference import check_paint
 
 __all__ = ["POLARITIES", "REFINEMENTS", "ReconstructSettings", "check_shape"]
@@ -204,6 +204,12 @@ class ReconstructSettings:
         set_(self, "measure", check_measure(self.measure))
         set_(self, "fuse", _check_fuse(self.fuse, self.measure))
         set_(self, "window", check_positive_int(self.window, "window"))
+        for m in (self.measure, *self.fuse):
+            if self.window < MIN_WINDOW[m]:
+                raise ValueError(
+                    f"window must be at least {MIN_WINDOW[m]} for measure {m!r} (a smaller "
+                    f"window scores every pixel 0), got {self.window}"
+                )
         set_(self, "strides", check_strides(self.strides))
         set_(self, "paint", check_paint(self.paint))
         if self.depth_of_field is not None:

@@ -22,6 +22,8 @@ __all__ = ["noise_sigma", "noise_sigma_reference", "plane_support", "polarity"]
 #: A top-hat must hold this many times the other's total to set the frame's polarity.
 _POLAR = 2.0
 
+#: Fewer residuals than this (frames under 5 x 5) give no noise estimate of their own.
+_MIN_RESIDUALS = 9
 #: Median of |N(0, 1)|: turns a median absolute value into a standard deviation.
 _MAD_TO_STD = 1.0 / 0.6744897501960817
 #: The residual ``x - mean of its 4 neighbours`` has ``sqrt(1 + 4/16)`` times the noise's std.
@@ -35,8 +37,8 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     ``settings.support_smooth`` pixels when that is more than 1), that is the frame less its
     grey opening (bright structure smaller than the size), or its black top-hat (the grey
     closing less the frame: dark structure), is divided by ``sigma``
-    (the noise std of one pixel). Which one is :func:`polarity` of the frame, counting only
-    what stands more than ``settings.min_support`` noise stds out (``polarity="auto"``); both
+    (the noise std of one pixel). Which one is :func:`polarity` of the frame, counting the
+    pixels that stand more than ``settings.min_support`` noise stds out (``polarity="auto"``); both
     (their maximum) where it has no clear polarity, as a textured surface. Flat background
     next to an object scores about 0 even when a focus window there sees the object's edge.
     """
@@ -48,10 +50,11 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     dark = closing(img, size) - img
     which: str = settings.polarity
     if which == "auto":
-        # the vote counts what stands out more than the support threshold: below it, noise
-        # and faint texture, which have both signs alike, would always call it "both"
+        # the vote counts the pixels that stand out more than the support threshold: below it,
+        # noise and faint texture, which have both signs alike, would always call it "both";
+        # and counting pixels, not their excess, keeps a few saturated ones from deciding
         floor = np.float32(settings.min_support * sigma)
-        which = polarity(np.maximum(bright - floor, 0), np.maximum(dark - floor, 0))
+        which = polarity(bright > floor, dark > floor)
     out = {"bright": bright, "dark": dark}.get(which)
     if out is None:
         out = np.maximum(bright, dark)
@@ -64,8 +67,9 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
 
 
 def polarity(bright: np.ndarray, dark: np.ndarray) -> str:
-    """``"bright"``, ``"dark"`` or ``"both"``: which top-hat holds at least twice the other's
-    total (emitters on a dark field, absorbers on a bright one, or neither)."""
+    """``"bright"``, ``"dark"`` or ``"both"``: which of two top-hats (or of two masks of the
+    pixels that stand out) holds at least twice the other's total (emitters on a dark field,
+    absorbers on a bright one, or neither)."""
     sb, sd = float(bright.sum(dtype=np.float64)), float(dark.sum(dtype=np.float64))
     if sb > _POLAR * sd:
         return "bright"
@@ -88,8 +92,10 @@ def noise_sigma(frame: np.ndarray, settings: ReconstructSettings) -> float:
     if s.read_noise is not None:
         level = max(float(np.median(img)) - s.offset, 0.0)
         var = s.gain * level + s.read_noise**2
-    elif img.shape[0] < 3 or img.shape[1] < 3:
-        var = 0.0
+    elif (img.shape[0] - 2) * (img.shape[1] - 2) < _MIN_RESIDUALS:
+        # too few pixels for the residuals: the frame's own robust spread (signal included,
+        # so the floor errs high)
+        var = (float(np.median(np.abs(img - np.median(img)))) * _MAD_TO_STD) ** 2
     else:
         c = img[1:-1, 1:-1]
         r = c - np.float32(0.25) * (img[:-2, 1:-1] + img[2:, 1:-1] + img[1:-1, :-2] + img[1:-1, 2:])
@@ -101,6 +107,11 @@ def noise_sigma_reference(frame: np.ndarray) -> float:
     """Plain loop version of the data estimate of :func:`noise_sigma` (for tests)."""
     img = np.asarray(frame, dtype=np.float64)
     ny, nx = img.shape
+    if (ny - 2) * (nx - 2) < _MIN_RESIDUALS:
+        flat = sorted(float(v) for v in img.ravel())
+        mid = float(np.median(flat))
+        spread = float(np.median([abs(v - mid) for v in flat])) * _MAD_TO_STD
+        return math.sqrt(spread * spread + 1.0 / 12.0)
     res = [
         img[y, x] - 0.25 * (img[y - 1, x] + img[y + 1, x] + img[y, x - 1] + img[y, x + 1])
         for y in range(1, ny - 1)

@@ -40,10 +40,32 @@ from livefocus._vocab import MEASURES, Measure
 from livefocus.focus._scale import unit_scale, unscale
 from livefocus.focus._validate import check_image, check_measure
 
-__all__ = ["ENTROPY_BINS", "MEASURES", "NOISE_SCALE", "entropy_bins", "window_score"]
+__all__ = [
+    "ENTROPY_BINS",
+    "MEASURES",
+    "MIN_WINDOW",
+    "NOISE_SCALE",
+    "entropy_bins",
+    "window_score",
+]
 
 #: Number of histogram bins of the entropy measure for data with more than 256 grey levels.
 ENTROPY_BINS = 256
+
+#: The smallest window (pixels per side) in which a measure can score above 0: its stencil,
+#: and one more pixel for the measures that are a variance of their terms.
+MIN_WINDOW: dict[str, int] = {
+    "brenner": 3,
+    "tenengrad": 3,
+    "laplacian": 4,
+    "smd": 2,
+    "smd2": 2,
+    "vollath": 3,
+    "std": 2,
+    "variance": 2,
+    "entropy": 2,
+    "dwt": 2,
+}
 
 #: ``(p, c)``: the measure scores white noise of standard deviation ``s`` about ``c * s**p``
 #: (checked by a test), so ``(score / c) ** (1 / p)`` is in the image's intensity units, as

@@ -140,6 +140,9 @@ class StoreBrowser:
         measure = self.meta.get("measure") or (
             settings.get("measure") if isinstance(settings, dict) else None
         )
+        fused = settings.get("fuse") if isinstance(settings, dict) else None
+        if measure and isinstance(fused, list) and fused:  # a fused run: std+tenengrad
+            measure = "+".join([str(measure), *map(str, fused)])
         return FrameResult(
             index=pos,
             z_um=float(self.store.z_um[z]),

@@ -533,7 +533,7 @@ class Pipeline:
                     curve=stack.recon.curve,
                     metrics=Metrics(),  # filled in by the writer, once the frame is written
                     mask_mode=self.mask_modes[0],
-                    measure=self.settings.measure,
+                    measure="+".join((self.settings.measure, *self.settings.fuse)),
                     threshold=self._rule(update.otsu_threshold, stack.recon.depth_of_field),
                     pixel_size=self.pixel_size,
                 )
