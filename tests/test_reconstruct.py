@@ -7,6 +7,7 @@ from functools import cache
 
 import numpy as np
 import pytest
+from support.report_accuracy import PEAKS_ONLY
 
 from livefocus.depth import (
     PlaneUpdate,
@@ -19,17 +20,8 @@ from livefocus.sim import SimulatedStack, mask_scores, simulate_stack
 
 SHAPE = (15, 192, 192)
 Z_STEP = 2.0
-#: Synthetic focus maps come with frames that carry no signal of their own: test the peak
-#: rule alone, without the object-support and noise-floor tests, the outlier test or depth
-#: smoothing.
-PEAKS_ONLY = {
-    "min_support": 0.0,
-    "noise_floor": 0.0,
-    "smooth_radius": 0,
-    "guide_radius": 0,
-    "outlier_tolerance": 0.0,
-    "ambiguous_peak": 0.0,
-}
+# Synthetic focus maps come with frames that carry no signal of their own: PEAKS_ONLY tests
+# the peak rule alone.
 
 
 @cache

@@ -24,10 +24,9 @@ from .phantom3d import noise_stack, phantom_stack, surface_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
-#: The rule before this work: local peaks and prominence only.
-BEFORE: dict[str, Any] = {
-    "min_confidence": 0.35,
-    "peak_radius": 4,
+#: The peak rule alone: no object-support or noise-floor test, no outlier or ambiguity test,
+#: no depth smoothing.
+PEAKS_ONLY: dict[str, Any] = {
     "min_support": 0.0,
     "noise_floor": 0.0,
     "smooth_radius": 0,
@@ -35,6 +34,8 @@ BEFORE: dict[str, Any] = {
     "outlier_tolerance": 0.0,
     "ambiguous_peak": 0.0,
 }
+#: The rule before issue 12: the peak rule alone, with its thresholds of then.
+BEFORE: dict[str, Any] = {"min_confidence": 0.35, "peak_radius": 4, **PEAKS_ONLY}
 
 
 def roughness(depth: np.ndarray) -> float:
