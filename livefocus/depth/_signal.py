@@ -37,10 +37,11 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     ``settings.support_smooth`` pixels when that is more than 1), that is the frame less its
     grey opening (bright structure smaller than the size), or its black top-hat (the grey
     closing less the frame: dark structure), is divided by ``sigma``
-    (the noise std of one pixel). Which one is :func:`polarity` of the frame, counting the
-    pixels that stand more than ``settings.min_support`` noise stds out (``polarity="auto"``); both
-    (their maximum) where it has no clear polarity, as a textured surface. Flat background
-    next to an object scores about 0 even when a focus window there sees the object's edge.
+    (the noise std of one pixel). Which one is :func:`polarity` of the frame, counting what
+    stands more than ``settings.min_support`` noise stds out, each pixel up to as much again
+    (``polarity="auto"``); both (their maximum) where it has no clear polarity, as a textured
+    surface. Flat background next to an object scores about 0 even when a focus window there
+    sees the object's edge.
     """
     img = np.asarray(frame, dtype=np.float32)
     if settings.support_smooth > 1:
@@ -50,11 +51,12 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     dark = closing(img, size) - img
     which: str = settings.polarity
     if which == "auto":
-        # the vote counts the pixels that stand out more than the support threshold: below it,
-        # noise and faint texture, which have both signs alike, would always call it "both";
-        # and counting pixels, not their excess, keeps a few saturated ones from deciding
+        # the vote counts what stands out more than the support threshold: below it, noise
+        # and faint texture, which have both signs alike, would always call it "both"; and a
+        # pixel's excess counts up to the threshold itself, so a few saturated pixels do not
+        # decide the frame
         floor = np.float32(settings.min_support * sigma)
-        which = polarity(bright > floor, dark > floor)
+        which = polarity(np.clip(bright - floor, 0, floor), np.clip(dark - floor, 0, floor))
     out = {"bright": bright, "dark": dark}.get(which)
     if out is None:
         out = np.maximum(bright, dark)
@@ -67,9 +69,8 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
 
 
 def polarity(bright: np.ndarray, dark: np.ndarray) -> str:
-    """``"bright"``, ``"dark"`` or ``"both"``: which of two top-hats (or of two masks of the
-    pixels that stand out) holds at least twice the other's total (emitters on a dark field,
-    absorbers on a bright one, or neither)."""
+    """``"bright"``, ``"dark"`` or ``"both"``: which of two top-hats holds at least twice the
+    other's total (emitters on a dark field, absorbers on a bright one, or neither)."""
     sb, sd = float(bright.sum(dtype=np.float64)), float(dark.sum(dtype=np.float64))
     if sb > _POLAR * sd:
         return "bright"
