@@ -97,6 +97,8 @@ class _Stop:
 _STOP = _Stop()
 #: Seconds between two rebuilds of a stack's depth / all-in-focus / confidence for the preview.
 MAP_INTERVAL_S = 0.25
+#: Rebuilds of the preview maps are at least this many times their own cost apart.
+MAP_COST_RATIO = 4.0
 _Job = _PlaneWrite | _RawWrite | _StackWrite | _Stop
 
 
@@ -250,6 +252,7 @@ class Pipeline:
         self._writes: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self._track = _Tracker(queue_size)
         self._stacks: dict[Key, _Stack] = {}
+        self._map_cost = 0.0  # seconds the last rebuild of the preview maps took
         self._z: dict[Key, list[float]] = {}
         self._z_lock = threading.Lock()
         self._busy: tuple[_Frame, float] | None = None  # frame in processing, since when
@@ -544,16 +547,21 @@ class Pipeline:
     def _maps(self, stack: _Stack, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The stack's current depth, all-in-focus and confidence maps, for the preview.
 
-        Building them costs more than a plane (the depth map is smoothed), so they are rebuilt
-        at most every :data:`MAP_INTERVAL_S` seconds, and at each stack's last plane; between
-        two rebuilds the preview shows the latest.
+        Building them costs more than a plane (the depth map is checked and smoothed), so they
+        are rebuilt at most every :data:`MAP_INTERVAL_S` seconds (or :data:`MAP_COST_RATIO`
+        times the last rebuild's cost, if longer), and at each stack's last plane; between two
+        rebuilds the preview shows the latest.
         """
         now = time.perf_counter()
         last = stack.maps
-        if last is None or now - stack.maps_at >= MAP_INTERVAL_S or z == self.n_planes - 1:
+        # the interval grows with what a rebuild costs, so rebuilds take at most a fifth of
+        # the processing thread's time (at 512² they cost 0.1-0.2 s: depth checks, smoothing)
+        interval = max(MAP_INTERVAL_S, MAP_COST_RATIO * self._map_cost)
+        if last is None or now - stack.maps_at >= interval or z == self.n_planes - 1:
             recon = stack.recon
             last = stack.maps = (recon.depth, recon.all_in_focus, recon.confidence)
             stack.maps_at = now
+            self._map_cost = time.perf_counter() - now
         return last
 
     def _rule(self, otsu: float, depth_of_field: float) -> str:
