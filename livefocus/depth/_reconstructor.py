@@ -10,8 +10,11 @@ acquisition's worker thread) and keeps, in O(H * W) work per plane:
   linearly interpolated between the two frames around its refined depth) and the
   **confidence** map (prominence of the highest peak of the curve over the whole stack,
   ``1 - base / peak`` where ``base`` is the higher of the minima on either side; 0 for a flat
-  curve); the current state is what :meth:`~StackReconstructor.finish` would give if the stack
-  ended with the newest plane;
+  curve); a depth is kept only where that peak passes the support and noise tests below, no
+  second peak nearly as high makes it ambiguous (``ambiguous_peak``) and it agrees with the
+  depths around it (``outlier_tolerance``), and is then smoothed edge-aware; the current state
+  is what :meth:`~StackReconstructor.finish` would give if the stack ended with the newest
+  plane;
 - two in-focus **masks** per plane: ``otsu`` (the paper's weak label: Otsu's threshold of the
   plane's focus map; in the :class:`~livefocus.depth.StackResult` one Otsu threshold over
   all the stack's maps, ``scope="stack"``) and ``depth`` (below).
@@ -28,7 +31,8 @@ and the pixel itself stands out of its local background on plane ``j`` by more t
 ``min_support`` noise stds (:func:`~livefocus.depth.plane_support`: object support, so that
 background next to an object does not inherit the object's window score; the support of
 planes ``j - 1`` and ``j + 1`` counts towards ``support_peak``, and a peak enclosed by
-supported peaks of plane ``j``, a hole in them, counts as supported). All three are
+supported peaks of plane ``j``, once those are closed over gaps of ``support_close - 1``
+pixels, counts as supported). All three are
 judged on plane ``j``'s own maps, so the finality below is unchanged. A confident peak is
 refined to a sub-plane depth ``d_j`` (clamped between the
 midpoints to the neighbouring planes), and the pixel is **in focus at plane k when**
