@@ -265,9 +265,10 @@ def test_shipped_models_meet_their_targets_on_a_held_out_stack() -> None:
 @pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
 def test_randomised_depth_beats_depth_sim_on_an_unseen_generator(contrast: str) -> None:
     """The independent generator (never trained or validated on): the randomised `depth`
-    finds in-focus voxels where `depth-sim` nearly does not (measured 0.177 vs 0.035 in
-    brightfield, 0.216 vs 0.142 in fluorescence; the rule 0.38 and 0.34). The README's target
-    (>= 0.55, within 0.1 of the rule) is not met; this guards what was reached."""
+    (3 planes in) finds in-focus voxels where `depth-sim` nearly does not (measured on
+    2026-12-01: 0.329 vs 0.035 in brightfield, 0.245 vs 0.142 in fluorescence; the rule 0.48
+    and 0.37). The README's target (>= 0.55, within 0.1 of the rule) is not met; this guards
+    what was reached."""
     from support.phantom3d import phantom_stack
 
     from livefocus.sim import mask_scores
@@ -277,8 +278,8 @@ def test_randomised_depth_beats_depth_sim_on_an_unseen_generator(contrast: str) 
         name: mask_scores(lm.engine(name, "onnxruntime").predict_mask(ph.raw), ph.mask)["iou"]
         for name in ("depth", "depth-sim")
     }
-    assert iou["depth"] >= 0.15, iou
-    assert iou["depth"] >= iou["depth-sim"] + 0.05, iou
+    assert iou["depth"] >= 0.2, iou
+    assert iou["depth"] >= iou["depth-sim"] + 0.08, iou
 
 
 def test_bad_model_folders(tiny: Path, tmp_path: Path) -> None:

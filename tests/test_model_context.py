@@ -196,3 +196,22 @@ def test_cli_trains_a_context_model_with_a_real_stack(
         main(["train", "--out", str(tmp_path / "n"), "--context", "0", "--no-progress"])
     assert done.value.code == 2 and "context must be from 1" in capsys.readouterr().err
     assert not (tmp_path / "n").exists()
+
+
+def test_training_batches_read_either_way_and_show_planes_alone() -> None:
+    from livefocus.model.randomise import pairs_from_randomised, random_stack
+    from livefocus.model.train import _batch
+
+    pairs = pairs_from_randomised(1, shape=(4, 64, 64), augment=True, context=PLANES)
+    raw = random_stack((4, 64, 64), 0).raw
+    assert pairs.x_reversed is not None
+    # read the other way, plane 1 comes after planes 3 and 2
+    np.testing.assert_allclose(pairs.x_reversed[1], model_input(raw[None, [3, 2, 1]], 3)[0],
+                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(pairs.x[1], model_input(raw[None, [0, 0, 1]], 3)[0], atol=1e-5)
+    rng = np.random.default_rng(0)
+    x, y = _batch(pairs, np.arange(4), 32, rng, alone=1.0)
+    assert x.shape == (4, PLANES, 32, 32) and y.shape == (4, 32, 32)
+    assert all(np.array_equal(w[0], w[-1]) for w in x)  # every window is its plane alone
+    x, _ = _batch(pairs, np.array([1, 2, 1, 2]), 32, rng, alone=0.0)
+    assert not any(np.array_equal(w[0], w[-1]) for w in x)  # middle planes: never alone

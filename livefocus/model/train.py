@@ -21,6 +21,7 @@ from livefocus.model.data import (
     label_config,
     label_stack,
     model_input,
+    normalise,
     pairs_from_files,
     pairs_from_simulation,
 )
@@ -54,12 +55,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "architecture": {"depth": 3, "base": 16},
         "labels": "depth",
         "data": "randomised",
-        "n_train": 24,
+        "context": 3,
+        "alone": 0.25,
+        "n_train": 72,
         "n_val": 6,
         "shape": [12, 256, 256],
         "crop": 128,
         "batch_size": 16,
-        "epochs": 8,
+        "epochs": 10,
         "patience": 20,
         "lr": 1e-3,
         "schedule": "cosine",
@@ -92,12 +95,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _batch(pairs: Pairs, idx: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[Any, Any]:
+def _batch(
+    pairs: Pairs, idx: np.ndarray, crop: int, rng: np.random.Generator, alone: float = 0.0
+) -> tuple[Any, Any]:
     """A batch of random flips / 90-degree rotations (each slice its own) and random
     ``crop`` x ``crop`` crops; weak labels are those of the transformed slice
     (:attr:`Pairs.y_dihedral`), since the sliding-window scheme does not commute with flips.
+
     Windows of several planes are read either way through the stack, at random
-    (:attr:`Pairs.x_reversed`): acquisitions step up or down."""
+    (:attr:`Pairs.x_reversed`): acquisitions step up or down. A fraction ``alone`` of them
+    shows the plane alone (every plane of the window is the current one, as at a stack's
+    start), so that the net still judges a plane whose predecessors it has not got."""
     h, w = pairs.x.shape[-2:]
     c = min(crop, h, w)
     xs, ys = [], []
@@ -105,6 +113,9 @@ def _batch(pairs: Pairs, idx: np.ndarray, crop: int, rng: np.random.Generator) -
         k = int(rng.integers(8))
         reverse = pairs.x_reversed is not None and bool(rng.random() < 0.5)
         x, y = pairs.augmented(int(i), k, reverse)
+        if x.ndim == 3 and alone > 0 and rng.random() < alone:
+            # the window of the plane alone: its own z-score, repeated (= model_input of it)
+            x = np.repeat(normalise(x[-1])[None], len(x), axis=0)
         a = int(rng.integers(0, h - c + 1))
         b = int(rng.integers(0, w - c + 1))
         xs.append(x[..., a : a + c, b : b + c])
@@ -204,11 +215,13 @@ def _fit(
     desc: str,
     max_minutes: float | None = None,
     schedule: str = "plateau",
+    alone: float = 0.0,
 ) -> dict[str, Any]:
     """Adam, focal + Dice + BCE, early stopping on validation IoU; keeps the best weights.
 
     ``schedule``: ``"plateau"`` lowers the learning rate when validation IoU stalls;
-    ``"cosine"`` anneals it to zero over ``epochs``."""
+    ``"cosine"`` anneals it to zero over ``epochs``. ``alone``: the fraction of windows of
+    several planes shown as the plane alone (see :func:`_batch`)."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
@@ -240,7 +253,7 @@ def _fit(
         losses = []
         for s in range(steps):
             idx = order[s * batch_size : (s + 1) * batch_size]
-            x, y = _batch(train_pairs, idx, crop, rng)
+            x, y = _batch(train_pairs, idx, crop, rng, alone)
             xt = torch.from_numpy(np.ascontiguousarray(_channels(x), dtype=np.float32))
             xt = xt.contiguous(memory_format=torch.channels_last)
             yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[:, None]
@@ -414,6 +427,7 @@ def train(
         desc=f"train {preset}",
         max_minutes=max_minutes,
         schedule=str(p.get("schedule", "plateau")),
+        alone=float(p.get("alone", 0.0)),
     )
     metrics = {
         "labels": labels,
