@@ -13,6 +13,12 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test caches exported models in its own folder, never the user's cache."""
+    monkeypatch.setenv("LIVEFOCUS_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Folder with the small real focus stacks (see tests/data/LICENSES.md)."""

@@ -21,11 +21,6 @@ from livefocus.sim import Camera, Optics, Specimen, mask_scores
 torch.set_num_threads(2)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIVEFOCUS_CACHE", str(tmp_path / "cache"))
-
-
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """``livefocus ARGV`` in this process: exit code, stdout, stderr."""
     capsys.readouterr()

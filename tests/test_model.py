@@ -21,11 +21,6 @@ from livefocus.model.train import _fit
 torch.set_num_threads(2)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIVEFOCUS_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model trained for a few seconds (shared by the tests that need weights)."""

@@ -14,11 +14,6 @@ from livefocus.cli import main
 from livefocus.model.registry import SHIPPED
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIVEFOCUS_CACHE", str(tmp_path / "cache"))
-
-
 def test_export_writes_valid_onnx(tmp_path: Path) -> None:
     out = tmp_path / "default.onnx"
     with pytest.raises(SystemExit) as done:

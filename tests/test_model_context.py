@@ -28,11 +28,6 @@ torch.set_num_threads(2)
 PLANES = 3
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIVEFOCUS_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture(scope="session")
 def tiny_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny local model of 3 planes, trained for a few seconds."""
