@@ -210,3 +210,14 @@ def test_training_batches_read_either_way_and_show_planes_alone() -> None:
     assert all(np.array_equal(w[0], w[-1]) for w in x)  # every window is its plane alone
     x, _ = _batch(pairs, np.array([1, 2, 1, 2]), 32, rng, alone=0.0)
     assert not any(np.array_equal(w[0], w[-1]) for w in x)  # middle planes: never alone
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_torch_agrees_with_cpu_on_a_context_model(tiny_context: Path) -> None:
+    """The CUDA torch engine takes the same causal windows as ONNX Runtime on the CPU."""
+    stack = _stack(5, 128)
+    gpu = lm.engine(tiny_context, "torch").predict(stack)
+    cpu = lm.engine(tiny_context, "onnxruntime").predict(stack)
+    assert gpu.shape == cpu.shape == stack.shape
+    assert np.abs(gpu - cpu).max() <= 1e-3
