@@ -28,6 +28,7 @@ from livefocus.depth import (
     StackReconstructor,
     StackResult,
     plane_focus,
+    plane_support,
     reconstruct,
 )
 from livefocus.depth._holes import (
@@ -368,6 +369,17 @@ def test_a_few_saturated_pixels_change_depths_only_near_them() -> None:
     assert np.array_equal(clean.mask_depth[:, far], hit.mask_depth[:, far])
 
 
+def test_a_wide_object_on_a_plain_field_keeps_its_interior_support() -> None:
+    yy, xx = np.mgrid[0:96, 0:96]
+    frame = 100.0 + 60.0 * (((yy - 48) ** 2 + (xx - 48) ** 2) < 20**2)  # a 40 px bright disk
+    frame += np.random.default_rng(1).normal(0, 2.0, frame.shape)
+    sigma = noise_sigma(frame, ReconstructSettings())
+    wide = plane_support(frame, ReconstructSettings(), sigma)
+    small = plane_support(frame, ReconstructSettings(support_large=0), sigma)
+    assert wide[48, 48] > 20 and small[48, 48] < 5  # the 17 px top-hat sees no interior
+    assert wide[5, 5] < 5 and small[5, 5] < 5  # the field stays unsupported
+
+
 def test_median_network_is_the_median() -> None:
     rng = np.random.default_rng(2)
     values = rng.normal(size=(9, 30, 40)).astype(np.float32)
@@ -386,6 +398,7 @@ def test_bad_new_settings_name_the_parameter() -> None:
         ("fuse", "tenengrad"),
         ("support_close", 4),
         ("ambiguous_peak", 1.5),
+        ("support_large", -1),
         ("ambiguous_peak", -0.1),
         ("support_close", 0),
         ("fuse", ("vollath",)),

@@ -283,7 +283,7 @@ def test_settings_defaults_and_json() -> None:
     assert (s.min_support, s.noise_floor, s.support_peak, s.smooth_radius) == (5.0, 0.5, 0.85, 3)
     assert (s.smooth_passes, s.guide_radius, s.guide_eps) == (1, 7, 1.0)
     assert (s.outlier_tolerance, s.outlier_size, s.support_close) == (1.0, 15, 3)
-    assert s.ambiguous_peak == 0.7
+    assert (s.ambiguous_peak, s.support_large) == (0.7, 33)
     d = s.as_dict()
     assert json.loads(json.dumps(d)) == d
     big = ReconstructSettings.for_frame((2048, 2048))

@@ -117,6 +117,11 @@ class ReconstructSettings:
     support_size : int
         Size (pixels) of the top-hat that measures a pixel's own signal
         (:func:`~livefocus.depth.plane_support`): structure up to about this size counts.
+    support_large : int
+        In a frame that votes one polarity (``polarity="auto"``), the top-hat of this size
+        counts too, so that objects wider than ``support_size`` on a plain field keep their
+        interiors (0, or not above ``support_size``: none). Chosen on the domain-randomised
+        stacks (:mod:`livefocus.model.randomise`), as :mod:`livefocus.sim` never votes one way.
     support_smooth : int
         Box (pixels) the frame is smoothed over before the top-hat (1, the default: not
         smoothed; an even box shifts the support by half a pixel).
@@ -180,6 +185,7 @@ class ReconstructSettings:
     refine: Refinement = "parabola"
     peak_radius: int = 6
     support_size: int = 17
+    support_large: int = 33
     support_smooth: int = 1
     support_edge: float = 0.4
     support_peak: float = 0.85
@@ -229,6 +235,7 @@ class ReconstructSettings:
         set_(self, "refine", check_choice(self.refine, "refine", REFINEMENTS))
         set_(self, "peak_radius", check_positive_int(self.peak_radius, "peak_radius"))
         set_(self, "support_size", check_positive_int(self.support_size, "support_size"))
+        set_(self, "support_large", _non_negative_int(self.support_large, "support_large"))
         set_(self, "support_smooth", check_positive_int(self.support_smooth, "support_smooth"))
         set_(self, "support_edge", _non_negative(self.support_edge, "support_edge"))
         set_(self, "support_peak", _non_negative(self.support_peak, "support_peak"))

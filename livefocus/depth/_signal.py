@@ -60,6 +60,13 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     out = {"bright": bright, "dark": dark}.get(which)
     if out is None:
         out = np.maximum(bright, dark)
+    elif settings.polarity == "auto" and settings.support_large > size:
+        # objects on a plain field (the frame voted one way): a larger top-hat keeps the
+        # interiors of objects wider than the small one (it would let a textured specimen's
+        # halos in, so frames of both signs keep the small one alone)
+        large = settings.support_large
+        wide = img - opening(img, large) if which == "bright" else closing(img, large) - img
+        out = np.maximum(out, wide)
     if settings.support_edge > 0:
         # an object's edge lies where its contrast falls to a fraction of the local peak
         # contrast: the pixels beyond, lit only by the blur of the edge, are background
