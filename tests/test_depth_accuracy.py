@@ -66,10 +66,10 @@ def test_independent_phantom_background_and_depth(contrast: str) -> None:
     ph, res = _phantom(contrast, 7)
     sc = scores(res, ph.mask, ph.depth, 1.0)
     before = scores(reconstruct(ph.raw, z_step=1.0, **BEFORE), ph.mask, ph.depth, 1.0)
-    assert sc["bg_fp"] <= 0.02, sc  # 0.2-0.6 % measured here, 0.2-0.4 % at 256² (README)
+    assert sc["bg_fp"] <= 0.02, sc  # 0.4-1.0 % measured here, 0.5-0.8 % at 256² (README)
     assert sc["bg_fp"] < 0.5 * before["bg_fp"], (sc, before)
     assert sc["precision"] > before["precision"] + 0.1, (sc, before)
-    assert sc["iou"] >= before["iou"] + 0.08, (sc, before)  # +0.12 / +0.29 measured here
+    assert sc["iou"] >= before["iou"] + 0.08, (sc, before)  # +0.16 / +0.26 measured here
     assert sc["mae"] <= 0.3, sc
 
 
