@@ -221,3 +221,17 @@ def test_cuda_torch_agrees_with_cpu_on_a_context_model(tiny_context: Path) -> No
     cpu = lm.engine(tiny_context, "onnxruntime").predict(stack)
     assert gpu.shape == cpu.shape == stack.shape
     assert np.abs(gpu - cpu).max() <= 1e-3
+
+
+@pytest.mark.parametrize("context", [1, PLANES])
+def test_batches_of_non_square_frames_crop_the_turned_slices(context: int) -> None:
+    """A quarter turn swaps a slice's sides: crops as long as the short side still fit."""
+    from livefocus.model.data import Pairs
+    from livefocus.model.train import _batch
+
+    frames = np.random.default_rng(3).random((4, 64, 32)).astype(np.float32)
+    x = frames if context == 1 else np.stack([model_input(frames, context)[i] for i in range(4)])
+    pairs = Pairs(x, frames > 0.5, None, np.zeros(4, int))
+    for seed in range(20):
+        xb, yb = _batch(pairs, np.arange(4), 32, np.random.default_rng(seed))
+        assert xb.shape[-2:] == yb.shape[-2:] == (32, 32)

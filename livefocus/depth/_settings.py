@@ -62,7 +62,7 @@ def _check_fuse(fuse: Any, measure: str) -> tuple[Measure, ...]:
                 f"{', '.join(NOISE_SCALE)}"
             )
     if measure in names or len(set(names)) < len(names):
-        raise ValueError(f"fuse must not repeat a measure, got {fuse!r} with measure {measure!r}")
+        raise ValueError(f"fuse: a measure is repeated in {(measure, *names)!r}")
     return names
 
 

@@ -128,7 +128,8 @@ class Engine:
             model of several planes, (N, H, W) is a stack in acquisition order: plane ``k``
             is judged with the planes before it (:func:`~livefocus.model.data.
             context_windows`; never those after it), and (N, context, H, W) gives each
-            plane's window itself, oldest plane first; the result is then (N, H, W).
+            plane's window itself, oldest plane first; the result is then (N, H, W). A
+            single-plane model takes (H, W) or (N, H, W) only.
         """
         shape = np.shape(frames)
         x = model_input(frames, self.context)

@@ -106,8 +106,7 @@ def _batch(
     (:attr:`Pairs.x_reversed`): acquisitions step up or down. A fraction ``alone`` of them
     shows the plane alone (every plane of the window is the current one, as at a stack's
     start), so that the net still judges a plane whose predecessors it has not got."""
-    h, w = pairs.x.shape[-2:]
-    c = min(crop, h, w)
+    c = min(crop, *pairs.x.shape[-2:])  # a quarter turn swaps the sides, not their minimum
     xs, ys = [], []
     for i in idx:
         k = int(rng.integers(8))
@@ -116,6 +115,7 @@ def _batch(
         if x.ndim == 3 and alone > 0 and rng.random() < alone:
             # the window of the plane alone: its own z-score, repeated (= model_input of it)
             x = np.repeat(normalise(x[-1])[None], len(x), axis=0)
+        h, w = x.shape[-2:]  # of the turned slice
         a = int(rng.integers(0, h - c + 1))
         b = int(rng.integers(0, w - c + 1))
         xs.append(x[..., a : a + c, b : b + c])

@@ -516,7 +516,7 @@ class Pipeline:
             if engine is not None:
                 # causal: the planes before this one in its stack, never those after it
                 window = _window(stack, image, _context(engine))
-                stack.recent.append(image)
+                stack.recent.append(image.copy())  # the caller may reuse its buffer
                 probability = engine.predict(window)[0]
                 masks["model"] = probability >= engine.threshold
             if self.on_result is not None:
