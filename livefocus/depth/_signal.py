@@ -116,7 +116,7 @@ def noise_sigma_reference(frame: np.ndarray) -> float:
     img = np.asarray(frame, dtype=np.float64)
     ny, nx = img.shape
     if (ny - 2) * (nx - 2) < _MIN_RESIDUALS:
-        flat = sorted(float(v) for v in img.ravel())
+        flat = [float(v) for v in img.ravel()]
         mid = float(np.median(flat))
         spread = float(np.median([abs(v - mid) for v in flat])) * _MAD_TO_STD
         return math.sqrt(spread * spread + 1.0 / 12.0)
