@@ -47,6 +47,14 @@ CLI_CASES = [
     ([*DEMO, "--paint", "max"], "paint"),
     ([*DEMO, "--strides", "0"], "strides"),
     ([*DEMO, "--device", "tpu"], "device"),
+    ([*DEMO, "--gain", "2"], "--gain is part of a camera model, which needs --read-noise"),
+    ([*DEMO, "--offset", "100"], "--offset is part of a camera model, which needs --read-noise"),
+    ([*DEMO, "--read-noise", "-1"], "--read-noise must be a non-negative number"),
+    ([*DEMO, "--read-noise", "nan"], "--read-noise must be a non-negative number"),
+    ([*DEMO, "--read-noise", "2", "--gain", "0"], "--gain must be a positive number"),
+    ([*DEMO, "--read-noise", "2", "--offset", "inf"], "--offset must be a finite number"),
+    ([*DEMO, "--read-noise", "2", "--estimate-noise"], "--estimate-noise and --read-noise"),
+    ([*REPLAY, "--gain", "2"], "--gain is part of a camera model"),
     (["demo", "--no-preview", "--size", "64", "-o", "missing/out.ome.zarr"], "does not exist"),
     ([*REPLAY, "--fps", "0"], "fps"),
     ([*REPLAY, "--z-step", "-1"], "z_step"),
@@ -55,6 +63,7 @@ CLI_CASES = [
     ([*ACQUIRE, "--z-range", "4", "--step", "2", "--interval", "-1"], "interval"),
     ([*ACQUIRE, "--z-range", "4", "--step", "2", "--positions", "1,2,3,4"], "--positions"),
     ([*ACQUIRE, "--z-range", "-4", "--step", "2"], "range"),
+    ([*ACQUIRE, "--z-range", "4", "--step", "2", "--read-noise", "-2"], "--read-noise"),
 ]
 
 

@@ -31,6 +31,10 @@ def test_demo_headless_summary(tmp_path: Path) -> None:
     assert iou["depth"]["iou"] > iou["otsu"]["iou"]
     store = open_store(tmp_path / "livefocus-demo.ome.zarr")  # the default --out
     assert store.shape == (1, 1, 21, 128, 128) and store.meta["status"] == "complete"
+    # the demo judges noise by its simulated camera's own model (gain 1, offset 100, 2 e-)
+    assert summary["noise"] == "camera model: gain 1 ADU/e-, offset 100 ADU, read noise 2 e-"
+    settings = store.meta["settings"]
+    assert (settings["gain"], settings["offset"], settings["read_noise"]) == (1.0, 100.0, 2.0)
     # a second run refuses to replace the store unless asked
     code, _, err = run_cli("demo", "--no-preview", "--size", "128", cwd=tmp_path)
     assert code == 2 and "--overwrite" in err and "Traceback" not in err
@@ -74,13 +78,14 @@ def test_replay_with_fps(tmp_path: Path) -> None:
     assert time.perf_counter() - start > 0.2  # 3 frames at 10 frames/s
     summary = json.loads(out)
     assert summary["frames"]["out"] == 3 and summary["lost"] == 0
+    assert summary["noise"] == "estimated from each frame"
     store = open_store(tmp_path / "r.ome.zarr")
     np.testing.assert_array_equal(store.array("raw")[0, 0], read_stack(stack))
-    assert store.meta["source"] == "replay"
+    assert store.meta["source"] == "replay" and store.meta["settings"]["read_noise"] is None
 
 
 def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:
-    code, _out, err = run_cli(
+    code, out, err = run_cli(
         "acquire",
         "--config",
         str(DEMO_CFG),
@@ -92,15 +97,25 @@ def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:
         "2",
         "--positions",
         "0,0;20,20,0",
+        "--gain",
+        "0.5",
+        "--offset",
+        "10",
+        "--read-noise",
+        "3",
         "--no-preview",
         "-o",
         "a.ome.zarr",
         cwd=tmp_path,
     )
     assert code == 0, err
+    assert "noise    camera model: gain 0.5 ADU/e-, offset 10 ADU, read noise 3 e-" in out
     store = open_store(tmp_path / "a.ome.zarr")
     assert store.positions == 2 and store.shape[:3] == (2, 1, 5)
     assert store.meta["source"] == "acquire" and store.meta["status"] == "complete"
+    # the camera model reaches the reconstruction, its read noise in ADU (3 e- x 0.5 ADU/e-)
+    settings = store.meta["settings"]
+    assert (settings["gain"], settings["offset"], settings["read_noise"]) == (0.5, 10.0, 1.5)
 
 
 @pytest.mark.parametrize(

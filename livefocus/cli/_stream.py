@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,6 +48,22 @@ PaintOpt = Annotated[
     str | None, typer.Option(help="'sum' (the paper) or 'mean' (default: the reconstruction's).")
 ]
 DofOpt = Annotated[float | None, typer.Option(help="Depth of field in µm (default: 2 z steps).")]
+GainOpt = Annotated[
+    float | None,
+    typer.Option(help="Camera gain in ADU per photoelectron (camera model; needs --read-noise)."),
+]
+OffsetOpt = Annotated[
+    float | None,
+    typer.Option(help="Camera offset (dark level) in ADU (camera model; needs --read-noise)."),
+]
+ReadNoiseOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Camera read noise in electrons rms: the noise that focus peaks and object "
+        "support are judged against then comes from this camera model (with --gain, default "
+        "1, and --offset, default 0) instead of being estimated from each frame."
+    ),
+]
 QueueOpt = Annotated[int, typer.Option("--queue-size", help="Bound of the frame queue.")]
 PolicyOpt = Annotated[
     str, typer.Option(help="Full queue: 'block' (the camera waits, nothing lost) or 'drop'.")
@@ -80,6 +97,9 @@ class StreamOptions:
     strides: str | None = None
     paint: str | None = None
     dof: float | None = None
+    gain: float | None = None
+    offset: float | None = None
+    read_noise: float | None = None
     queue_size: int = 8
     policy: str = "block"
     frame_timeout: float = 60.0
@@ -113,6 +133,7 @@ class StreamOptions:
             overrides["paint"] = self.paint
         if self.dof is not None:
             overrides["depth_of_field"] = self.dof
+        overrides.update(self.camera_model())
         try:
             return ReconstructSettings.for_frame(shape, **overrides)
         except ValueError as exc:
@@ -120,6 +141,31 @@ class StreamOptions:
                 why = str(exc).removeprefix("fuse: ")
                 raise ValueError(f"measure {self.measure!r}: {why}") from None
             raise
+
+    def camera_model(self) -> dict[str, float]:
+        """``gain``, ``offset`` and ``read_noise`` (ADU) of the settings; empty without
+        ``--read-noise`` (the noise is then estimated from each frame)."""
+        if self.read_noise is None:
+            for name, value in (("gain", self.gain), ("offset", self.offset)):
+                if value is not None:
+                    raise ValueError(
+                        f"--{name} is part of a camera model, which needs --read-noise too "
+                        "(electrons rms)"
+                    )
+            return {}
+        gain = 1.0 if self.gain is None else float(self.gain)
+        offset = 0.0 if self.offset is None else float(self.offset)
+        noise = float(self.read_noise)
+        if not math.isfinite(gain) or gain <= 0:
+            raise ValueError(f"--gain must be a positive number of ADU per electron, got {gain!r}")
+        if not math.isfinite(offset):
+            raise ValueError(f"--offset must be a finite number of ADU, got {offset!r}")
+        if not math.isfinite(noise) or noise < 0:
+            raise ValueError(
+                f"--read-noise must be a non-negative number of electrons, got {noise!r}"
+            )
+        # the settings take the read noise in ADU, as the frames are
+        return {"gain": gain, "offset": offset, "read_noise": noise * gain}
 
 
 def _execute(
@@ -136,6 +182,7 @@ def _execute(
     from livefocus.stream import MDAHandler, stream
 
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
+    options.settings(shape)  # bad options: one line, before a window opens or a store is made
     runs: list[MDAHandler] = []
 
     def job(on_result: Callable[[Any], None] | None) -> Any:
@@ -218,6 +265,8 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             )
             text = cal.get("error") or f"{cal['model']} in {cal['seconds']:.1f} s, {when}"
             typer.echo(f"calibration  {text}")
+        if "noise" in extra:
+            typer.echo(f"noise    {extra['noise']}")
         for name, scores in extra.get("iou_vs_truth", {}).items():
             typer.echo(
                 f"IoU vs truth  {name:<6} {scores['iou']:.3f}  "
@@ -225,6 +274,17 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _noise(options: StreamOptions) -> str:
+    """Where the noise that peaks and support are judged against comes from, in words."""
+    if options.read_noise is None:
+        return "estimated from each frame"
+    model = options.camera_model()
+    return (
+        f"camera model: gain {model['gain']:g} ADU/e-, offset {model['offset']:g} ADU, "
+        f"read noise {options.read_noise:g} e-"
+    )
 
 
 def _refuse_existing(out: Path, overwrite: bool) -> None:
@@ -254,6 +314,16 @@ def demo(
     window: WindowOpt = None,
     strides: StridesOpt = None,
     paint: PaintOpt = None,
+    gain: GainOpt = None,
+    offset: OffsetOpt = None,
+    read_noise: ReadNoiseOpt = None,
+    estimate_noise: Annotated[
+        bool,
+        typer.Option(
+            "--estimate-noise",
+            help="Estimate the noise from each frame instead of the simulated camera's model.",
+        ),
+    ] = False,
     queue_size: QueueOpt = 8,
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
@@ -268,7 +338,7 @@ def demo(
     """
     import numpy as np
 
-    from livefocus.devices import demo_core, demo_truth
+    from livefocus.devices import demo_camera, demo_core, demo_truth
     from livefocus.sim import mask_scores
     from livefocus.stream import open_store, z_sequence
 
@@ -276,6 +346,12 @@ def demo(
     _refuse_existing(out, overwrite)
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
     core = demo_core(seed=seed, contrast=contrast, shape=(size, size))
+    if estimate_noise and read_noise is not None:
+        raise ValueError("--estimate-noise and --read-noise exclude each other")
+    if not estimate_noise and read_noise is None and gain is None and offset is None:
+        # the simulated camera's own model: the demo knows it exactly
+        cam = demo_camera(core).camera_model
+        options = replace(options, gain=cam.gain, offset=cam.offset, read_noise=cam.read_noise)
     report = _execute(
         core,
         sequence,
@@ -292,7 +368,7 @@ def demo(
         for mode in report.mask_modes:
             found = np.asarray(reader.array(f"mask_{mode}")[0, 0]).astype(bool)
             scores[mode] = {k: round(v, 4) for k, v in mask_scores(found, truth).items()}
-    _summary(report, {"iou_vs_truth": scores}, as_json)
+    _summary(report, {"noise": _noise(options), "iou_vs_truth": scores}, as_json)
 
 
 @app.command()
@@ -314,6 +390,9 @@ def replay(
     window: WindowOpt = None,
     strides: StridesOpt = None,
     paint: PaintOpt = None,
+    gain: GainOpt = None,
+    offset: OffsetOpt = None,
+    read_noise: ReadNoiseOpt = None,
     queue_size: QueueOpt = 8,
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
@@ -345,7 +424,7 @@ def replay(
         fps=fps,
         meta={"source": "replay", "stack": str(stack)},
     )
-    _summary(report, {}, as_json)
+    _summary(report, {"noise": _noise(options)}, as_json)
 
 
 def _positions(text: str | None) -> list[tuple[float, float, float | None]] | None:
@@ -418,6 +497,9 @@ def acquire(
     strides: StridesOpt = None,
     paint: PaintOpt = None,
     dof: DofOpt = None,
+    gain: GainOpt = None,
+    offset: OffsetOpt = None,
+    read_noise: ReadNoiseOpt = None,
     queue_size: QueueOpt = 8,
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
@@ -447,4 +529,4 @@ def acquire(
         out=out,
         meta={"source": "acquire", "config": str(config)},
     )
-    _summary(report, {}, as_json)
+    _summary(report, {"noise": _noise(options)}, as_json)
