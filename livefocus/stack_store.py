@@ -2,10 +2,12 @@
 
 One position, one time point, one channel: the stack itself is the root image (``0``), its
 focus-score maps are the ``focus`` image and its weak labels the ``labels/mask_otsu`` label
-image (see :mod:`livefocus.stream.store`). There are no depth maps; the axial focus curve is
-in the ``livefocus`` attribute (``curve``). Every slice is its own chunk and is on disk once
-``write_*`` returns, and the status (``running``, then ``complete``, ``interrupted`` or
-``error: ...``) says whether the labelling finished.
+image (see :mod:`livefocus.stream.store`). With ``depth=True`` (``label --depth``) the depth
+rule's final masks are the ``labels/mask_depth`` label image and its depth, all-in-focus and
+confidence maps are stored as a streaming run stores them; without, there are no depth maps.
+The axial focus curve is in the ``livefocus`` attribute (``curve``). Every slice is its own
+chunk and is on disk once ``write_*`` returns, and the status (``running``, then
+``complete``, ``interrupted`` or ``error: ...``) says whether the labelling finished.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus.depth import StackResult
 from livefocus.stream.store import StoreWriter
 
 __all__ = ["LabelStore"]
@@ -43,11 +46,13 @@ class LabelStore:
         pixel_size: float | None = None,
         overwrite: bool = False,
         inputs: Sequence[str | Path] = (),
+        depth: bool = False,
     ) -> LabelStore:
         """Create the store of the (Z, Y, X) stack ``raw``; ``attrs`` go to ``livefocus``.
 
         ``z_step`` and ``pixel_size`` (µm) are the scales when known. ``overwrite`` replaces
-        only a store livefocus wrote, never one of ``inputs``.
+        only a store livefocus wrote, never one of ``inputs``. ``depth``: the store also holds
+        the depth rule's masks and maps (:meth:`write_curve` takes them).
         """
         nz, ny, nx = raw.shape
         writer = StoreWriter(
@@ -56,11 +61,11 @@ class LabelStore:
             dtype=raw.dtype,
             z_step=z_step,
             pixel_size=pixel_size,
-            mask_modes=("otsu",),
+            mask_modes=("otsu", "depth") if depth else ("otsu",),
             meta={"kind": "label", **attrs},
             overwrite=overwrite,
             inputs=inputs,
-            maps=False,
+            maps=depth,
         )
         return cls(writer, raw)
 
@@ -72,9 +77,19 @@ class LabelStore:
         """The weak-label mask of slice ``z``."""
         self.writer.write_final((0, 0, 0, z), {"otsu": mask})
 
-    def write_curve(self, curve: np.ndarray) -> None:
-        """The axial focus curve; marks every slice final."""
-        self.writer.write_stack((0, 0, 0), maps={}, masks={})
+    def write_curve(self, curve: np.ndarray, depth: StackResult | None = None) -> None:
+        """The axial focus curve, and the reconstruction ``depth`` of a store made with
+        ``depth=True`` (its final masks and maps); marks every slice final."""
+        maps: dict[str, np.ndarray] = {}
+        masks: dict[str, np.ndarray] = {}
+        if depth is not None:
+            maps = {
+                "depth": depth.depth,
+                "all_in_focus": depth.all_in_focus,
+                "confidence": depth.confidence,
+            }
+            masks = {"depth": depth.mask_depth}
+        self.writer.write_stack((0, 0, 0), maps=maps, masks=masks)
         self.writer.update_meta(curve=[float(v) for v in curve])
 
     def close(self, status: str = "complete") -> None:

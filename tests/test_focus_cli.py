@@ -114,3 +114,47 @@ def test_label_reads_npy_and_zarr_and_runs_on_dask(tmp_path: Path, data_dir: Pat
         assert result.returncode == 0, result.stderr
         maps = open_store(out).array("focus")[0, 0]
         np.testing.assert_allclose(maps, expected.astype(np.float32))
+
+
+def test_label_depth_equals_reconstruct_here_and_on_dask(tmp_path: Path, data_dir: Path) -> None:
+    """``label --depth`` stores the depth rule's final masks and maps: those of
+    ``livefocus.reconstruct`` at the given z step, bit for bit, here and on a Dask cluster."""
+    from livefocus.depth import reconstruct
+
+    stack = lf.read_stack(data_dir / "pseudoscorpion_zstack_4x.tif")
+    expected = reconstruct(stack, z_step=2.0)
+    assert expected.mask_depth.any() and np.isfinite(expected.depth).any()  # not vacuous
+    for name, extra in (("here", []), ("dask", ["--dask", "local"])):
+        out = tmp_path / f"{name}.zarr"
+        result = run_cli(
+            "label",
+            str(data_dir / "pseudoscorpion_zstack_4x.tif"),
+            "--out",
+            str(out),
+            "--depth",
+            "--z-step",
+            "2",
+            *extra,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "depth masks and maps" in result.stdout
+        store = open_store(out)
+        assert store.mask_names == ["mask_otsu", "mask_depth"]
+        assert store.meta["status"] == "complete"
+        masks = np.asarray(store.array("mask_depth")[0, 0]).astype(bool)
+        np.testing.assert_array_equal(masks, expected.mask_depth)
+        for key in ("depth", "all_in_focus", "confidence"):
+            np.testing.assert_array_equal(store.array(key)[0, 0], getattr(expected, key))
+
+
+def test_label_depth_bad_z_step_writes_nothing(tmp_path: Path, data_dir: Path) -> None:
+    stack = str(data_dir / "diatom_mfusionj_3z.tif")
+    for extra, message in (
+        (["--depth", "--z-step", "0"], "--z-step must be a positive number"),
+        (["--depth", "--z-step", "nan"], "--z-step must be a positive number"),
+        (["--z-step", "2"], "pass --depth too"),
+    ):
+        result = run_cli("label", stack, "--out", "o.zarr", *extra, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []

@@ -55,12 +55,13 @@ def _peak_pixel(data: np.ndarray) -> np.ndarray:
 @contextmanager
 def _slice_maps(
     data: np.ndarray, measure: str, settings: dict[str, Any], dask: str | None
-) -> Iterator[Iterator[tuple[int, np.ndarray]]]:
-    """``(z, map)`` pairs, computed here or on a Dask cluster (in completion order)."""
+) -> Iterator[tuple[Iterator[tuple[int, np.ndarray]], Any]]:
+    """``(z, map)`` pairs, computed here or on a Dask cluster (in completion order), and the
+    cluster's client (None: here)."""
     from livefocus.focus import focus_map
 
     if dask is None:
-        yield ((z, focus_map(data[z], measure, **settings)) for z in range(data.shape[0]))
+        yield ((z, focus_map(data[z], measure, **settings)) for z in range(data.shape[0])), None
         return
     from livefocus._xp import require
     from livefocus.focus.parallel import iter_focus_maps
@@ -71,7 +72,7 @@ def _slice_maps(
     else:
         client = distributed.Client(dask, timeout=10)
     with client:
-        yield iter_focus_maps(data, measure, client=client, **settings)
+        yield iter_focus_maps(data, measure, client=client, **settings), client
 
 
 @app.command()
@@ -90,9 +91,19 @@ def label(
     dask: str | None = typer.Option(
         None, help="Run on Dask: 'local' (a local cluster) or a scheduler address (tcp://...)."
     ),
+    depth: bool = typer.Option(
+        False,
+        "--depth",
+        help="Also the depth rule's final masks and its depth, all-in-focus and confidence "
+        "maps (livefocus.reconstruct with the streaming defaults; the same on Dask).",
+    ),
+    z_step: float | None = typer.Option(
+        None, help="Plane spacing in µm for --depth (default: from the file, else 1)."
+    ),
 ) -> None:
     """Focus-score maps and weak-label masks of every slice, written as they are made to an
-    OME-Zarr store of the same layout as a streaming run (``livefocus view`` opens it)."""
+    OME-Zarr store of the same layout as a streaming run (``livefocus view`` opens it).
+    With ``--depth`` the store also gets the depth rule's masks and maps."""
     from tqdm import tqdm
 
     from livefocus.focus import axial_curve, focus_map, weak_labels
@@ -109,8 +120,13 @@ def label(
         raise ValueError(
             f"dask must be 'local' or a scheduler address such as tcp://host:8786, got {dask!r}"
         )
+    if z_step is not None and not (math.isfinite(z_step) and z_step > 0):
+        raise ValueError(f"--z-step must be a positive number of µm, got {z_step!r}")
+    if z_step is not None and not depth:
+        raise ValueError("--z-step is the plane spacing of --depth; pass --depth too")
     data = read_stack(stack)
-    check_memory(9.0 * data.size, "stack", data.shape)  # float64 maps and uint8 masks
+    # float64 maps and uint8 masks; with --depth the reconstruction's float32 maps and masks
+    check_memory((15.0 if depth else 9.0) * data.size, "stack", data.shape)
     # Check every option before anything is written, on the pixel of largest magnitude (which
     # also refuses float values whose scores would overflow).
     focus_map(
@@ -118,12 +134,14 @@ def label(
     )
     weak_labels(np.zeros((1, 1)), scope=scope)
     _check_float32_maps(data, measure, window, stride_list)
+    step = stack_z_step(stack)
     store = LabelStore.create(
         out,
         raw=data,
-        z_step=stack_z_step(stack),
+        z_step=step,
         overwrite=overwrite,
         inputs=[stack],
+        depth=depth,
         attrs={
             "source": str(stack),
             "measure": measure,
@@ -135,19 +153,24 @@ def label(
     )
     maps = np.empty(data.shape, dtype=np.float64)
     settings = {"window": window, "strides": stride_list, "paint": paint}
+    result = None
     try:
-        with _slice_maps(data, measure, settings, dask) as results:
+        with _slice_maps(data, measure, settings, dask) as (results, client):
             steps = tqdm(results, total=data.shape[0], desc=f"{measure} maps", unit="slice")
             for z, focus in steps:
                 maps[z] = focus
                 store.write_map(z, focus)
                 if scope == "slice":
                     store.write_mask(z, weak_labels(focus))
+            if depth:
+                from livefocus.depth import reconstruct
+
+                result = reconstruct(data, z_step=z_step or step or 1.0, client=client)
         if scope == "stack":
             for z, mask in enumerate(weak_labels(maps, scope="stack")):
                 store.write_mask(z, mask)
         curve = axial_curve(data, measure)
-        store.write_curve(curve)
+        store.write_curve(curve, result)
     except KeyboardInterrupt:
         store.close("interrupted")
         raise
@@ -157,8 +180,10 @@ def label(
     store.close("complete")
     plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
     plot_curves({measure: curve}, plot_path, title=f"{stack.name}: axial {measure} curve")
+    extra = "" if result is None else ", depth masks and maps"
     typer.echo(
-        f"wrote {out} ({data.shape[0]} slices; best slice {int(np.argmax(curve))}) and {plot_path}"
+        f"wrote {out} ({data.shape[0]} slices{extra}; best slice {int(np.argmax(curve))}) and "
+        f"{plot_path}"
     )
 
 

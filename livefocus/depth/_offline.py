@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from livefocus._xp import require
+from livefocus.depth._focus import plane_focus
 from livefocus.depth._reconstructor import StackReconstructor
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings
-from livefocus.focus._validate import check_stack
+from livefocus.focus._validate import check_positive_int, check_stack
 
 __all__ = ["reconstruct"]
 
@@ -22,6 +25,8 @@ def reconstruct(
     z_step: float | None = None,
     z_um: Sequence[float] | np.ndarray | None = None,
     settings: ReconstructSettings | None = None,
+    client: Any = None,
+    batch: int = 8,
     **overrides: Any,
 ) -> StackResult:
     """Reconstruct a whole (Z, Y, X) stack offline (identical to feeding it plane by plane).
@@ -36,6 +41,13 @@ def reconstruct(
         Plane positions in µm (strictly monotonic). None: ``k * z_step``.
     settings : ReconstructSettings, optional
         Default: :meth:`ReconstructSettings.for_frame` of the frame shape.
+    client : distributed.Client, optional
+        Compute the planes' focus maps (:func:`~livefocus.depth.plane_focus`, the frame-local
+        part) on this Dask cluster, at most ``batch`` planes in flight, and feed them to the
+        reconstruction in plane order: the result is the same, bit for bit
+        (``pip install 'livefocus[dask]'``). None: everything here.
+    batch : int
+        Planes in flight on the cluster at most (memory stays bounded on both sides).
     **overrides
         Fields of :class:`ReconstructSettings` to change.
 
@@ -78,7 +90,29 @@ def reconstruct(
     elif overrides:
         settings = dataclasses.replace(settings, **overrides)
     rec = StackReconstructor(shape, z_step=z_step, settings=settings, n_planes=data.shape[0])
-    for frame, z in zip(data, positions, strict=True):
-        rec.add(frame, z)
+    if client is None:
+        for frame, z in zip(data, positions, strict=True):
+            # no provisional masks are returned: judging undecided peaks early is not needed
+            # (the final masks and maps are the same either way)
+            rec.add(frame, z, tentative=False)
+    else:
+        maps = _cluster_maps(data, settings, client, check_positive_int(batch, "batch"))
+        for frame, z, fmap in zip(data, positions, maps, strict=True):
+            rec.add(frame, z, focus=fmap, tentative=False)
     result, _ = rec.finish()
     return result
+
+
+def _cluster_maps(
+    data: np.ndarray, settings: ReconstructSettings, client: Any, batch: int
+) -> Iterator[np.ndarray]:
+    """The planes' focus maps computed on a Dask ``client``, yielded in plane order with at
+    most ``batch`` in flight (a plane's map is what ``add`` would compute)."""
+    require("distributed")
+    pending: deque[Any] = deque()
+    z_next = 0
+    while z_next < len(data) or pending:
+        while z_next < len(data) and len(pending) < batch:
+            pending.append(client.submit(plane_focus, data[z_next], settings, pure=False))
+            z_next += 1
+        yield np.asarray(pending.popleft().result())
