@@ -7,7 +7,10 @@ finds the queue full is counted as lost and skipped. A processing thread compute
 focus map (numpy or CuPy), its masks (U-Net engine, Otsu, depth) and updates the stack's
 reconstruction; a writer thread, behind a second bounded queue, puts it all in the store and
 hands the latest result to an optional callback (the preview), so that disk and display never
-stall the focus kernels.
+stall the focus kernels. A finished Z-stack's end-of-stack work (its last peaks, the depth
+checks and smoothing, the stack's Otsu threshold: about as much as 12 planes at 512²) runs on
+a third thread while the processing thread goes on with the next stack's planes; one more
+finished stack may wait for it (:data:`FINISHING`), beyond which the processing thread waits.
 
 Faults never cost a captured frame that can still be written:
 
@@ -100,6 +103,10 @@ MAP_INTERVAL_S = 0.25
 #: Rebuilds of the preview maps are at least this many times their own cost apart.
 MAP_COST_RATIO = 4.0
 _Job = _PlaneWrite | _RawWrite | _StackWrite | _Stop
+
+#: Finished Z-stacks that may wait while another one's end-of-stack work runs (memory: one
+#: stack's maps each); beyond, the processing thread waits, and the frame queue's policy applies.
+FINISHING = 1
 
 
 @dataclass
@@ -252,6 +259,7 @@ class Pipeline:
         self._writes: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self._track = _Tracker(queue_size)
         self._stacks: dict[Key, _Stack] = {}
+        self._finishing: queue.Queue[tuple[Key, _Stack] | _Stop] = queue.Queue(maxsize=FINISHING)
         self._map_cost = 0.0  # seconds the last rebuild of the preview maps took
         self._z: dict[Key, list[float]] = {}
         self._z_lock = threading.Lock()
@@ -262,6 +270,7 @@ class Pipeline:
         self._done = threading.Event()
         self._threads = [
             threading.Thread(target=self._process, name="lf-process", daemon=True),
+            threading.Thread(target=self._finisher, name="lf-finish", daemon=True),
             threading.Thread(target=self._write, name="lf-write", daemon=True),
         ]
         if frame_timeout is not None:
@@ -446,7 +455,7 @@ class Pipeline:
                 if not self._write_failed.is_set():
                     for key in list(self._stacks):
                         self._finish(key)
-                self._put_write(_STOP)
+                self._finishing.put(_STOP)  # the finisher ends the writer once done
                 return
             if self._write_failed.is_set():
                 continue  # nothing can be written: close() counts these frames as lost
@@ -464,10 +473,14 @@ class Pipeline:
                 self._finish((p, t, c))
 
     def _fault(self, item: _Frame, exc: BaseException) -> None:
-        self.faults += 1
-        if not self.first_fault:
-            self.first_fault = f"{type(exc).__name__}: {exc}"
-        log.error("processing frame %s failed: %s", item.index, exc, exc_info=exc)
+        self._fault_text(f"processing frame {item.index}", exc)
+
+    def _fault_text(self, what: str, exc: BaseException) -> None:
+        """Count a fault (from the processing or the finishing thread) and log it."""
+        with self._track.lock:
+            self.faults += 1
+            self.first_fault = self.first_fault or f"{type(exc).__name__}: {exc}"
+        log.error("%s failed: %s", what, exc, exc_info=exc)
 
     def _open_stack(self, item: _Frame, shape: tuple[int, ...]) -> _Stack:
         p, t, c, _ = item.index
@@ -575,15 +588,29 @@ class Pipeline:
         return f"peak confidence > {confidence:.2g}, |depth - z| <= {depth_of_field / 2:.3g} µm"
 
     def _finish(self, key: Key) -> None:
+        """Hand a stack to the finisher thread (waits while it is busy with another)."""
         stack = self._stacks.pop(key)
-        if not stack.planes:
-            return
+        if stack.planes:
+            self._finishing.put((key, stack))
+
+    def _finisher(self) -> None:
+        while True:
+            item = self._finishing.get()
+            if isinstance(item, _Stop):
+                self._put_write(_STOP)
+                return
+            if self._write_failed.is_set():
+                continue
+            try:
+                self._finish_stack(*item)
+            except Exception as exc:  # never leave the processing thread waiting
+                self._fault_text(f"finishing stack {item[0]}", exc)
+
+    def _finish_stack(self, key: Key, stack: _Stack) -> None:
         try:
             result, _ = stack.recon.finish()  # every plane's final mask is in result.mask_depth
         except Exception as exc:
-            self.faults += 1
-            self.first_fault = self.first_fault or f"{type(exc).__name__}: {exc}"
-            log.error("finishing stack %s failed: %s", key, exc, exc_info=exc)
+            self._fault_text(f"finishing stack {key}", exc)
             return
         p, t, c = key
         masks: dict[str, np.ndarray] = {}
