@@ -49,7 +49,7 @@ from livefocus.depth._smooth import (
 )
 from livefocus.focus import focus_map
 from livefocus.focus.measures import NOISE_SCALE
-from livefocus.sim import simulate_stack
+from livefocus.sim import mask_scores, simulate_stack
 
 DATA = Path(__file__).parent / "data"
 CONTRASTS = ("brightfield", "fluorescence")
@@ -159,8 +159,28 @@ def test_noise_sigma_matches_reference_and_camera_model() -> None:
     assert noise_sigma(frame, s) == pytest.approx(noise_sigma_reference(frame), rel=1e-4)
     assert noise_sigma(frame, s) == pytest.approx(3.0, rel=0.1)
     cam = ReconstructSettings(gain=2.0, offset=100.0, read_noise=1.5)
-    level = np.full((8, 8), 150.0)
+    level = np.full((8, 8), 150, np.uint16)  # integer frames: their rounding, 1/12 ADU²
     assert noise_sigma(level, cam) == pytest.approx(np.sqrt(2.0 * 50 + 1.5**2 + 1 / 12))
+    # float frames: only their float32 rounding
+    assert noise_sigma(level.astype(np.float32), cam) == pytest.approx(np.sqrt(2.0 * 50 + 1.5**2))
+
+
+def test_a_normalised_float_stack_is_judged_as_its_integer_original() -> None:
+    """A stack divided by its camera's range ([0, 1] floats) gets the masks of the integer
+    stack: the quantisation step of 1 that integer frames add to the noise is not added to
+    float frames (it would dwarf their noise and leave them without any mask)."""
+    st = simulate_stack((12, 128, 128), seed=2, z_step=2.0)
+    expected = reconstruct(st.raw, z_step=2.0)
+    assert expected.mask_depth.mean() > 0.02
+    for scale in (1 / 4095, 1 / 65535, 1000.0):
+        got = reconstruct((st.raw * scale).astype(np.float32), z_step=2.0)
+        assert mask_scores(got.mask_depth, expected.mask_depth)["iou"] > 0.98, scale
+    frame = (st.raw[6] / 4095).astype(np.float32)
+    assert noise_sigma(frame, ReconstructSettings()) == pytest.approx(
+        noise_sigma_reference(frame), rel=1e-4
+    )
+    zeros = reconstruct(np.zeros((5, 32, 32), np.float32), z_step=1.0)
+    assert not np.isfinite(zeros.depth).any() and not zeros.mask_depth.any()
 
 
 def test_smooth_depth_matches_reference_and_keeps_steps() -> None:

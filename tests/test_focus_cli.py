@@ -142,6 +142,11 @@ def test_label_depth_equals_reconstruct_here_and_on_dask(tmp_path: Path, data_di
         store = open_store(out)
         assert store.mask_names == ["mask_otsu", "mask_depth"]
         assert store.meta["status"] == "complete"
+        # the store's z axis is the step the depths were measured in
+        np.testing.assert_allclose(store.z_um, 2.0 * np.arange(len(stack)))
+        assert store.meta["depth_z_step"] == 2.0
+        recorded = store.meta["depth_settings"]
+        assert recorded["window"] == 6 and {k: expected.meta[k] for k in recorded} == recorded
         masks = np.asarray(store.array("mask_depth")[0, 0]).astype(bool)
         np.testing.assert_array_equal(masks, expected.mask_depth)
         for key in ("depth", "all_in_focus", "confidence"):
@@ -158,3 +163,16 @@ def test_label_depth_bad_z_step_writes_nothing(tmp_path: Path, data_dir: Path) -
         result = run_cli("label", stack, "--out", "o.zarr", *extra, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_label_depth_without_a_step_takes_one_micrometre(tmp_path: Path, data_dir: Path) -> None:
+    from livefocus.depth import reconstruct
+
+    stack = lf.read_stack(data_dir / "pseudoscorpion_zstack_4x.tif")[:, :96, :128]
+    np.save(tmp_path / "s.npy", stack)  # .npy: no step stored
+    result = run_cli("label", "s.npy", "--out", "o.zarr", "--depth", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    store = open_store(tmp_path / "o.zarr")
+    assert store.meta["depth_z_step"] == 1.0
+    expected = reconstruct(stack, z_step=1.0)
+    np.testing.assert_array_equal(store.array("depth")[0, 0], expected.depth)

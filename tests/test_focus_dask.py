@@ -42,3 +42,28 @@ def test_reconstruct_on_a_cluster_is_bit_for_bit_the_local_one() -> None:
             for name in fields:
                 np.testing.assert_array_equal(getattr(there, name), getattr(here, name), name)
             assert there.meta == here.meta
+
+
+def test_reconstruct_on_worker_processes_and_bad_clients() -> None:
+    """Real worker processes (the planes and settings are pickled there and back)."""
+    import pytest
+    from distributed import Client, LocalCluster
+
+    from livefocus.depth import reconstruct
+    from livefocus.sim import simulate_stack
+
+    raw = simulate_stack((6, 64, 64), seed=5).raw
+    here = reconstruct(raw, z_step=2.0)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        there = reconstruct(raw, z_step=2.0, client=c)
+    np.testing.assert_array_equal(there.mask_depth, here.mask_depth)
+    np.testing.assert_array_equal(there.depth, here.depth)
+    with pytest.raises(ValueError, match=r"client must be a distributed\.Client"):
+        reconstruct(raw, z_step=2.0, client="local")
+    with pytest.raises(ValueError, match="batch"):
+        reconstruct(raw, z_step=2.0, batch=0)

@@ -35,6 +35,14 @@ def test_demo_headless_summary(tmp_path: Path) -> None:
     assert summary["noise"] == "camera model: gain 1 ADU/e-, offset 100 ADU, read noise 2 e-"
     settings = store.meta["settings"]
     assert (settings["gain"], settings["offset"], settings["read_noise"]) == (1.0, 100.0, 2.0)
+    # a part given replaces the simulated camera's (the read noise goes to ADU: 2 e- x 0.5)
+    code, out, err = run_cli(
+        "demo", "--no-preview", "--size", "64", "--gain", "0.5", "-o", "g.ome.zarr", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert "noise    camera model: gain 0.5 ADU/e-, offset 100 ADU, read noise 2 e-" in out
+    settings = open_store(tmp_path / "g.ome.zarr").meta["settings"]
+    assert (settings["gain"], settings["offset"], settings["read_noise"]) == (0.5, 100.0, 1.0)
     # a second run refuses to replace the store unless asked
     code, _, err = run_cli("demo", "--no-preview", "--size", "128", cwd=tmp_path)
     assert code == 2 and "--overwrite" in err and "Traceback" not in err

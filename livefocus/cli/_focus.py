@@ -125,8 +125,9 @@ def label(
     if z_step is not None and not depth:
         raise ValueError("--z-step is the plane spacing of --depth; pass --depth too")
     data = read_stack(stack)
-    # float64 maps and uint8 masks; with --depth the reconstruction's float32 maps and masks
-    check_memory((15.0 if depth else 9.0) * data.size, "stack", data.shape)
+    # float64 maps and uint8 masks; with --depth also the reconstruction's float32 focus and
+    # support stacks, its masks and their copies (about 30 bytes a voxel, measured)
+    check_memory((39.0 if depth else 9.0) * data.size, "stack", data.shape)
     # Check every option before anything is written, on the pixel of largest magnitude (which
     # also refuses float values whose scores would overflow).
     focus_map(
@@ -134,7 +135,13 @@ def label(
     )
     weak_labels(np.zeros((1, 1)), scope=scope)
     _check_float32_maps(data, measure, window, stride_list)
-    step = stack_z_step(stack)
+    step = z_step if z_step is not None else stack_z_step(stack)
+    depth_attrs: dict[str, Any] = {}
+    if depth:
+        from livefocus.depth import ReconstructSettings
+
+        rec_settings = ReconstructSettings.for_frame((int(data.shape[1]), int(data.shape[2])))
+        depth_attrs = {"depth_settings": rec_settings.as_dict(), "depth_z_step": step or 1.0}
     store = LabelStore.create(
         out,
         raw=data,
@@ -143,6 +150,7 @@ def label(
         inputs=[stack],
         depth=depth,
         attrs={
+            **depth_attrs,
             "source": str(stack),
             "measure": measure,
             "window": window,
@@ -165,7 +173,7 @@ def label(
             if depth:
                 from livefocus.depth import reconstruct
 
-                result = reconstruct(data, z_step=z_step or step or 1.0, client=client)
+                result = reconstruct(data, z_step=step or 1.0, settings=rec_settings, client=client)
         if scope == "stack":
             for z, mask in enumerate(weak_labels(maps, scope="stack")):
                 store.write_mask(z, mask)

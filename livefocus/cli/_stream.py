@@ -61,7 +61,8 @@ ReadNoiseOpt = Annotated[
     typer.Option(
         help="Camera read noise in electrons rms: the noise that focus peaks and object "
         "support are judged against then comes from this camera model (with --gain, default "
-        "1, and --offset, default 0) instead of being estimated from each frame."
+        "1, and --offset, default 0) instead of being estimated from each frame (demo: parts "
+        "not given come from its simulated camera)."
     ),
 ]
 QueueOpt = Annotated[int, typer.Option("--queue-size", help="Bound of the frame queue.")]
@@ -163,6 +164,10 @@ class StreamOptions:
         if not math.isfinite(noise) or noise < 0:
             raise ValueError(
                 f"--read-noise must be a non-negative number of electrons, got {noise!r}"
+            )
+        if not math.isfinite(noise * gain):
+            raise ValueError(
+                f"--read-noise ({noise:g} e-) times --gain ({gain:g} ADU/e-) is beyond a float"
             )
         # the settings take the read noise in ADU, as the frames are
         return {"gain": gain, "offset": offset, "read_noise": noise * gain}
@@ -345,13 +350,20 @@ def demo(
     options = StreamOptions.pick(locals())
     _refuse_existing(out, overwrite)
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
+    parts = {"--gain": gain, "--offset": offset, "--read-noise": read_noise}
+    given = [name for name, value in parts.items() if value is not None]
+    if estimate_noise and given:
+        raise ValueError(f"--estimate-noise excludes a camera model ({', '.join(given)})")
     core = demo_core(seed=seed, contrast=contrast, shape=(size, size))
-    if estimate_noise and read_noise is not None:
-        raise ValueError("--estimate-noise and --read-noise exclude each other")
-    if not estimate_noise and read_noise is None and gain is None and offset is None:
-        # the simulated camera's own model: the demo knows it exactly
+    if not estimate_noise:
+        # the simulated camera's own model (the demo knows it exactly); parts given replace it
         cam = demo_camera(core).camera_model
-        options = replace(options, gain=cam.gain, offset=cam.offset, read_noise=cam.read_noise)
+        options = replace(
+            options,
+            gain=cam.gain if gain is None else gain,
+            offset=cam.offset if offset is None else offset,
+            read_noise=cam.read_noise if read_noise is None else read_noise,
+        )
     report = _execute(
         core,
         sequence,
@@ -409,6 +421,7 @@ def replay(
     from livefocus.stream import z_sequence
 
     options = StreamOptions.pick(locals())
+    options.camera_model()  # bad values: one line before the stack is read
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")
     _refuse_existing(target, overwrite)
     core = replay_core(stack, z_step=z_step)
@@ -511,6 +524,7 @@ def acquire(
     from livefocus.stream import z_sequence
 
     options = StreamOptions.pick(locals())
+    options.camera_model()  # bad values: one line before the configuration is loaded
     _refuse_existing(out, overwrite)
     sequence = z_sequence(
         {"range": z_range, "step": step},

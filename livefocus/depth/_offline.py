@@ -42,12 +42,12 @@ def reconstruct(
     settings : ReconstructSettings, optional
         Default: :meth:`ReconstructSettings.for_frame` of the frame shape.
     client : distributed.Client, optional
-        Compute the planes' focus maps (:func:`~livefocus.depth.plane_focus`, the frame-local
-        part) on this Dask cluster, at most ``batch`` planes in flight, and feed them to the
-        reconstruction in plane order: the result is the same, bit for bit
-        (``pip install 'livefocus[dask]'``). None: everything here.
+        Compute the planes' focus maps (:func:`~livefocus.depth.plane_focus`; about a sixth of
+        a 512² plane's work, the rest runs here) on this Dask cluster, at most ``batch`` planes
+        in flight, and feed them to the reconstruction in plane order: the result is the same,
+        bit for bit (``pip install 'livefocus[dask]'``). None: everything here.
     batch : int
-        Planes in flight on the cluster at most (memory stays bounded on both sides).
+        Planes in flight on the cluster at most (the workers hold no more than that).
     **overrides
         Fields of :class:`ReconstructSettings` to change.
 
@@ -89,6 +89,9 @@ def reconstruct(
         settings = ReconstructSettings.for_frame(shape, **overrides)
     elif overrides:
         settings = dataclasses.replace(settings, **overrides)
+    batch = check_positive_int(batch, "batch")
+    if client is not None and not callable(getattr(client, "submit", None)):
+        raise ValueError(f"client must be a distributed.Client, got {type(client).__name__}")
     rec = StackReconstructor(shape, z_step=z_step, settings=settings, n_planes=data.shape[0])
     if client is None:
         for frame, z in zip(data, positions, strict=True):
@@ -96,7 +99,7 @@ def reconstruct(
             # (the final masks and maps are the same either way)
             rec.add(frame, z, tentative=False)
     else:
-        maps = _cluster_maps(data, settings, client, check_positive_int(batch, "batch"))
+        maps = _cluster_maps(data, settings, client, batch)
         for frame, z, fmap in zip(data, positions, maps, strict=True):
             rec.add(frame, z, focus=fmap, tentative=False)
     result, _ = rec.finish()

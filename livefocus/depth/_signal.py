@@ -17,7 +17,13 @@ from scipy import ndimage
 from livefocus._morph import closing, max_filter, opening
 from livefocus.depth._settings import ReconstructSettings
 
-__all__ = ["noise_sigma", "noise_sigma_reference", "plane_support", "polarity"]
+__all__ = [
+    "noise_sigma",
+    "noise_sigma_reference",
+    "plane_support",
+    "polarity",
+    "rounding_variance",
+]
 
 #: A top-hat must hold this many times the other's total to set the frame's polarity.
 _POLAR = 2.0
@@ -26,6 +32,10 @@ _POLAR = 2.0
 _MIN_RESIDUALS = 9
 #: Median of |N(0, 1)|: turns a median absolute value into a standard deviation.
 _MAD_TO_STD = 1.0 / 0.6744897501960817
+#: float32's machine epsilon: the relative rounding of a float frame's values.
+_EPS32 = float(np.finfo(np.float32).eps)
+#: The least noise std a frame gets (a frame of zeros), so that support stays finite.
+_MIN_SIGMA = 1e-30
 #: The residual ``x - mean of its 4 neighbours`` has ``sqrt(1 + 4/16)`` times the noise's std.
 _RESIDUAL_GAIN = math.sqrt(1.25)
 
@@ -93,8 +103,11 @@ def noise_sigma(frame: np.ndarray, settings: ReconstructSettings) -> float:
     the frame's median level: ``sqrt(gain * (median - offset) + read_noise²)``. Without one it
     is estimated from the frame: the median absolute residual of each pixel against the mean of
     its four neighbours, scaled to a std, so that edges and texture (a minority of pixels)
-    do not inflate it. Either way the rounding of integer frames (1/12 ADU²) is added.
+    do not inflate it. Either way the frame's quantisation is added (:func:`rounding_variance`:
+    1/12 ADU² for integer frames; float frames, such as normalised ones in [0, 1], only their
+    float32 rounding), and the result is at least 1e-30 (a frame of zeros).
     """
+    rounding = rounding_variance(frame)
     img = np.asarray(frame, dtype=np.float32)
     s = settings
     if s.read_noise is not None:
@@ -108,22 +121,39 @@ def noise_sigma(frame: np.ndarray, settings: ReconstructSettings) -> float:
         c = img[1:-1, 1:-1]
         r = c - np.float32(0.25) * (img[:-2, 1:-1] + img[2:, 1:-1] + img[1:-1, :-2] + img[1:-1, 2:])
         var = (float(np.median(np.abs(r))) * _MAD_TO_STD / _RESIDUAL_GAIN) ** 2
-    return math.sqrt(var + 1.0 / 12.0)
+    return max(math.sqrt(var + rounding), _MIN_SIGMA)
+
+
+def rounding_variance(frame: np.ndarray) -> float:
+    """Variance that quantising ``frame``'s values adds: 1/12 (a unit step) for integer and
+    bool frames; for float frames the float32 rounding of the largest magnitude,
+    ``(eps * max|x|)² / 12``, so that a frame scaled to [0, 1] is judged as its integer
+    original is (its noise, not a step of 1, sets the floor)."""
+    arr = np.asarray(frame)
+    if arr.dtype.kind in "iub":
+        return 1.0 / 12.0
+    top = max(abs(float(arr.max())), abs(float(arr.min()))) if arr.size else 0.0
+    return (_EPS32 * top) ** 2 / 12.0
 
 
 def noise_sigma_reference(frame: np.ndarray) -> float:
     """Plain loop version of the data estimate of :func:`noise_sigma` (for tests)."""
     img = np.asarray(frame, dtype=np.float64)
     ny, nx = img.shape
+    if np.asarray(frame).dtype.kind in "iub":
+        rounding = 1.0 / 12.0
+    else:
+        top = max(abs(float(v)) for v in img.ravel())
+        rounding = (_EPS32 * top) ** 2 / 12.0
     if (ny - 2) * (nx - 2) < _MIN_RESIDUALS:
         flat = [float(v) for v in img.ravel()]
         mid = float(np.median(flat))
         spread = float(np.median([abs(v - mid) for v in flat])) * _MAD_TO_STD
-        return math.sqrt(spread * spread + 1.0 / 12.0)
+        return max(math.sqrt(spread * spread + rounding), _MIN_SIGMA)
     res = [
         img[y, x] - 0.25 * (img[y - 1, x] + img[y + 1, x] + img[y, x - 1] + img[y, x + 1])
         for y in range(1, ny - 1)
         for x in range(1, nx - 1)
     ]
     sigma = float(np.median(np.abs(res))) * _MAD_TO_STD / _RESIDUAL_GAIN
-    return math.sqrt(sigma * sigma + 1.0 / 12.0)
+    return max(math.sqrt(sigma * sigma + rounding), _MIN_SIGMA)
