@@ -291,18 +291,32 @@ def test_closing_mid_run_lets_the_job_finish(qapp: Any, results: list[FrameResul
     from livefocus.preview import run_with_preview
 
     seen: list[bool] = []
+    started = threading.Event()
 
     def job(submit: Callable[[FrameResult], None]) -> str:
         window = submit.__self__  # type: ignore[attr-defined]
-        for i in range(40):
+        for i in range(2000):  # goes on after the window closed, up to 20 s in all
             submit(results[i % len(results)])
             seen.append(window.is_closed)
+            started.set()
+            if seen[-3:] == [True] * 3:
+                break
             time.sleep(0.01)
         return "finished"
 
-    QtCore.QTimer.singleShot(100, _close_previews)
+    # close the window once the job runs (a fixed delay raced the job's start on a busy machine)
+    timer = QtCore.QTimer()
+    timer.setInterval(10)
+
+    def close_once_started() -> None:
+        if started.is_set():
+            timer.stop()
+            _close_previews()
+
+    timer.timeout.connect(close_once_started)
+    timer.start()
     assert run_with_preview(job, title="closing") == "finished"
-    assert len(seen) == 40 and seen[-1] and not seen[0]
+    assert not seen[0] and seen[-3:] == [True] * 3
 
 
 def test_job_error_is_reraised(qapp: Any) -> None:
