@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": "randomised",
         "context": 3,
         "alone": 0.25,
-        "n_train": 72,
+        "n_train": 144,
         "n_val": 6,
         "shape": [12, 256, 256],
         "crop": 128,
