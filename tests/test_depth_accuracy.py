@@ -192,6 +192,10 @@ def test_smooth_depth_matches_reference_and_keeps_steps() -> None:
     fast = smooth_depth(depth, weight, tolerance=1.0, radius=2)
     ref = smooth_depth_reference(depth, weight, tolerance=1.0, radius=2)
     np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-4)
+    # blocks of rows (any size, down to one row; a frame of one block) change nothing
+    for block in (1, 24 * 3, 24 * 7, 10**6):
+        blocked = smooth_depth(depth, weight, tolerance=1.0, radius=2, block=block)
+        np.testing.assert_array_equal(blocked, fast)
     assert np.array_equal(np.isnan(fast), np.isnan(depth))
     fin = np.isfinite(fast)
     assert np.nanmax(np.abs(fast - np.where(np.arange(24)[None, :] < 12, 2.0, 8.0))[fin]) < 1.0
