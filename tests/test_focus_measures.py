@@ -85,6 +85,25 @@ def test_otsu_matches_scikit_image() -> None:
     assert otsu_threshold(np.full(10, 3.0)) == 3.0
 
 
+def test_otsu_of_many_float32_values_is_that_of_their_float64_copy() -> None:
+    """Large float32 inputs are histogrammed block by block (no float64 copy of them all):
+    the threshold equals the general path's, and scikit-image's, NaN and inf left out."""
+    from skimage.filters import threshold_otsu
+
+    from livefocus.focus import labels
+
+    rng = np.random.default_rng(3)
+    values = rng.gamma(2.0, 3.0, labels._BLOCK * 2 + 12345).astype(np.float32)
+    values[:3] = [np.nan, np.inf, -np.inf]
+    flat = values.astype(np.float64)
+    flat = flat[np.isfinite(flat)]
+    assert otsu_threshold(values) == labels._otsu(flat, 256, np)
+    assert otsu_threshold(values) == pytest.approx(threshold_otsu(flat), rel=1e-9)
+    assert otsu_threshold(np.full(labels._BLOCK + 1, 2.5, np.float32)) == 2.5
+    with pytest.raises(ValueError, match="finite"):
+        otsu_threshold(np.full(labels._BLOCK + 1, np.nan, np.float32))
+
+
 def test_weak_labels_scopes() -> None:
     rng = np.random.default_rng(2)
     maps = rng.random((3, 20, 20))

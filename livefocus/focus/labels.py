@@ -25,6 +25,8 @@ def otsu_threshold(values: Any, *, nbins: int = 256) -> float:
         values = np.asarray(values)
     if np.iscomplexobj(values) or not np.issubdtype(values.dtype, np.number):
         raise TypeError(f"values must be real numbers, got dtype {values.dtype}")
+    if xp is np and values.dtype == np.float32 and values.size > _BLOCK:
+        return _otsu_float32(values.ravel(), nbins)
     flat = values.ravel().astype(xp.float64)
     flat = flat[xp.isfinite(flat)]
     if flat.size == 0:
@@ -34,12 +36,42 @@ def otsu_threshold(values: Any, *, nbins: int = 256) -> float:
     return float(xp.ldexp(xp.float64(_otsu(flat, nbins, xp)), k))
 
 
+#: Values a large float32 input is histogrammed in at a time (float64 copies of one block only).
+_BLOCK = 1 << 20
+
+
+def _otsu_float32(flat: np.ndarray, nbins: int) -> float:
+    """:func:`otsu_threshold` of many float32 values, block by block: the same bins and counts
+    as the histogram of their float64 copy (float32 values never need :func:`unit_scale`), without
+    holding that copy (a 2048² stack of 6 planes: 200 MB less, about twice as fast)."""
+    finite = np.isfinite(flat)
+    if not finite.all():
+        flat = flat[finite]
+    if flat.size == 0:
+        raise ValueError("values must contain at least one finite number")
+    lo, hi = float(flat.min()), float(flat.max())
+    if lo == hi:
+        return lo
+    hist = np.zeros(nbins, np.int64)
+    edges = None
+    for start in range(0, flat.size, _BLOCK):
+        block = flat[start : start + _BLOCK].astype(np.float64)
+        counts, edges = np.histogram(block, bins=nbins, range=(lo, hi))
+        hist += counts
+    return _threshold(hist, edges, np)
+
+
 def _otsu(flat: Any, nbins: int, xp: Any) -> float:
     """Otsu's threshold of non-empty finite float64 ``flat`` values."""
     lo, hi = float(flat.min()), float(flat.max())
     if lo == hi:
         return lo
     hist, edges = xp.histogram(flat, bins=nbins, range=(lo, hi))
+    return _threshold(hist, edges, xp)
+
+
+def _threshold(hist: Any, edges: Any, xp: Any) -> float:
+    """The centre of the bin that maximises the between-class variance of ``hist``."""
     hist = hist.astype(xp.float64)
     centres = (edges[:-1] + edges[1:]) / 2
     weight_low = xp.cumsum(hist)
