@@ -111,6 +111,60 @@ def test_stalled_engine_is_cut_off_and_frames_kept_raw(tmp_path: Path, demo: Any
     assert open_store(out).meta["status"] == report.status
 
 
+def test_a_stall_while_a_stack_is_finished_writes_that_stack_and_ends_every_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finishing thread holds stack t=0 when a frame of t=1 stalls: t=0 still gets its
+    final masks, the writer stops only after it, and no pipeline thread is left running."""
+    from livefocus.depth import StackReconstructor
+    from livefocus.stream.store import PLANE_FINAL
+
+    real_finish = StackReconstructor.finish
+
+    def slow_finish(self: StackReconstructor) -> Any:
+        time.sleep(1.0)  # the finisher is busy when the stall comes
+        return real_finish(self)
+
+    monkeypatch.setattr(StackReconstructor, "finish", slow_finish)
+    release = threading.Event()
+
+    class Stuck:
+        threshold, context, calls = 0.5, 1, 0
+
+        def predict(self, frames: Any) -> np.ndarray:
+            self.calls += 1
+            if self.calls == 8:  # plane 1 of the second stack
+                release.wait(3.0)
+            return np.full((1, 64, 64), 0.7, np.float32)
+
+    n_t, n_z = 3, 6
+    store = StoreWriter(
+        tmp_path / "s.ome.zarr", shape=(1, n_t, 1, n_z, 64, 64), dtype=np.uint16, z_step=2.0,
+        mask_modes=("model", "depth", "otsu"),
+    )  # fmt: skip
+    pipeline = Pipeline(
+        ReconstructSettings.for_frame((64, 64)), n_planes=n_z, store=store,
+        mask_modes=("model", "depth", "otsu"), engine=Stuck(), frame_timeout=0.3,
+    ).start()  # fmt: skip
+    frame = np.random.default_rng(0).integers(0, 4000, (64, 64), dtype=np.uint16)
+    for t in range(n_t):
+        for z in range(n_z):
+            pipeline.submit(frame, {"t": t, "z": z}, 2.0 * z)
+    m = pipeline.close(timeout=20)
+    release.set()
+    assert pipeline.stalled
+    assert m.frames_in == m.frames_out + m.frames_lost == n_t * n_z
+    planes = np.asarray(open_store(tmp_path / "s.ome.zarr").array("planes")[:, 0])  # (t, z)
+    assert (planes[0] == PLANE_FINAL).all(), planes  # finished before the stall: written
+    assert (planes[1, 1:] == PLANE_RAW).all() and (planes[2] == PLANE_RAW).all(), planes
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        th.name.startswith("lf-") for th in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    assert not [th.name for th in threading.enumerate() if th.name.startswith("lf-")]
+
+
 class _FailingStore(StoreWriter):
     """A real store whose disk 'fills up' at the n-th plane (fault injection)."""
 

@@ -412,9 +412,11 @@ class Pipeline:
                 item = self._frames.get_nowait()
             except queue.Empty:
                 return
-            self._put_write(_STOP if isinstance(item, _Stop) else _RawWrite(item))
             if isinstance(item, _Stop):
+                # through the finisher: a stack it holds is written before the writer stops
+                self._finishing.put(_STOP)
                 return
+            self._put_write(_RawWrite(item))
 
     # -- watchdog -------------------------------------------------------------------------
     def _watch(self) -> None:
