@@ -25,49 +25,40 @@ def otsu_threshold(values: Any, *, nbins: int = 256) -> float:
         values = np.asarray(values)
     if np.iscomplexobj(values) or not np.issubdtype(values.dtype, np.number):
         raise TypeError(f"values must be real numbers, got dtype {values.dtype}")
-    if xp is np and values.dtype == np.float32 and values.size > _BLOCK:
-        return _otsu_float32(values.ravel(), nbins)
-    flat = values.ravel().astype(xp.float64)
-    flat = flat[xp.isfinite(flat)]
+    flat = values.ravel()
+    if not (xp is np and flat.dtype == np.float32):
+        flat = flat.astype(xp.float64)  # float32 on the CPU: _otsu takes float64 copies by block
+    finite = xp.isfinite(flat)
+    if not bool(finite.all()):
+        flat = flat[finite]
     if flat.size == 0:
         raise ValueError("values must contain at least one finite number")
     # near the float64 limits (max - min) overflows: threshold exactly scaled values instead
+    # (float32 values never need it: unit_scale returns them as they are)
     flat, k = unit_scale(flat, xp)
     return float(xp.ldexp(xp.float64(_otsu(flat, nbins, xp)), k))
 
 
-#: Values a large float32 input is histogrammed in at a time (float64 copies of one block only).
+#: Values histogrammed at a time on the CPU (a float64 copy of one block only: a 6 x 2048²
+#: float32 stack is thresholded without a 200 MB copy, about twice as fast).
 _BLOCK = 1 << 20
 
 
-def _otsu_float32(flat: np.ndarray, nbins: int) -> float:
-    """:func:`otsu_threshold` of many float32 values, block by block: the same bins and counts
-    as the histogram of their float64 copy (float32 values never need :func:`unit_scale`), without
-    holding that copy (a 2048² stack of 6 planes: 200 MB less, about twice as fast)."""
-    finite = np.isfinite(flat)
-    if not finite.all():
-        flat = flat[finite]
-    if flat.size == 0:
-        raise ValueError("values must contain at least one finite number")
+def _otsu(flat: Any, nbins: int, xp: Any) -> float:
+    """Otsu's threshold of non-empty finite ``flat`` values (float64; float32 on the CPU,
+    whose float64 copies, block by block, give the same bins and counts as the whole copy)."""
     lo, hi = float(flat.min()), float(flat.max())
     if lo == hi:
         return lo
+    if xp is not np:
+        hist, edges = xp.histogram(flat, bins=nbins, range=(lo, hi))
+        return _threshold(hist, edges, xp)
     hist = np.zeros(nbins, np.int64)
-    edges = None
     for start in range(0, flat.size, _BLOCK):
-        block = flat[start : start + _BLOCK].astype(np.float64)
+        block = flat[start : start + _BLOCK].astype(np.float64, copy=False)
         counts, edges = np.histogram(block, bins=nbins, range=(lo, hi))
         hist += counts
     return _threshold(hist, edges, np)
-
-
-def _otsu(flat: Any, nbins: int, xp: Any) -> float:
-    """Otsu's threshold of non-empty finite float64 ``flat`` values."""
-    lo, hi = float(flat.min()), float(flat.max())
-    if lo == hi:
-        return lo
-    hist, edges = xp.histogram(flat, bins=nbins, range=(lo, hi))
-    return _threshold(hist, edges, xp)
 
 
 def _threshold(hist: Any, edges: Any, xp: Any) -> float:
