@@ -141,7 +141,8 @@ def label(
         from livefocus.depth import ReconstructSettings
 
         rec_settings = ReconstructSettings.for_frame((int(data.shape[1]), int(data.shape[2])))
-        depth_attrs = {"depth_settings": rec_settings.as_dict(), "depth_z_step": step or 1.0}
+        depth_step = step or 1.0  # the file's step, else 1 µm
+        depth_attrs = {"depth_settings": rec_settings.as_dict(), "depth_z_step": depth_step}
     store = LabelStore.create(
         out,
         raw=data,
@@ -173,7 +174,7 @@ def label(
             if depth:
                 from livefocus.depth import reconstruct
 
-                result = reconstruct(data, z_step=step or 1.0, settings=rec_settings, client=client)
+                result = reconstruct(data, z_step=depth_step, settings=rec_settings, client=client)
         if scope == "stack":
             for z, mask in enumerate(weak_labels(maps, scope="stack")):
                 store.write_mask(z, mask)

@@ -140,11 +140,7 @@ def noise_sigma_reference(frame: np.ndarray) -> float:
     """Plain loop version of the data estimate of :func:`noise_sigma` (for tests)."""
     img = np.asarray(frame, dtype=np.float64)
     ny, nx = img.shape
-    if np.asarray(frame).dtype.kind in "iub":
-        rounding = 1.0 / 12.0
-    else:
-        top = max(abs(float(v)) for v in img.ravel())
-        rounding = (_EPS32 * top) ** 2 / 12.0
+    rounding = rounding_variance(frame)  # a law, not a fast path: shared with noise_sigma
     if (ny - 2) * (nx - 2) < _MIN_RESIDUALS:
         flat = [float(v) for v in img.ravel()]
         mid = float(np.median(flat))
