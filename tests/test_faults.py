@@ -176,6 +176,44 @@ class _FailingStore(StoreWriter):
         super().write_plane(index, **kw)
 
 
+def test_a_close_that_times_out_counts_each_frame_once(tmp_path: Path) -> None:
+    """close(timeout) expiring while the processor is busy counts the frames not yet written
+    as lost; those it still writes afterwards count as written again, never as both."""
+    release = threading.Event()
+
+    class Slow:
+        threshold, context = 0.5, 1
+
+        def predict(self, frames: Any) -> np.ndarray:
+            release.wait(5.0)  # busy until the test lets it go
+            return np.full((1, 64, 64), 0.7, np.float32)
+
+    store = StoreWriter(
+        tmp_path / "c.ome.zarr", shape=(1, 1, 1, N_PLANES, 64, 64), dtype=np.uint16, z_step=2.0,
+        mask_modes=("model", "depth"),
+    )  # fmt: skip
+    pipeline = Pipeline(
+        ReconstructSettings.for_frame((64, 64)), n_planes=N_PLANES, store=store,
+        mask_modes=("model", "depth"), engine=Slow(),
+    ).start()  # fmt: skip
+    frame = np.random.default_rng(2).integers(0, 4000, (64, 64), dtype=np.uint16)
+    for z in range(N_PLANES):
+        pipeline.submit(frame, {"z": z}, 2.0 * z)
+    m = pipeline.close(timeout=0.2)
+    assert m.frames_in == N_PLANES and m.frames_out + m.frames_lost == N_PLANES
+    assert m.frames_lost > 0  # given up on at close
+    release.set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+        th.name.startswith("lf-") for th in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    later = pipeline.metrics()
+    written = int((np.asarray(open_store(tmp_path / "c.ome.zarr").array("planes")[:]) > 0).sum())
+    assert later.frames_out == written == N_PLANES, (later, written)
+    assert later.frames_lost == 0
+
+
 def test_store_failure_is_reported_and_counted(tmp_path: Path) -> None:
     store = _FailingStore(
         tmp_path / "f.ome.zarr", shape=(1, 1, 1, N_PLANES, 64, 64), dtype=np.uint16, z_step=2.0,

@@ -143,6 +143,9 @@ class _Tracker:
         self.lock = threading.Lock()
         self.queue_size = queue_size
         self.frames_in = self.frames_out = self.frames_lost = 0
+        # frames counted as lost by a close() that timed out while they were still in the
+        # pipeline: if one is then written (or lost) after all, it is not counted twice
+        self.presumed = 0
         self.blocked = 0.0
         self.start: float | None = None
         self.last: float | None = None
@@ -367,7 +370,10 @@ class Pipeline:
 
         Never raises for a fault of processing or writing: :attr:`error`, :attr:`faults` and
         :attr:`stalled` say what happened, and frames that could not be written are counted
-        as lost.
+        as lost. If ``timeout`` expires while the threads still run, the frames not yet
+        written count as lost in the figures returned; any the threads still write after that
+        count as written again in later :meth:`metrics`, so ``frames_out + frames_lost`` stays
+        ``frames_in`` and each frame is counted once.
         """
         if not self._closed:
             self._closed = True
@@ -377,8 +383,14 @@ class Pipeline:
                 if not self._done.is_set():
                     log.error("pipeline did not finish within %s s", timeout)
         with self._track.lock:
-            unaccounted = self._track.frames_in - self._track.frames_out - self._track.frames_lost
-        if self._write_failed.is_set() or self.stalled or not self._done.is_set():
+            t = self._track
+            unaccounted = t.frames_in - t.frames_out - t.frames_lost
+            if unaccounted > 0 and not self._done.is_set():
+                # the threads still run: what they write or lose later settles these
+                t.frames_lost += unaccounted
+                t.presumed += unaccounted
+                unaccounted = 0
+        if self._write_failed.is_set() or self.stalled:
             self._lose(unaccounted)
         return self.metrics()
 
@@ -386,7 +398,9 @@ class Pipeline:
     def _lose(self, n: int) -> None:
         if n > 0:
             with self._track.lock:
-                self._track.frames_lost += n
+                settled = min(n, self._track.presumed)  # counted already by close()
+                self._track.presumed -= settled
+                self._track.frames_lost += n - settled
 
     def _put_frame(self, item: _Frame | _Stop) -> None:
         while True:
@@ -672,6 +686,9 @@ class Pipeline:
         done = time.perf_counter()
         with self._track.lock:
             self._track.frames_out += 1
+            if self._track.presumed:  # close() gave up on it, but it reached the store
+                self._track.presumed -= 1
+                self._track.frames_lost -= 1
             self._track.last = done
             self._track.latencies.append(done - frame.ready)
         if isinstance(job, _PlaneWrite) and job.result is not None and self.on_result:
