@@ -98,8 +98,12 @@ def test_calibrate_writes_a_loadable_model_never_worse_than_the_base(tmp_path: P
     # the net's input as calibration makes it (each plane with those before it, if it takes them)
     x = _cut(model_input(raw, lm.load("depth").context), held, side)
     y = _cut(labels, held, side)
-    base = _held_out_iou(lm.load("depth").net, x, y, 0.5)
-    mine = _held_out_iou(model.net, x, y, 0.5)
+    # scored as the model gives its masks: `depth`'s z-peak rule on each tile's planes
+    shipped = lm.load("depth")
+    assert shipped.z_peaks is not None and model.z_peaks == shipped.z_peaks
+    rule = (shipped.threshold, shipped.z_peaks, len(raw))
+    base = _held_out_iou(shipped.net, x, y, *rule)
+    mine = _held_out_iou(model.net, x, y, *rule)
     assert base == pytest.approx(metrics["base_held_out_iou"], abs=1e-9)
     assert mine >= base
     assert metrics["seconds"] <= 6 + 5  # the budget, plus one step, one score and the folder

@@ -13,7 +13,6 @@ import pytest
 import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as hst
-from support.phantom3d import Phantom, noise_stack, phantom_stack, surface_stack
 from support.report_accuracy import (
     BEFORE,
     background_fp,
@@ -50,6 +49,7 @@ from livefocus.depth._smooth import (
 from livefocus.focus import focus_map
 from livefocus.focus.measures import NOISE_SCALE
 from livefocus.sim import mask_scores, simulate_stack
+from livefocus.sim.volume import Phantom, noise_stack, phantom_stack, surface_stack
 
 DATA = Path(__file__).parent / "data"
 CONTRASTS = ("brightfield", "fluorescence")

@@ -258,23 +258,31 @@ def test_shipped_models_meet_their_targets_on_a_held_out_stack() -> None:
 
 
 @pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
-def test_randomised_depth_beats_depth_sim_on_an_unseen_generator(contrast: str) -> None:
-    """The independent generator (never trained or validated on): the randomised `depth`
-    (3 planes in) finds in-focus voxels where `depth-sim` nearly does not (measured on
-    2026-12-01: 0.329 vs 0.035 in brightfield, 0.245 vs 0.142 in fluorescence; the rule 0.48
-    and 0.37). The README's target (>= 0.55, within 0.1 of the rule) is not met; this guards
-    what was reached."""
-    from support.phantom3d import phantom_stack
+def test_shipped_depth_holds_on_an_unseen_generator(contrast: str) -> None:
+    """The third generator (`tests/support/phantom_points`, never trained, validated or
+    selected on): the shipped `depth` (both training generators, 3 planes in, z-peak final
+    masks) reaches the rule there and `depth-sim` does not (measured on 2026-12-01: 0.209 and
+    0.180 against the rule's 0.184 and 0.163; `depth-sim` 0.009 and 0.017). On the volume
+    generator's stacks (a generator it was trained on, other optics and seeds) it is above
+    the rule (0.616 and 0.457 against 0.483 and 0.359). The README's target (>= 0.55 on an
+    unseen generator) is not met on this one; this guards what was reached."""
+    from support.phantom_points import points_stack
 
+    from livefocus.depth import reconstruct
     from livefocus.sim import mask_scores
+    from livefocus.sim.volume import phantom_stack
 
-    ph = phantom_stack((20, 128, 128), seed=7, contrast=contrast)
-    iou = {
-        name: mask_scores(lm.engine(name, "onnxruntime").predict_mask(ph.raw), ph.mask)["iou"]
-        for name in ("depth", "depth-sim")
-    }
-    assert iou["depth"] >= 0.2, iou
-    assert iou["depth"] >= iou["depth-sim"] + 0.08, iou
+    for ph, floor in (
+        (points_stack((20, 128, 128), seed=7, contrast=contrast), 0.12),
+        (phantom_stack((20, 128, 128), seed=7, contrast=contrast), 0.38),
+    ):
+        iou = {
+            name: mask_scores(lm.engine(name, "onnxruntime").predict_mask(ph.raw), ph.mask)["iou"]
+            for name in ("depth", "depth-sim")
+        }
+        rule = mask_scores(reconstruct(ph.raw, z_step=1.0).mask_depth, ph.mask)["iou"]
+        assert iou["depth"] >= max(floor, rule - 0.05), (iou, rule)
+        assert iou["depth"] >= iou["depth-sim"] + 0.1, iou
 
 
 def test_bad_model_folders(tiny: Path, tmp_path: Path) -> None:

@@ -385,3 +385,66 @@ def test_invariants_on_random_stacks(
         near = gap <= 1e-5
     assert not (s.mask & ~near).any()  # and only within half the depth of field
     assert np.isfinite(s.all_in_focus).all()
+
+
+def test_the_volume_generator_keeps_its_validation_stacks_and_varies_on_request() -> None:
+    """The optional parameters of `sim.volume.phantom_stack` default to the validation stacks'
+    values (so the accuracy figures are of the same stacks), and each one changes the image."""
+    from livefocus.sim.volume import phantom_stack
+
+    base = phantom_stack((4, 64, 64), seed=3, contrast="fluorescence")
+    same = phantom_stack(
+        (4, 64, 64), seed=3, contrast="fluorescence", pixel_um=0.3, na=0.5,
+        depth_of_field=2.0, brightness=1.0, bits=8,
+    )  # fmt: skip
+    assert base.raw.dtype == np.uint8
+    np.testing.assert_array_equal(base.raw, same.raw)
+    np.testing.assert_array_equal(base.mask, same.mask)
+    deep = phantom_stack((4, 64, 64), seed=3, contrast="fluorescence", bits=12)
+    assert deep.raw.dtype == np.uint16 and deep.raw.max() > 255
+    wide = phantom_stack((4, 64, 64), seed=3, depth_of_field=4.0)
+    assert wide.mask.sum() > base.mask.sum()  # the truth follows the depth of field
+    assert not np.array_equal(phantom_stack((4, 64, 64), seed=3, na=0.7).raw, base.raw)
+    dim = phantom_stack((4, 64, 64), seed=3, brightness=0.2)
+    # fewer photons at the same grey levels: relatively noisier frames
+    assert abs(float(dim.raw.mean()) - float(base.raw.mean())) < 0.2 * float(base.raw.mean())
+    assert float(np.std(dim.raw.astype(float) - base.raw)) > 1.0
+
+
+def test_randomised_volume_stacks_draw_their_instrument_and_keep_the_truth() -> None:
+    from livefocus.model.randomise import pairs_from_randomised, random_volume_stack
+
+    stacks = [random_volume_stack((6, 64, 64), seed) for seed in range(6)]
+    again = random_volume_stack((6, 64, 64), 2)
+    np.testing.assert_array_equal(stacks[2].raw, again.raw)
+    assert len({s.parameters["contrast"] for s in stacks}) == 2
+    assert len({s.parameters["bit_depth"] for s in stacks}) >= 2
+    for s in stacks:
+        p = s.parameters
+        assert s.raw.shape == s.mask.shape == (6, 64, 64)
+        assert s.raw.max() <= 2 ** p["bit_depth"] - 1
+        assert 0.3 * p["depth_of_field"] <= s.z_step <= 0.75 * p["depth_of_field"]
+    pairs = pairs_from_randomised(2, shape=(4, 64, 64), generators=("layers", "volumes"))
+    assert len(pairs) == 8
+    from livefocus.model.randomise import random_stack
+
+    np.testing.assert_array_equal(pairs.truth[4:], random_volume_stack((4, 64, 64), 1).mask)
+    np.testing.assert_array_equal(pairs.truth[:4], random_stack((4, 64, 64), 0).mask)
+    with pytest.raises(ValueError, match="generators"):
+        pairs_from_randomised(1, shape=(4, 64, 64), generators=("layers", "blobs"))
+
+
+def test_the_third_generator_is_deterministic_and_its_truth_consistent() -> None:
+    """`tests/support/phantom_points` (the models' unseen validation generator)."""
+    from support.phantom_points import points_stack
+
+    a = points_stack((8, 96, 96), seed=5, contrast="fluorescence")
+    b = points_stack((8, 96, 96), seed=5, contrast="fluorescence")
+    bf = points_stack((8, 96, 96), seed=5, contrast="brightfield")
+    np.testing.assert_array_equal(a.raw, b.raw)
+    assert a.raw.dtype == np.uint16 and a.raw.max() <= 4095
+    np.testing.assert_array_equal(a.mask, bf.mask)  # one specimen, two contrasts
+    np.testing.assert_array_equal(a.mask.any(axis=0), np.isfinite(a.depth))
+    assert 0.05 < a.mask.any(axis=0).mean() < 0.8
+    with pytest.raises(ValueError, match="contrast"):
+        points_stack((8, 96, 96), contrast="phase")

@@ -6,6 +6,8 @@
 - :func:`load`: a model folder (``config.json`` + ``weights.pt``) by shipped name or path.
 - :func:`engine`: fast inference with torch, ONNX Runtime or TensorRT; :func:`export_onnx`.
 - :func:`predict_tiled`: any frame size by overlapping, blended tiles.
+- :class:`ZPeaks`, :func:`peak_masks`, :class:`ZPeakFinaliser`: a stack's final masks, the
+  planes around each pixel's peaks in z of the probability (online: plane by plane).
 - :func:`calibrate`, :func:`calibrate_on`: fine-tuning on the rule's masks of the user's own
   stack (self-calibration), never worse than the base model on held-out tiles.
 """
@@ -18,6 +20,7 @@ from livefocus.model.registry import Model, available, load
 from livefocus.model.tiling import predict_tiled
 from livefocus.model.train import PRESETS, evaluate, finetune, predict_probabilities, train
 from livefocus.model.unet import UNet, UNetConfig, unet_paper
+from livefocus.model.zpeaks import ZPeakFinaliser, ZPeaks, peak_masks
 
 __all__ = [
     "PRESETS",
@@ -25,6 +28,8 @@ __all__ = [
     "Model",
     "UNet",
     "UNetConfig",
+    "ZPeakFinaliser",
+    "ZPeaks",
     "available",
     "calibrate",
     "calibrate_on",
@@ -34,6 +39,7 @@ __all__ = [
     "finetune",
     "load",
     "model_input",
+    "peak_masks",
     "predict_probabilities",
     "predict_tiled",
     "train",

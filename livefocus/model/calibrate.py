@@ -11,8 +11,10 @@ batch normalisation frozen; every 10 steps the held-out tiles are scored (IoU ag
 rule's masks), with early stopping and a wall-clock budget checked before every step. The
 base model is scored on the same tiles before training: the model written is the calibrated
 one only if it beats the base there, else the base's weights (``"kept"`` in the metrics says
-which). A model of several planes (``context`` > 1) is calibrated on each plane's window of
-the stack in its order, the planes before it included, as the streaming pipeline feeds it.
+which). A model with a z-peak rule (:mod:`livefocus.model.zpeaks`) is scored with its final
+masks of each held-out tile position's planes, as it gives them. A model of several planes
+(``context`` > 1) is calibrated on each plane's window of the stack in its order, the planes
+before it included, as the streaming pipeline feeds it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from livefocus.model.data import check_frames, dihedral, label_config, label_sta
 from livefocus.model.losses import combined_loss
 from livefocus.model.registry import Model, load, save
 from livefocus.model.unet import UNet
+from livefocus.model.zpeaks import ZPeaks, peak_masks
 
 __all__ = ["LABEL_SOURCE", "calibrate", "calibrate_on", "holdout_tiles"]
 
@@ -89,17 +92,36 @@ def _cut(arr: np.ndarray, corners: list[tuple[int, int]], side: int) -> np.ndarr
 
 
 @torch.inference_mode()
-def _held_out_iou(net: UNet, x: np.ndarray, y: np.ndarray, threshold: float) -> float:
-    """Pooled IoU of the net's masks of tiles ``x`` against ``y`` (1 when both are empty)."""
+def _held_out_iou(
+    net: UNet,
+    x: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    rule: ZPeaks | None = None,
+    nz: int = 1,
+) -> float:
+    """Pooled IoU of the net's masks of tiles ``x`` against ``y`` (1 when both are empty).
+
+    Without a z-peak ``rule`` a mask is each tile's probability above ``threshold``; with
+    one, ``x`` holds whole tile stacks (``nz`` planes per tile position, in order, as
+    :func:`_cut` gives them) and the masks are each stack's final masks, as the model gives
+    them."""
     net.eval()
     logit = math.log(threshold / (1 - threshold))
-    inter = union = 0
+    scores = []
     for i in range(0, len(x), 16):
         batch = x[i : i + 16]
         t = torch.from_numpy(np.ascontiguousarray(batch[:, None] if batch.ndim == 3 else batch))
-        pred = net(t)[:, 0].numpy() > logit
-        inter += int(np.count_nonzero(pred & y[i : i + 16]))
-        union += int(np.count_nonzero(pred | y[i : i + 16]))
+        scores.append(net(t)[:, 0].numpy())
+    out = np.concatenate(scores)
+    if rule is None:
+        pred = out > logit
+    else:
+        probs = (1 / (1 + np.exp(-out.astype(np.float64)))).astype(np.float32)
+        stacks = probs.reshape(-1, nz, *probs.shape[1:])
+        pred = np.concatenate([peak_masks(st, rule) for st in stacks])
+    inter = int(np.count_nonzero(pred & y))
+    union = int(np.count_nonzero(pred | y))
     return inter / union if union else 1.0
 
 
@@ -140,6 +162,7 @@ def _fit(
     corners: tuple[int, list[tuple[int, int]], list[tuple[int, int]]],
     *,
     threshold: float,
+    rule: ZPeaks | None = None,
     deadline: float,
     seed: int,
     lr: float,
@@ -153,12 +176,21 @@ def _fit(
     crop = min(side, max(_CROP, 2 * net.config.multiple))
     rng = np.random.default_rng([int(seed), 13])
     torch.manual_seed(seed)
+    nz = len(x)
+    if rule is not None and len(held) * nz > _MAX_VAL_TILES:
+        # a z-peak rule judges whole tile stacks: a seeded sample of the held-out positions
+        keep = max(1, _MAX_VAL_TILES // nz)
+        held = [held[i] for i in np.sort(rng.choice(len(held), keep, replace=False))]
     x_val, y_val = _cut(x, held, side), _cut(y, held, side)
-    if len(x_val) > _MAX_VAL_TILES:
+    if rule is None and len(x_val) > _MAX_VAL_TILES:
         pick = np.sort(rng.choice(len(x_val), _MAX_VAL_TILES, replace=False))
         x_val, y_val = x_val[pick], y_val[pick]
+
+    def score() -> float:
+        return _held_out_iou(net, x_val, y_val, threshold, rule, nz)
+
     t0 = time.perf_counter()
-    base_iou = _held_out_iou(net, x_val, y_val, threshold)
+    base_iou = score()
     val_seconds = time.perf_counter() - t0
     base_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     best_iou, best_state, best_step = base_iou, None, 0
@@ -203,7 +235,7 @@ def _fit(
             break
         step_seconds = (time.perf_counter() - t_round) / (step - first)
         t_val = time.perf_counter()
-        iou = _held_out_iou(net, x_val, y_val, threshold)
+        iou = score()
         val_seconds = time.perf_counter() - t_val
         history.append(
             {
@@ -267,6 +299,7 @@ def _run(
         masks,
         corners,
         threshold=base.threshold,
+        rule=base.z_peaks,
         deadline=start + seconds,
         seed=seed,
         lr=lr,

@@ -25,6 +25,7 @@ from livefocus.focus._validate import check_count, check_positive_int
 from livefocus.model.data import model_input
 from livefocus.model.registry import Model, load
 from livefocus.model.tiling import pad_to_multiple, predict_tiled
+from livefocus.model.zpeaks import peak_masks
 
 __all__ = [
     "BACKENDS",
@@ -158,8 +159,21 @@ class Engine:
         return np.ascontiguousarray(probs, dtype=np.float32).reshape(shape)
 
     def predict_mask(self, frames: Any) -> np.ndarray:
-        """In-focus masks (bool, same shape): probabilities above the model's threshold."""
-        return self.predict(frames) > self.threshold
+        """In-focus masks (bool, the shape of :meth:`predict`'s result).
+
+        A model without a z-peak rule marks each pixel whose probability is above its
+        threshold. One with a rule (:attr:`Model.z_peaks`) gives a stack's final masks: the
+        planes around each pixel's peaks in z (:func:`~livefocus.model.zpeaks.peak_masks`;
+        (N, H, W) or (N, context, H, W) are then the planes of one stack in order); a frame
+        given alone is its own peak (its probability above the threshold).
+        """
+        probs = self.predict(frames)
+        rule = self.model.z_peaks
+        if rule is None:
+            return np.asarray(probs > self.threshold)
+        if probs.ndim == 2:
+            return np.asarray(peak_masks(probs[None], rule)[0])
+        return peak_masks(probs, rule)
 
 
 class TorchEngine(Engine):

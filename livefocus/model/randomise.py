@@ -1,7 +1,11 @@
-"""Domain-randomised training stacks: :mod:`livefocus.sim` specimens imaged through random
-optics, light and cameras, so that a net trained on them does not learn one instrument.
+"""Domain-randomised training stacks from two generators, each through random optics, light
+and cameras, so that a net trained on them does not learn one specimen or one instrument:
+:func:`random_stack` images :mod:`livefocus.sim`'s layered specimens (objects at one height
+per pixel, a Gaussian defocus PSF), :func:`random_volume_stack` the volumes of
+:mod:`livefocus.sim.volume` (cells with a thickness, tubes, beads, a defocus-disk PSF, phase
+contrast, an 8-bit-style camera with fixed pattern).
 
-Each stack draws its own:
+Each layered stack draws its own:
 
 - contrast (brightfield or fluorescence) and, for some, inverted grey levels;
 - numerical aperture, wavelength and pixel size (so PSF width and depth of field), and a z
@@ -26,10 +30,24 @@ import numpy as np
 
 from livefocus.model.data import Pairs, _weak_labels, stack_pairs
 
-__all__ = ["RandomStack", "pairs_from_randomised", "random_stack"]
+__all__ = [
+    "GENERATORS",
+    "RandomStack",
+    "pairs_from_randomised",
+    "random_stack",
+    "random_volume_stack",
+]
 
 #: Probability that a stack's grey levels are inverted (dark objects become bright).
 _P_INVERT = 0.2
+
+#: The training generators: ``"layers"`` (:func:`random_stack`), ``"volumes"``
+#: (:func:`random_volume_stack`).
+GENERATORS: tuple[str, ...] = ("layers", "volumes")
+
+#: Defocus-disk radius (pixels) at the edge of the volume generator's default depth of field
+#: (NA 0.5, 0.3 µm pixels, ±1 µm): a randomised volume stack keeps that definition.
+_DISK_AT_DOF_PX = math.tan(math.asin(0.5)) / 0.3
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +157,62 @@ def random_stack(shape: Sequence[int], seed: int) -> RandomStack:
     return RandomStack(raw.astype(dtype), mask, z_step, parameters)
 
 
+def random_volume_stack(shape: Sequence[int], seed: int) -> RandomStack:
+    """One domain-randomised stack of :mod:`livefocus.sim.volume`'s volumes, with its exact
+    truth; the same ``seed`` gives the same stack.
+
+    It draws the contrast, NA (0.3-0.75), pixel size (0.15-0.6 µm), so the PSF's core and
+    defocus disk; the depth of field that follows (where the disk reaches the radius it has
+    at the edge of the generator's default), a z step of 0.3-0.75 of it, the photon budget
+    (0.2-5 times the default), the bit depth (8-16) and, for some, inverted grey levels.
+
+    Examples
+    --------
+    >>> s = random_volume_stack((6, 64, 64), seed=1)
+    >>> s.raw.shape == s.mask.shape == (6, 64, 64)
+    True
+    """
+    from livefocus.sim.volume import phantom_stack
+
+    nz, ny, nx = (int(v) for v in shape)
+    rng = np.random.default_rng([int(seed), 8])
+    contrast = "brightfield" if rng.random() < 0.5 else "fluorescence"
+    na = float(rng.uniform(0.3, 0.75))
+    pixel = float(rng.uniform(0.15, 0.6))
+    dof = 2 * _DISK_AT_DOF_PX * pixel / math.tan(math.asin(na))
+    z_step = float(dof / 2 * rng.uniform(0.6, 1.5))
+    brightness = _log_uniform(rng, 0.2, 5.0)
+    bits = int(rng.choice([8, 10, 12, 16]))
+    ph = phantom_stack(
+        (nz, ny, nx),
+        seed=int(rng.integers(2**31)),
+        contrast=contrast,
+        z_step=z_step,
+        pixel_um=pixel,
+        na=na,
+        depth_of_field=dof,
+        brightness=brightness,
+        bits=bits,
+    )
+    raw = ph.raw
+    invert = bool(rng.random() < _P_INVERT)
+    if invert:
+        raw = (2**bits - 1 - raw.astype(np.int64)).astype(raw.dtype)
+    parameters = {
+        "seed": int(seed),
+        "generator": "volumes",
+        "contrast": contrast,
+        "inverted": invert,
+        "na": na,
+        "pixel_size": pixel,
+        "depth_of_field": dof,
+        "z_step": z_step,
+        "brightness": brightness,
+        "bit_depth": bits,
+    }
+    return RandomStack(raw, ph.mask, z_step, parameters)
+
+
 def pairs_from_randomised(
     n_stacks: int,
     *,
@@ -148,18 +222,23 @@ def pairs_from_randomised(
     labels: str = "depth",
     augment: bool = False,
     context: int = 1,
+    generators: Sequence[str] = ("layers",),
 ) -> Pairs:
     """:class:`~livefocus.model.data.Pairs` from ``n_stacks`` domain-randomised stacks
     (seeds ``seed .. seed + n_stacks - 1``), as :func:`~livefocus.model.data.
     pairs_from_simulation` makes them from plain simulated ones: ``target`` ``"weak"`` (labels
     of kind ``labels`` at each stack's own z step) or ``"truth"``; ``augment`` labels the 8
     flips and rotations too; ``context``: planes per input (see
-    :func:`~livefocus.model.data.stack_pairs`)."""
+    :func:`~livefocus.model.data.stack_pairs`); ``generators``: stack ``i`` comes from
+    ``generators[i % len(generators)]`` (see :data:`GENERATORS`)."""
     if target not in ("weak", "truth"):
         raise ValueError(f"target must be 'weak' or 'truth', got {target!r}")
+    if not generators or any(g not in GENERATORS for g in generators):
+        raise ValueError(f"generators must be a non-empty list of {GENERATORS}, got {generators!r}")
+    make = {"layers": random_stack, "volumes": random_volume_stack}
     parts = []
     for i in range(n_stacks):
-        st = random_stack(shape, seed + i)
+        st = make[generators[i % len(generators)]](shape, seed + i)
         y, variants = st.mask, None
         if target == "weak":
             y, variants = _weak_labels(st.raw, labels, st.z_step, augment)

@@ -14,6 +14,7 @@ import torch
 
 from livefocus._output import write_marker
 from livefocus.model.unet import UNet, UNetConfig
+from livefocus.model.zpeaks import ZPeaks
 
 __all__ = ["FORMAT", "SHIPPED", "Model", "available", "load", "model_dir", "normalisation", "save"]
 
@@ -46,6 +47,13 @@ class Model:
         """Planes per input: the current one and the ``context - 1`` before it (its input
         channels; 1 for a single-frame model, and for folders written before this key)."""
         return int(self.net.config.in_channels)
+
+    @property
+    def z_peaks(self) -> ZPeaks | None:
+        """The rule that makes a stack's final masks from its probabilities
+        (:mod:`livefocus.model.zpeaks`); None: each plane's probability above the threshold
+        (folders without ``"z_peaks"`` in config.json)."""
+        return ZPeaks.from_config(self.config)
 
 
 def normalisation(context: int) -> str:
@@ -145,6 +153,10 @@ def load(name_or_path: str | Path = "default") -> Model:
             f"{cfg_path}: unknown normalisation {config.get('normalisation')!r} for a model of "
             f"{arch.in_channels} planes (expected {normalisation(arch.in_channels)!r})"
         )
+    try:
+        ZPeaks.from_config(config)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{cfg_path}: {exc}") from exc
     weights = folder / str(config.get("weights", WEIGHTS))
     if not weights.is_file():
         raise FileNotFoundError(f"model {str(folder)!r}: weights file {weights.name} is missing")

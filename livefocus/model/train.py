@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -30,11 +31,15 @@ from livefocus.model.randomise import pairs_from_randomised
 from livefocus.model.registry import Model, load, save
 from livefocus.model.tiling import pad_to_multiple
 from livefocus.model.unet import UNet, UNetConfig
+from livefocus.model.zpeaks import peak_masks
 
 __all__ = ["PRESETS", "evaluate", "finetune", "predict_probabilities", "train"]
 
 #: Simulated-data seeds: training, validation, fine-tuning and held-out test never overlap.
 SEEDS = {"train": 0, "val": 500, "finetune": 700, "finetune_val": 800, "test": 1000}
+
+#: The function of :mod:`livefocus.model.randomise` behind each training generator.
+_MAKERS = {"layers": "random_stack", "volumes": "random_volume_stack"}
 
 #: Named training recipes (``livefocus train --preset NAME``).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -55,9 +60,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "architecture": {"depth": 3, "base": 16},
         "labels": "depth",
         "data": "randomised",
+        "generators": ["layers", "volumes"],
         "context": 3,
         "alone": 0.25,
-        "n_train": 144,
+        # final masks: the planes around each pixel's peaks in z of the probability
+        "threshold": 0.2,
+        "z_peaks": {"radius": 2, "paint": 1, "floor": 0.1},
+        "n_train": 288,
         "n_val": 6,
         "shape": [12, 256, 256],
         "crop": 128,
@@ -386,7 +395,11 @@ def train(
     t0 = time.perf_counter()
     sim_shape = tuple(int(v) for v in p["shape"])
     randomised = p.get("data") == "randomised"
-    source = pairs_from_randomised if randomised else pairs_from_simulation
+    if randomised:
+        generators = list(p.get("generators", ["layers"]))
+        source: Any = functools.partial(pairs_from_randomised, generators=generators)
+    else:
+        source = pairs_from_simulation
     parts = []
     if p["n_train"]:
         parts.append(
@@ -441,7 +454,8 @@ def train(
     }
     config = {
         "name": Path(out).name,
-        "threshold": 0.5,
+        "threshold": float(p.get("threshold", 0.5)),
+        **({"z_peaks": dict(p["z_peaks"])} if p.get("z_peaks") else {}),
         # A global-context net sees each tile's own statistics, so it runs frames up to 2048 px
         # whole (tiles would change its masks); a local net tiles seamlessly at 512 px.
         "tile": 2048 if net.config.global_context else 512,
@@ -460,7 +474,11 @@ def train(
                     "shape": sim_shape,
                     "seeds": [SEEDS["train"], SEEDS["train"] + p["n_train"] - 1],
                     "contrasts": ["brightfield", "fluorescence"],
-                    "randomised": "livefocus.model.randomise.random_stack" if randomised else None,
+                    "randomised": (
+                        [f"livefocus.model.randomise.{_MAKERS[g]}" for g in generators]
+                        if randomised
+                        else None
+                    ),
                 },
                 "validation_seeds": [SEEDS["val"], SEEDS["val"] + p["n_val"] - 1],
                 "user_stacks": [str(s) for s in stacks],
@@ -580,6 +598,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return mask_scores(a, b)["iou"]
 
 
+def _final_masks(model: Model, probs: np.ndarray, nz: int) -> np.ndarray:
+    """A model's masks of consecutive stacks of ``nz`` planes from their probabilities: its
+    z-peak rule within each stack, or its threshold (as :meth:`Engine.predict_mask`)."""
+    rule = model.z_peaks
+    if rule is None:
+        return np.asarray(probs > model.threshold)
+    stacks = probs.reshape(-1, nz, *probs.shape[1:])
+    return np.concatenate([peak_masks(s, rule) for s in stacks])
+
+
 def evaluate(
     models: Sequence[str | Path | Model],
     *,
@@ -629,7 +657,7 @@ def evaluate(
         ).x
     rows: list[dict[str, Any]] = []
     for m in loaded:
-        pred = torch.sigmoid(_logits(m.net, inputs[m.context])).numpy() > m.threshold
+        pred = _final_masks(m, torch.sigmoid(_logits(m.net, inputs[m.context])).numpy(), zyx[0])
         rows.append(
             {
                 "model": m.name,
@@ -656,6 +684,6 @@ def evaluate(
 
         n = zyx[0]
         first = inputs[loaded[0].context][:n]
-        pred = torch.sigmoid(_logits(loaded[0].net, first)).numpy() > loaded[0].threshold
+        pred = _final_masks(loaded[0], torch.sigmoid(_logits(loaded[0].net, first)).numpy(), n)
         fig4(sim.x[:n], pred, sim.truth[:n], sim.y[:n], figure)
     return rows

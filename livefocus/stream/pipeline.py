@@ -45,6 +45,7 @@ import numpy as np
 from livefocus._vocab import DEVICES, POLICIES, Device, MaskMode, Policy, check_choice
 from livefocus.depth import ReconstructSettings, StackReconstructor, StackResult, plane_focus
 from livefocus.focus._validate import check_positive_int, check_positive_number
+from livefocus.model.zpeaks import ZPeakFinaliser, ZPeaks
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
 
@@ -118,11 +119,19 @@ class _Stack:
     maps_at: float = 0.0
     # the latest frames of this stack, for an engine that takes previous planes as input
     recent: deque[np.ndarray] = field(default_factory=deque)
+    # the final model masks of an engine with a z-peak rule, plane by plane
+    peaks: ZPeakFinaliser | None = None
 
 
 def _context(engine: Any) -> int:
     """Planes per input of a U-Net engine (1: the frame alone)."""
     return int(getattr(engine, "context", 1))
+
+
+def _z_peaks(engine: Any) -> ZPeaks | None:
+    """The z-peak rule of a U-Net engine's model (None: its threshold alone)."""
+    rule = getattr(getattr(engine, "model", None), "z_peaks", None)
+    return rule if isinstance(rule, ZPeaks) else None
 
 
 def _window(stack: _Stack, image: np.ndarray, context: int) -> np.ndarray:
@@ -516,7 +525,12 @@ class Pipeline:
             )
             # only the planes the engine takes are kept: memory stays bounded
             keep = max(_context(self.engine) - 1, 0) if self.engine is not None else 0
-            stack = self._stacks[key] = _Stack(recon, recent=deque(maxlen=keep))
+            rule = _z_peaks(self.engine)
+            stack = self._stacks[key] = _Stack(
+                recon,
+                recent=deque(maxlen=keep),
+                peaks=None if rule is None else ZPeakFinaliser(rule),
+            )
         return stack
 
     def _process_frame(self, item: _Frame) -> _PlaneWrite:
@@ -547,7 +561,12 @@ class Pipeline:
                 window = _window(stack, image, _context(engine))
                 stack.recent.append(image.copy())  # the caller may reuse its buffer
                 probability = engine.predict(window)[0]
-                masks["model"] = probability >= engine.threshold
+                if stack.peaks is None:
+                    masks["model"] = probability >= engine.threshold
+                else:  # provisional now; final once the planes its peak test needs are in
+                    for index, final in stack.peaks.add(probability, (p, t, c, z)).items():
+                        finals.setdefault(index, {})["model"] = final
+                    masks["model"] = stack.peaks.provisional()
             if self.on_result is not None:
                 primary = masks[self.mask_modes[0]]
                 if self.mask_modes[0] == "depth" and update.index in update.final:
@@ -599,6 +618,9 @@ class Pipeline:
         if mode == "otsu":
             return f"focus > Otsu {otsu:.4g} (per slice)"
         if mode == "model":
+            rule = _z_peaks(self.engine)
+            if rule is not None:
+                return f"U-Net p > {rule.threshold:.2g}, a peak within {rule.radius} planes"
             return f"U-Net p > {self.engine.threshold:.2g}"
         confidence = self.settings.min_confidence
         return f"peak confidence > {confidence:.2g}, |depth - z| <= {depth_of_field / 2:.3g} µm"
@@ -638,6 +660,9 @@ class Pipeline:
                 (p, t, c, z): {"depth": result.mask_depth[k], "otsu": result.mask_otsu[k]}
                 for k, z in enumerate(stack.planes)
             }
+        if stack.peaks is not None:  # the model's last planes become final now
+            for index, final in stack.peaks.finish().items():
+                plane_finals.setdefault(index, {})["model"] = final
         self._put_write(_StackWrite(key, result, masks, plane_finals, stack.planes))
 
     def _write(self) -> None:

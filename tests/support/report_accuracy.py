@@ -2,7 +2,8 @@
 
 Prints the README's table (before: the peak rule alone, as before object support, noise
 floor and smoothing; after: the defaults) for :mod:`livefocus.sim`, the independent
-generator (:mod:`tests.support.phantom3d`) and the real pseudoscorpion stack, and writes
+generator (:mod:`livefocus.sim.volume`, "phantom3d"), the third generator
+(``tests/support/phantom_points.py``, "points") and the real pseudoscorpion stack, and writes
 ``docs/depth_reliability.png`` and ``docs/pseudoscorpion_depth_before_after.png``.
 With ``--fusion`` it prints the table of fused focus measures instead.
 """
@@ -19,8 +20,9 @@ from scipy import ndimage
 
 from livefocus.depth import StackResult, reconstruct
 from livefocus.sim import mask_scores, simulate_stack
+from livefocus.sim.volume import noise_stack, phantom_stack, surface_stack
 
-from .phantom3d import noise_stack, phantom_stack, surface_stack
+from .phantom_points import points_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -179,6 +181,17 @@ def main() -> None:
                 )
                 if name == "after":
                     rel_gen.append((res, ph.depth, 1.0))
+    rel_pts: list[tuple[StackResult, np.ndarray, float]] = []
+    for contrast in ("brightfield", "fluorescence"):
+        for seed in (200, 201):
+            pt = points_stack((20, 256, 256), seed=seed, contrast=contrast)
+            for name, kw in (("before", BEFORE), ("after", {})):
+                res = reconstruct(pt.raw, z_step=1.0, **kw)
+                rows.append(
+                    (f"points {contrast} seed {seed}", name, scores(res, pt.mask, pt.depth, 1.0))
+                )
+                if name == "after":
+                    rel_pts.append((res, pt.depth, 1.0))
     surf = surface_stack((44, 256, 256), seed=100)
     for name, kw in (("before", BEFORE), ("after", {})):
         res = reconstruct(surf.raw, z_step=1.0, **kw)
@@ -229,7 +242,11 @@ def main() -> None:
     docs = ROOT / "docs"
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="ideal")
-    for label, rel_set in (("sim (fitted on)", rel_sim), ("phantom3d (validation)", rel_gen)):
+    for label, rel_set in (
+        ("sim (fitted on)", rel_sim),
+        ("phantom3d (validation)", rel_gen),
+        ("points (validation)", rel_pts),
+    ):
         rel = reliability(rel_set)
         used = rel["count"] > 50
         ece = expected_calibration_error(rel)

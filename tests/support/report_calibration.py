@@ -4,8 +4,10 @@ Models: pre-trained (shipped ``depth``: domain-randomised sim, rule labels; ``de
 labels), fine-tuned on truth (``finetuned``), self-calibrated (``depth`` calibrated on each
 stack with :func:`livefocus.model.calibrate`, SECONDS of budget, default 60). Scored against
 the Otsu weak labels, the rule's masks (``reconstruct(...).mask_depth``) and, where known,
-the exact truth. Data: held-out :mod:`livefocus.sim` stacks, the independent generator
-(:mod:`tests.support.phantom3d`, never trained or validated on) and the real stacks of
+the exact truth. Data: held-out :mod:`livefocus.sim` stacks, the volume generator
+(:mod:`livefocus.sim.volume`, "phantom3d"; its validation stacks, of a generator the shipped
+``depth`` is trained on with other optics, cameras and seeds), the third generator
+(``tests/support/phantom_points.py``, never trained or validated on) and the real stacks of
 ``tests/data``. A self-calibrated model is scored on the stack it was calibrated on and, for
 the simulated specimens, on a re-acquisition (planes 1 µm higher, frame moved 16 px, fresh
 noise). Set ``LIVEFOCUS_OLD_DEPTH`` to a model folder to add a row for it.
@@ -29,8 +31,9 @@ import livefocus.model as lm
 from livefocus.depth import reconstruct
 from livefocus.model.data import label_stack
 from livefocus.sim import mask_scores
+from livefocus.sim.volume import phantom_stack
 
-from .phantom3d import phantom_stack
+from .phantom_points import points_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Real (Z, Y, X) stacks (the yeast file has two more axes and is left out).
@@ -68,6 +71,17 @@ def datasets() -> list[dict[str, Any]]:
                 "raw": ph.raw,
                 "z_step": 1.0,
                 "truth": ph.mask,
+                "again": None,
+            }
+        )
+    for seed, contrast in ((200, "brightfield"), (201, "fluorescence")):
+        pt = points_stack((20, 256, 256), seed=seed, contrast=contrast)
+        out.append(
+            {
+                "name": f"points {contrast} {seed}",
+                "raw": pt.raw,
+                "z_step": 1.0,
+                "truth": pt.mask,
                 "again": None,
             }
         )

@@ -3,10 +3,15 @@
 For each model (a shipped name or a folder), the IoU of its masks against the truth, pooled
 per stack and averaged over the stacks of each data set, all 20 x 256 x 256:
 
-- held-out domain-randomised stacks (:func:`livefocus.model.randomise.random_stack`, seeds
-  900-903; training uses 0-71, validation 500-505);
+- held-out domain-randomised stacks of both training generators
+  (:func:`livefocus.model.randomise.random_stack`, "layers", and
+  :func:`~livefocus.model.randomise.random_volume_stack`, "volumes"; seeds 900-903; training
+  uses 0-143, validation 500-505);
 - held-out :mod:`livefocus.sim` stacks (seeds 1000 and 1001, both contrasts);
-- the independent generator (:mod:`tests.support.phantom3d`, seeds 100 and 101, both
+- the volume generator's validation stacks (:mod:`livefocus.sim.volume`, "phantom3d", seeds
+  100 and 101, both contrasts, z step 1 µm): unseen by a model trained on layers alone, of a
+  seen generator (other optics, cameras and seeds) for one trained on both;
+- the third generator (``tests/support/phantom_points.py``, "points", seeds 200 and 201, both
   contrasts, z step 1 µm), never trained, validated or selected on.
 
 Each stack runs through ONNX Runtime whole, in acquisition order (a model of several planes
@@ -25,21 +30,24 @@ import torch
 
 import livefocus.model as lm
 from livefocus.depth import reconstruct
-from livefocus.model.randomise import random_stack
+from livefocus.model.randomise import random_stack, random_volume_stack
 from livefocus.sim import mask_scores, simulate_stack
+from livefocus.sim.volume import phantom_stack
 
-from .phantom3d import phantom_stack
+from .phantom_points import points_stack
 
 SHAPE = (20, 256, 256)
 
 
 def datasets() -> dict[str, list[tuple[np.ndarray, np.ndarray, float]]]:
     """Each data set: a list of (raw, truth, z step)."""
-    rand = []
+    rand, vols = [], []
     for seed in (900, 901, 902, 903):
         st = random_stack(SHAPE, seed)
         rand.append((st.raw, st.mask, st.z_step))
-    sim, phantom = [], []
+        vs = random_volume_stack(SHAPE, seed)
+        vols.append((vs.raw, vs.mask, vs.z_step))
+    sim, phantom, points = [], [], []
     for seed in (1000, 1001):
         for contrast in ("brightfield", "fluorescence"):
             s = simulate_stack(SHAPE, seed=seed, contrast=contrast)
@@ -48,7 +56,9 @@ def datasets() -> dict[str, list[tuple[np.ndarray, np.ndarray, float]]]:
         for contrast in ("brightfield", "fluorescence"):
             ph = phantom_stack(SHAPE, seed=seed, contrast=contrast, z_step=1.0)
             phantom.append((ph.raw, ph.mask, 1.0))
-    return {"randomised": rand, "sim": sim, "phantom3d": phantom}
+            pt = points_stack(SHAPE, seed=seed + 100, contrast=contrast, z_step=1.0)
+            points.append((pt.raw, pt.mask, 1.0))
+    return {"layers": rand, "volumes": vols, "sim": sim, "phantom3d": phantom, "points": points}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,7 +1,10 @@
-"""An independent validation generator: volumes imaged through a 3-D widefield PSF.
+"""A second image model: volumes imaged through a 3-D widefield PSF.
 
-It shares nothing with :mod:`livefocus.sim` on purpose, so that figures measured here are
-not figures the reconstruction was tuned to:
+It shares nothing with the rest of :mod:`livefocus.sim` on purpose. It was written as the
+independent validation generator of the depth rule (whose parameters were all chosen on the
+layered simulator), and it is also one of the two generators the domain-randomised training
+stacks draw from (:func:`livefocus.model.randomise.random_volume_stack`); the models are then
+validated on a third generator (``tests/support/phantom_points.py``). What it models:
 
 - the specimen is a set of **volumes** (ellipsoidal cells, tubes along 3-D curves, beads),
   each pixel's column holding a thickness and a centre height, not objects at one height;
@@ -93,7 +96,7 @@ class _Optics:
         with np.errstate(invalid="ignore", divide="ignore"):
             jinc = np.where(arg > 1e-6, 2 * special.j1(arg) / arg, 1.0)
         gauss = np.exp(-2 * np.pi**2 * (self.core**2 + 0.15 * abs(dz)) * self.rho**2)
-        out = (jinc * gauss).astype(np.float32)
+        out = np.asarray(jinc * gauss, dtype=np.float32)
         self._cache[key] = out
         return out
 
@@ -164,7 +167,7 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> 
     """Band-limited noise in [0, 1]."""
     t = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), scale)
     t -= t.min()
-    return t / max(float(t.max()), 1e-6)
+    return np.asarray(t / max(float(t.max()), 1e-6), dtype=np.float32)
 
 
 class _Columns:
@@ -185,7 +188,7 @@ class _Columns:
     def put(
         self,
         region: np.ndarray,
-        density: np.ndarray,
+        density: np.ndarray | float,
         centre: np.ndarray | float,
         thick: np.ndarray,
         phase: np.ndarray | float = 0.0,
@@ -288,7 +291,7 @@ def _specimen(
         thick = 2 * np.sqrt(np.clip(r * r - d2, 0, None)) / r * 0.4 * z_step
         cols.put(
             region,
-            np.float32(rng.uniform(1.0, 2.0)),
+            float(np.float32(rng.uniform(1.0, 2.0))),
             rng.uniform(z_lo, z_hi),
             np.maximum(thick, 0.05),
             phase=thick,
@@ -305,7 +308,7 @@ def _specimen(
         haze.put(
             region,
             0.8 * _texture(rng, shape, 2.0),
-            np.float32(z),
+            float(np.float32(z)),
             np.full(shape, 0.5 * z_step, np.float32),
         )
     return cols, haze
@@ -319,14 +322,18 @@ def _illumination(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
     r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / (0.25 * (ny * ny + nx * nx))
     vignette = np.clip(1 - 0.35 * r2, 0.3, 1)
     uneven = 1 + 0.12 * (2 * _texture(rng, shape, max(ny, nx) / 6) - 1)
-    return (vignette * uneven).astype(np.float32)
+    return np.asarray(vignette * uneven, dtype=np.float32)
 
 
 class _Camera:
-    """8-bit camera: shot noise, read noise, fixed pattern, row noise, hot pixels."""
+    """8-bit camera (``top`` 255; more bits: a larger ``top``): shot noise, read noise, fixed
+    pattern, row noise, hot pixels."""
 
-    def __init__(self, rng: np.random.Generator, shape: tuple[int, int], gain: float) -> None:
+    def __init__(
+        self, rng: np.random.Generator, shape: tuple[int, int], gain: float, top: int = 255
+    ) -> None:
         self.gain = gain
+        self.top = top
         self.prnu = (1 + rng.normal(0, 0.01, shape)).astype(np.float32)
         self.dsnu = rng.normal(0, 0.6, shape).astype(np.float32)
         self.hot = np.zeros(shape, np.float32)
@@ -340,7 +347,8 @@ class _Camera:
         adu = e * self.gain + offset + self.dsnu + self.hot
         adu += rng.normal(0, 0.9, adu.shape).astype(np.float32)  # read noise (ADU)
         adu += rng.normal(0, 0.5, (adu.shape[0], 1)).astype(np.float32)  # row noise
-        return np.clip(np.round(adu), 0, 255).astype(np.uint8)
+        dtype = np.uint8 if self.top <= 255 else np.uint16
+        return np.asarray(np.clip(np.round(adu), 0, self.top), dtype=dtype)
 
 
 def _truth(cols: _Columns, z_um: np.ndarray, dof: float) -> tuple[np.ndarray, np.ndarray]:
@@ -357,8 +365,17 @@ def phantom_stack(
     seed: int = 0,
     contrast: str = "fluorescence",
     z_step: float = 1.0,
+    pixel_um: float | None = None,
+    na: float = 0.5,
+    depth_of_field: float | None = None,
+    brightness: float = 1.0,
+    bits: int = 8,
 ) -> Phantom:
-    """A stack through a volume specimen, with its truth (depth of field: 2 ``z_step``).
+    """A stack through a volume specimen, with its truth (depth of field: 2 ``z_step`` unless
+    given).
+
+    With the defaults of the optional parameters (those of the validation figures), the stack
+    is the same as before they existed.
 
     Parameters
     ----------
@@ -371,29 +388,44 @@ def phantom_stack(
         light.
     z_step : float
         Plane spacing in µm.
+    pixel_um : float, optional
+        Pixel size in µm (default ``0.3 / z_step``).
+    na : float
+        Numerical aperture: the defocus disk's slope.
+    depth_of_field : float, optional
+        µm; the truth's in-focus range (default ``2 * z_step``).
+    brightness : float
+        Factor on the photoelectrons (fluorescence signal and haze, brightfield light); the
+        gain is divided by it, so only the shot noise changes.
+    bits : int
+        Camera bit depth (8: uint8; more: uint16, the gain scaled by ``2 ** (bits - 8)``).
     """
     nz, ny, nx = shape
     fluo = contrast == "fluorescence"
     rng = np.random.default_rng([seed, 12, 0 if fluo else 1])
-    dof = 2.0 * z_step
-    optics = _Optics((ny, nx), pixel_um=0.3 / z_step, na=0.5)
+    dof = 2.0 * z_step if depth_of_field is None else float(depth_of_field)
+    pixel = 0.3 / z_step if pixel_um is None else float(pixel_um)
+    optics = _Optics((ny, nx), pixel_um=pixel, na=na)
     z_um = np.arange(nz, dtype=np.float64) * z_step
     z_sub = np.arange(-_MARGIN * _SUB, (nz - 1 + _MARGIN) * _SUB + 1) * (z_step / _SUB)
     cols, haze = _specimen(rng, (ny, nx), nz, z_step, fluo)
     vol = _columns_to_volume(cols.density, cols.centre, cols.thick, z_sub)
     vol += _columns_to_volume(haze.density, haze.centre, haze.thick, z_sub)
     light = _illumination(rng, (ny, nx))
-    camera = _Camera(rng, (ny, nx), gain=0.4 if fluo else 0.05)
+    # the gain follows the photon budget, so grey levels stay in range and only the shot
+    # noise changes with ``brightness``
+    scale = 2.0 ** (bits - 8) / brightness
+    camera = _Camera(rng, (ny, nx), gain=(0.4 if fluo else 0.05) * scale, top=2**bits - 1)
     blurred = _image_planes(optics, vol, z_sub, z_um)
     if fluo:
-        peak = rng.uniform(250, 450)  # photoelectrons of a dense in-focus column
-        electrons = light * (peak * blurred + rng.uniform(15, 35))
+        peak = brightness * rng.uniform(250, 450)  # photoelectrons of a dense in-focus column
+        electrons = light * (peak * blurred + brightness * rng.uniform(15, 35))
         offset = 8.0
     else:
         phase = _columns_to_volume(cols.phase, cols.centre, cols.thick, z_sub)
         tie = _phase_planes(optics, phase, z_sub, z_um)
         absorb = np.clip(0.45 * blurred, 0, 0.95)
-        background = rng.uniform(3200, 4000)
+        background = brightness * rng.uniform(3200, 4000)
         electrons = light * background * np.clip(1 - absorb + 0.05 * tie, 0.02, None)
         offset = 4.0
     raw = np.stack([camera.expose(e, rng, offset) for e in electrons])

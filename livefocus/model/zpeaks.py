@@ -1,0 +1,163 @@
+"""A stack's final model masks: the peaks in z of the in-focus probability.
+
+A U-Net judges each plane with the planes before it (it is causal, so that a plane's mask is
+ready when the plane arrives); it cannot see whether the next plane is sharper still, so on
+its own it marks the planes on the way up to focus too. Like the depth rule, which paints the
+planes around each pixel's focus peak, the final mask keeps, for each pixel, the planes
+around the local maxima in z of the probability:
+
+- plane ``j`` is a **peak** where its probability is above ``threshold`` and no plane within
+  ``radius`` planes of it (in the stack) has a higher one;
+- plane ``k`` is **in focus** where a peak lies within ``paint`` planes of it and its own
+  probability is above ``floor``.
+
+Plane ``k``'s final mask therefore needs the planes up to ``k + radius + paint``
+(:attr:`ZPeaks.lag`); :class:`ZPeakFinaliser` gives each plane's final mask as soon as they
+have arrived, and the rest at the stack's end, equal to :func:`peak_masks` of the whole
+stack. Chosen on the selection sets of the ``depth`` recipe (README, "Final masks").
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from livefocus.focus._validate import check_count, check_positive_int
+
+__all__ = ["ZPeakFinaliser", "ZPeaks", "peak_masks", "peak_masks_reference"]
+
+
+@dataclass(frozen=True)
+class ZPeaks:
+    """The z-peak rule (``"z_peaks"`` in a model's config.json; its ``threshold`` is the
+    model's)."""
+
+    threshold: float = 0.3
+    radius: int = 2
+    paint: int = 1
+    floor: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "floor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"z_peaks {name} must be a number in [0, 1), got {value!r}")
+            if not 0 <= value < 1:
+                raise ValueError(f"z_peaks {name} must be in [0, 1), got {value!r}")
+        check_positive_int(self.radius, "z_peaks radius")
+        check_count(self.paint, "z_peaks paint")
+
+    @property
+    def lag(self) -> int:
+        """Planes after plane ``k`` that its final mask needs."""
+        return self.radius + self.paint
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ZPeaks | None:
+        """The rule of a model's config.json; None for a model without one (a plain
+        threshold)."""
+        rule = config.get("z_peaks")
+        if rule is None:
+            return None
+        if not isinstance(rule, dict):
+            raise ValueError(f"z_peaks must be a mapping, got {rule!r}")
+        unknown = set(rule) - {"radius", "paint", "floor"}
+        if unknown:
+            raise ValueError(f"z_peaks has unknown keys {sorted(unknown)}")
+        return cls(threshold=float(config.get("threshold", 0.5)), **rule)
+
+    def to_config(self) -> dict[str, Any]:
+        """The ``z_peaks`` entry of config.json (the threshold is the model's own)."""
+        return {"radius": self.radius, "paint": self.paint, "floor": self.floor}
+
+
+def peak_masks(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
+    """bool (Z, Y, X): the final masks of a stack's probabilities (Z, Y, X), in stack order.
+
+    A single plane (Z = 1) is its own peak: its mask is its probability above the threshold.
+    """
+    p = np.asarray(probability, dtype=np.float32)
+    if p.ndim != 3:
+        raise ValueError(f"probability must be (Z, Y, X), got shape {p.shape}")
+    # "nearest" repeats the edge planes, which never raises the maximum: the same as
+    # judging each plane within the planes of the stack only
+    top = ndimage.maximum_filter1d(p, 2 * rule.radius + 1, axis=0, mode="nearest")
+    peak = (p >= top) & (p > rule.threshold)
+    if rule.paint:
+        near = ndimage.maximum_filter1d(
+            peak.view(np.uint8), 2 * rule.paint + 1, axis=0, mode="constant", cval=0
+        )
+        peak = near.astype(bool)
+    return np.asarray(peak & (p > rule.floor))
+
+
+def peak_masks_reference(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
+    """Referee of :func:`peak_masks`: the rule pixel by pixel, plane by plane."""
+    p = np.asarray(probability, dtype=np.float32)
+    nz = p.shape[0]
+    out = np.zeros(p.shape, dtype=bool)
+    for y in range(p.shape[1]):
+        for x in range(p.shape[2]):
+            col = p[:, y, x]
+            peaks = [
+                j
+                for j in range(nz)
+                if col[j] > rule.threshold
+                and col[j] >= col[max(0, j - rule.radius) : j + rule.radius + 1].max()
+            ]
+            for k in range(nz):
+                if col[k] > rule.floor and any(abs(k - j) <= rule.paint for j in peaks):
+                    out[k, y, x] = True
+    return out
+
+
+class ZPeakFinaliser:
+    """The z-peak rule plane by plane: keeps the last ``2 * lag + 1`` probabilities only.
+
+    ``add(p, key)`` returns the final masks that this plane's arrival completes, as
+    ``{key: mask}`` (``key`` names the plane; default: its arrival number from 0), and
+    ``finish()`` returns the rest. Together they equal :func:`peak_masks` of the planes in
+    the order they arrived. ``provisional()`` is the newest plane's mask judged with the
+    planes so far (as if the stack ended there).
+    """
+
+    def __init__(self, rule: ZPeaks) -> None:
+        self.rule = rule
+        keep = 2 * rule.lag + 1
+        self._recent: deque[np.ndarray] = deque(maxlen=keep)
+        self._keys: deque[Any] = deque(maxlen=keep)
+        self._count = 0
+        self._done = 0  # planes whose final mask was given
+        self._masks: np.ndarray | None = None  # the rule on the planes kept, after each add
+
+    def add(self, probability: np.ndarray, key: Any = None) -> dict[Any, np.ndarray]:
+        self._recent.append(np.asarray(probability, dtype=np.float32))
+        self._keys.append(self._count if key is None else key)
+        self._count += 1
+        self._masks = peak_masks(np.stack(self._recent), self.rule)
+        return self._finals(self._count - 1 - self.rule.lag)  # planes up to k + lag are in
+
+    def provisional(self) -> np.ndarray:
+        """The newest plane's mask from the planes so far."""
+        if self._masks is None:
+            raise ValueError("provisional() needs a plane: add one first")
+        return np.asarray(self._masks[-1])
+
+    def finish(self) -> dict[Any, np.ndarray]:
+        return self._finals(self._count - 1)
+
+    def _finals(self, last: int) -> dict[Any, np.ndarray]:
+        """Final masks of planes ``_done .. last`` (arrival numbers), from the planes kept."""
+        if last < self._done or self._masks is None:
+            return {}
+        first_kept = self._count - len(self._recent)
+        out = {
+            self._keys[k - first_kept]: self._masks[k - first_kept]
+            for k in range(self._done, last + 1)
+        }
+        self._done = last + 1
+        return out

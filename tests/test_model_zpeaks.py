@@ -1,0 +1,178 @@
+"""A stack's final model masks: the planes around each pixel's peaks in z of the probability.
+
+The fast rule against its loop referee, plane by plane (online) against the whole stack
+(offline), the engine and model folder, and the streaming pipeline writing the final masks
+into a real store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
+
+import livefocus.model as lm
+from livefocus.depth import ReconstructSettings
+from livefocus.model.zpeaks import ZPeakFinaliser, ZPeaks, peak_masks, peak_masks_reference
+from livefocus.stream import StoreWriter, open_store
+from livefocus.stream.pipeline import Pipeline
+
+torch.set_num_threads(2)
+
+rules = hst.builds(
+    ZPeaks,
+    threshold=hst.sampled_from([0.0, 0.2, 0.3, 0.5]),
+    radius=hst.integers(1, 4),
+    paint=hst.integers(0, 2),
+    floor=hst.sampled_from([0.0, 0.1, 0.15]),
+)
+
+
+def _probs(seed: int, shape: tuple[int, int, int], levels: int) -> np.ndarray:
+    """Random probabilities on a few levels, so that ties (plateaus in z) are common."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, levels, shape) / levels).astype(np.float32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=hst.integers(0, 2**16),
+    nz=hst.integers(1, 12),
+    levels=hst.sampled_from([3, 10, 1000]),
+    rule=rules,
+)
+def test_peak_masks_equal_their_referee(seed: int, nz: int, levels: int, rule: ZPeaks) -> None:
+    p = _probs(seed, (nz, 5, 4), levels)
+    np.testing.assert_array_equal(peak_masks(p, rule), peak_masks_reference(p, rule))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=hst.integers(0, 2**16), nz=hst.integers(1, 14), rule=rules)
+def test_plane_by_plane_equals_the_whole_stack(seed: int, nz: int, rule: ZPeaks) -> None:
+    """Each plane's final mask comes once, `lag` planes after it (the rest at the end), and
+    equals the whole stack's; a plane's final mask never depends on planes beyond its lag."""
+    p = _probs(seed, (nz, 6, 5), 8)
+    whole = peak_masks(p, rule)
+    fin = ZPeakFinaliser(rule)
+    got: dict[int, np.ndarray] = {}
+    for k, plane in enumerate(p):
+        ready = fin.add(plane, key=100 + k)
+        assert sorted(ready) == ([100 + k - rule.lag] if k >= rule.lag else [])
+        got.update({key - 100: m for key, m in ready.items()})
+        np.testing.assert_array_equal(fin.provisional(), peak_masks(p[: k + 1], rule)[-1])
+    got.update({key - 100: m for key, m in fin.finish().items()})
+    assert sorted(got) == list(range(nz))
+    for k in range(nz):
+        np.testing.assert_array_equal(got[k], whole[k])
+        # the stack cut right after plane k + lag gives plane k the same final mask
+        np.testing.assert_array_equal(peak_masks(p[: k + rule.lag + 1], rule)[k], whole[k])
+
+
+def test_a_peak_paints_its_neighbours_and_the_way_up_is_dropped() -> None:
+    rule = ZPeaks(threshold=0.3, radius=2, paint=1, floor=0.15)
+    col = np.array([0.4, 0.6, 0.8, 0.9, 0.5, 0.1, 0.1, 0.2, 0.35, 0.2], np.float32)
+    got = peak_masks(col[:, None, None], rule)[:, 0, 0]
+    # the plain threshold (0.3) would also mark planes 0 and 1, on the way up to the peak
+    assert got.tolist() == [False, False, True, True, True, False, False, True, True, True]
+    single = peak_masks(np.array([[[0.2, 0.4]]], np.float32), rule)
+    assert single.tolist() == [[[False, True]]]  # a plane alone: its probability > threshold
+
+
+def test_bad_rules_are_refused() -> None:
+    for bad, match in (
+        ({"threshold": 1.5}, "threshold"),
+        ({"threshold": "x"}, "threshold"),
+        ({"floor": -0.1}, "floor"),
+        ({"radius": 0}, "radius"),
+        ({"paint": -1}, "paint"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ZPeaks(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown keys"):
+        ZPeaks.from_config({"z_peaks": {"radius": 2, "width": 3}})
+    assert ZPeaks.from_config({"threshold": 0.4}) is None
+    rule = ZPeaks.from_config({"threshold": 0.4, "z_peaks": {"radius": 3, "paint": 0}})
+    assert rule == ZPeaks(threshold=0.4, radius=3, paint=0)
+    with pytest.raises(ValueError, match="add one first"):
+        ZPeakFinaliser(ZPeaks()).provisional()
+
+
+@pytest.fixture(scope="module")
+def peaked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 3-plane model folder with a z-peak rule, its threshold at the median."""
+    out = tmp_path_factory.mktemp("models") / "tiny_peaks"
+    lm.train(out, n_train=2, n_val=1, shape=(6, 96, 96), epochs=1, progress=False,
+             context=3, architecture={"global_context": False})  # fmt: skip
+    stack = _stack()
+    median = float(np.median(lm.engine(out, "onnxruntime").predict(stack)))
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["threshold"] = median
+    cfg["z_peaks"] = {"radius": 2, "paint": 1, "floor": 0.8 * median}
+    (out / "config.json").write_text(json.dumps(cfg))
+    return out
+
+
+def _stack(nz: int = 8) -> np.ndarray:
+    from livefocus.sim import simulate_stack
+
+    return simulate_stack((nz, 96, 96), seed=4, contrast="brightfield").raw
+
+
+def test_engine_masks_of_a_stack_are_its_peaks(peaked: Path) -> None:
+    model = lm.load(peaked)
+    assert model.z_peaks is not None and model.z_peaks.threshold == model.threshold
+    eng = lm.engine(model, "onnxruntime")
+    stack = _stack()
+    probs = eng.predict(stack)
+    masks = eng.predict_mask(stack)
+    np.testing.assert_array_equal(masks, peak_masks(probs, model.z_peaks))
+    assert (masks != (probs > model.threshold)).any()  # not the plain threshold
+    np.testing.assert_array_equal(eng.predict_mask(stack[3]), eng.predict(stack[3]) > eng.threshold)
+    # a folder without the key keeps its plain threshold
+    plain = lm.Model(model.net, {k: v for k, v in model.config.items() if k != "z_peaks"}, None)
+    np.testing.assert_array_equal(lm.engine(plain, "onnxruntime").predict_mask(stack),
+                                  probs > model.threshold)  # fmt: skip
+
+
+def test_a_folder_with_a_bad_rule_does_not_load(peaked: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(peaked, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["z_peaks"] = {"radius": 0}
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"config\.json: z_peaks radius"):
+        lm.load(bad)
+
+
+def test_streamed_store_holds_the_stacks_final_model_masks(peaked: Path, tmp_path: Path) -> None:
+    """Online, each plane is written with its provisional mask and made final `lag` planes
+    later (the last ones at the stack's end): the store ends with the whole-stack masks."""
+    eng = lm.engine(peaked, "onnxruntime")
+    stacks = [_stack(), _stack()[::-1].copy()]
+    nz = len(stacks[0])
+    store = StoreWriter(
+        tmp_path / "m.ome.zarr", shape=(1, 2, 1, nz, 96, 96), dtype=stacks[0].dtype, z_step=1.0,
+        mask_modes=("model", "depth"),
+    )  # fmt: skip
+    pipeline = Pipeline(
+        ReconstructSettings.for_frame((96, 96)), n_planes=nz, store=store,
+        mask_modes=("model", "depth"), engine=eng,
+    ).start()  # fmt: skip
+    for t, stack in enumerate(stacks):
+        for z, frame in enumerate(stack):
+            pipeline.submit(frame, {"t": t, "z": z}, float(z))
+    m = pipeline.close(timeout=60)
+    store.close()
+    assert m.frames_out == 2 * nz and pipeline.faults == 0
+    reader = open_store(tmp_path / "m.ome.zarr")
+    written = np.asarray(reader.array("mask_model")[:, 0]).astype(bool)
+    for t, stack in enumerate(stacks):
+        expected = eng.predict_mask(stack)
+        np.testing.assert_array_equal(written[t], expected)
+        assert (expected != (eng.predict(stack) > eng.threshold)).any()  # not the threshold
