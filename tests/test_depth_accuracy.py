@@ -74,6 +74,20 @@ def test_independent_phantom_background_and_depth(contrast: str) -> None:
 
 
 @pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
+def test_third_generator_levels_hold(contrast: str) -> None:
+    """`tests/support/phantom_points` (written after every choice of the rule): the levels
+    measured on 2026-12-01 (IoU 0.184 / 0.163, background 15 / 18 %, against 0.168 / 0.132 and
+    57 / 82 % before issue 12). The issue's targets are not met here; this guards what is."""
+    from support.phantom_points import points_stack
+
+    pt = points_stack((20, 128, 128), seed=7, contrast=contrast)
+    sc = scores(reconstruct(pt.raw, z_step=1.0), pt.mask, pt.depth, 1.0)
+    before = scores(reconstruct(pt.raw, z_step=1.0, **BEFORE), pt.mask, pt.depth, 1.0)
+    assert sc["iou"] >= max(0.14, before["iou"]), (sc, before)
+    assert sc["bg_fp"] <= min(0.25, 0.4 * before["bg_fp"]), (sc, before)
+
+
+@pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
 def test_pure_camera_noise_marks_almost_nothing(contrast: str) -> None:
     noise = noise_stack((20, 128, 128), seed=3, contrast=contrast)
     res = reconstruct(noise.raw, z_step=1.0)
