@@ -214,6 +214,43 @@ def test_a_close_that_times_out_counts_each_frame_once(tmp_path: Path) -> None:
     assert later.frames_lost == 0
 
 
+def test_close_returns_at_its_timeout_with_a_full_queue() -> None:
+    """A hung engine and a full frame queue: close(timeout) still returns in time, and once
+    the engine frees up every thread ends and each frame is counted once."""
+    release = threading.Event()
+
+    class Hung:
+        threshold, context = 0.5, 1
+
+        def predict(self, frames: Any) -> np.ndarray:
+            release.wait(20.0)
+            return np.full((1, 64, 64), 0.7, np.float32)
+
+    pipeline = Pipeline(
+        ReconstructSettings.for_frame((64, 64)), n_planes=N_PLANES, queue_size=2,
+        mask_modes=("model", "depth"), engine=Hung(),
+    ).start()  # fmt: skip
+    frame = np.random.default_rng(3).integers(0, 4000, (64, 64), dtype=np.uint16)
+    for z in range(3):  # one in the processor, two filling the queue
+        pipeline.submit(frame, {"z": z}, 2.0 * z)
+    deadline = time.monotonic() + 10
+    while pipeline._frames.qsize() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    m = pipeline.close(timeout=0.5)
+    assert time.monotonic() - t0 < 3.0
+    assert m.frames_in == 3 and m.frames_out + m.frames_lost == 3 and m.frames_lost > 0
+    release.set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+        th.name.startswith("lf-") for th in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    assert not [th.name for th in threading.enumerate() if th.name.startswith("lf-")]
+    later = pipeline.metrics()
+    assert later.frames_out == 3 and later.frames_lost == 0
+
+
 def test_store_failure_is_reported_and_counted(tmp_path: Path) -> None:
     store = _FailingStore(
         tmp_path / "f.ome.zarr", shape=(1, 1, 1, N_PLANES, 64, 64), dtype=np.uint16, z_step=2.0,

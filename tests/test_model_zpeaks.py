@@ -62,16 +62,49 @@ def test_plane_by_plane_equals_the_whole_stack(seed: int, nz: int, rule: ZPeaks)
     fin = ZPeakFinaliser(rule)
     got: dict[int, np.ndarray] = {}
     for k, plane in enumerate(p):
-        ready = fin.add(plane, key=100 + k)
-        assert sorted(ready) == ([100 + k - rule.lag] if k >= rule.lag else [])
-        got.update({key - 100: m for key, m in ready.items()})
+        ready = fin.add(plane)
+        assert sorted(ready) == ([k - rule.lag] if k >= rule.lag else [])
+        got.update(ready)
         np.testing.assert_array_equal(fin.provisional(), peak_masks(p[: k + 1], rule)[-1])
-    got.update({key - 100: m for key, m in fin.finish().items()})
+    got.update(fin.finish())
     assert sorted(got) == list(range(nz))
     for k in range(nz):
         np.testing.assert_array_equal(got[k], whole[k])
         # the stack cut right after plane k + lag gives plane k the same final mask
         np.testing.assert_array_equal(peak_masks(p[: k + rule.lag + 1], rule)[k], whole[k])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=hst.integers(0, 2**16),
+    nz=hst.integers(2, 14),
+    rule=rules,
+    data=hst.data(),
+)
+def test_planes_without_a_probability_are_never_peaks(
+    seed: int, nz: int, rule: ZPeaks, data: hst.DataObject
+) -> None:
+    """Skipped planes (a dropped frame) and planes added without a probability (a failed
+    prediction) count as -inf: the others get the masks of the stack on its real z grid."""
+    p = _probs(seed, (nz, 4, 4), 6)
+    missing = data.draw(hst.sets(hst.integers(0, nz - 1), max_size=nz - 1))
+    skipped = data.draw(hst.sets(hst.sampled_from(sorted(missing)), max_size=len(missing))
+                        if missing else hst.just(set()))  # fmt: skip
+    grid = p.copy()
+    grid[sorted(missing)] = -np.inf
+    whole = peak_masks(grid, rule)
+    fin = ZPeakFinaliser(rule)
+    got: dict[int, np.ndarray] = {}
+    for k in range(nz):
+        if k in skipped:
+            continue
+        got.update(fin.add(None if k in missing else p[k], k))
+    got.update(fin.finish())
+    assert sorted(got) == [k for k in range(nz) if k not in missing]
+    for k, m in got.items():
+        np.testing.assert_array_equal(m, whole[k])
+    with pytest.raises(ValueError, match="must increase"):
+        fin.add(p[0], 0)
 
 
 def test_a_peak_paints_its_neighbours_and_the_way_up_is_dropped() -> None:
@@ -176,3 +209,88 @@ def test_streamed_store_holds_the_stacks_final_model_masks(peaked: Path, tmp_pat
         expected = eng.predict_mask(stack)
         np.testing.assert_array_equal(written[t], expected)
         assert (expected != (eng.predict(stack) > eng.threshold)).any()  # not the threshold
+
+
+class _Failing:
+    """A real engine whose prediction of one plane raises (fault injection)."""
+
+    def __init__(self, engine: lm.Engine, fail_at: int) -> None:
+        self.engine, self.fail_at, self.calls = engine, fail_at, 0
+        self.model, self.threshold = engine.model, engine.threshold
+        self.context, self.z_peaks = engine.context, engine.z_peaks
+
+    def predict(self, frames: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls == self.fail_at + 1:
+            raise RuntimeError("injected")
+        return self.engine.predict(frames)
+
+
+def _run(engine: object, stack: np.ndarray, path: Path, planes: list[int],
+         switch: tuple[int, object] | None = None) -> tuple[np.ndarray, Pipeline]:  # fmt: skip
+    import time
+
+    nz = len(stack)
+    store = StoreWriter(path, shape=(1, 1, 1, nz, 96, 96), dtype=stack.dtype, z_step=1.0,
+                        mask_modes=("model", "depth"))  # fmt: skip
+    pipeline = Pipeline(ReconstructSettings.for_frame((96, 96)), n_planes=nz, store=store,
+                        mask_modes=("model", "depth"), engine=engine).start()  # fmt: skip
+    for z in planes:
+        if switch is not None and z == switch[0]:
+            deadline = time.monotonic() + 30
+            while pipeline.metrics().frames_out < z and time.monotonic() < deadline:
+                time.sleep(0.01)
+            pipeline.set_engine(switch[1])
+        pipeline.submit(stack[z], {"z": z}, float(z))
+    pipeline.close(timeout=60)
+    store.close()
+    masks = np.asarray(open_store(path).array("mask_model")[0, 0]).astype(bool)
+    return masks, pipeline
+
+
+def test_a_failed_or_missing_plane_leaves_its_neighbours_their_masks(
+    peaked: Path, tmp_path: Path
+) -> None:
+    """The plane without a probability is -inf on the stack's real z grid: it is never a
+    peak and never the highest, so the planes around it keep the masks they have there."""
+    eng = lm.engine(peaked, "onnxruntime")
+    rule = eng.z_peaks
+    assert rule is not None
+    stack = _stack()
+    probs = eng.predict(stack)
+    kept = [0, 1, 2, 4, 5, 6, 7]
+    # a failed plane was still acquired (the planes after it see it); a missing one was not
+    failed_grid = probs.copy()
+    missing_grid = np.full_like(probs, -np.inf)
+    missing_grid[kept] = eng.predict(stack[kept])
+    failed_grid[3] = -np.inf
+    failed, pipeline = _run(_Failing(eng, 3), stack, tmp_path / "f.ome.zarr", list(range(8)))
+    assert pipeline.faults == 1
+    missing, _ = _run(eng, stack, tmp_path / "m.ome.zarr", kept)
+    for got, grid in ((failed, failed_grid), (missing, missing_grid)):
+        expected = peak_masks(grid, rule)
+        assert not got[3].any()
+        for k in kept:
+            np.testing.assert_array_equal(got[k], expected[k])
+        # the shift this guards against: the planes as neighbours in the order they came
+        assert (expected[kept] != peak_masks(grid[kept], rule)).any()
+
+
+def test_switching_engines_mid_stack_applies_each_ones_rule(peaked: Path, tmp_path: Path) -> None:
+    """Planes before the switch end under the first engine's z-peak rule as if the stack
+    ended there; the planes after it get the second engine's own masks (a plain threshold)."""
+    eng = lm.engine(peaked, "onnxruntime")
+    plain_model = lm.Model(eng.model.net, {k: v for k, v in eng.model.config.items()
+                                          if k != "z_peaks"}, None)  # fmt: skip
+    plain = lm.engine(plain_model, "onnxruntime")
+    stack = _stack()
+    got, pipeline = _run(eng, stack, tmp_path / "s.ome.zarr", list(range(8)), switch=(4, plain))
+    assert pipeline.faults == 0 and len(pipeline.engine_switches) == 1
+    assert eng.z_peaks is not None
+    before = peak_masks(eng.predict(stack[:4]), eng.z_peaks)
+    np.testing.assert_array_equal(got[:4], before)
+    # the plain engine sees each plane with the planes before it, as streamed
+    np.testing.assert_array_equal(got[4:], plain.predict(stack)[4:] >= plain.threshold)
+    bad = lm.Model(eng.model.net, {**eng.model.config, "z_peaks": {"radius": 0}}, None)
+    with pytest.raises(ValueError, match="radius"):
+        lm.engine(bad, "onnxruntime")

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -448,3 +449,25 @@ def test_the_third_generator_is_deterministic_and_its_truth_consistent() -> None
     assert 0.05 < a.mask.any(axis=0).mean() < 0.8
     with pytest.raises(ValueError, match="contrast"):
         points_stack((8, 96, 96), contrast="phase")
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"bits": 17}, "bits"),
+        ({"bits": 8.5}, "bits"),
+        ({"brightness": 0}, "brightness"),
+        ({"na": 1.2}, "na must"),
+        ({"pixel_um": -1.0}, "pixel_um"),
+        ({"depth_of_field": 0}, "depth_of_field"),
+        ({"contrast": "phase"}, "contrast"),
+        ({"z_step": 0}, "z_step"),
+        ({"shape": (1, 32, 32)}, "shape"),
+    ],
+)
+def test_the_volume_generator_refuses_bad_parameters(bad: dict[str, Any], match: str) -> None:
+    from livefocus.sim.volume import phantom_stack
+
+    kw: dict[str, Any] = {"shape": (4, 32, 32), **bad}
+    with pytest.raises(ValueError, match=match):
+        phantom_stack(**kw)

@@ -20,7 +20,6 @@ before it included, as the streaming pipeline feeds it.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,17 +106,15 @@ def _held_out_iou(
     :func:`_cut` gives them) and the masks are each stack's final masks, as the model gives
     them."""
     net.eval()
-    logit = math.log(threshold / (1 - threshold))
     scores = []
     for i in range(0, len(x), 16):
         batch = x[i : i + 16]
         t = torch.from_numpy(np.ascontiguousarray(batch[:, None] if batch.ndim == 3 else batch))
         scores.append(net(t)[:, 0].numpy())
-    out = np.concatenate(scores)
+    probs = (1 / (1 + np.exp(-np.concatenate(scores).astype(np.float64)))).astype(np.float32)
     if rule is None:
-        pred = out > logit
+        pred = probs > threshold
     else:
-        probs = (1 / (1 + np.exp(-out.astype(np.float64)))).astype(np.float32)
         stacks = probs.reshape(-1, nz, *probs.shape[1:])
         pred = np.concatenate([peak_masks(st, rule) for st in stacks])
     inter = int(np.count_nonzero(pred & y))
@@ -266,6 +263,7 @@ def _fit(
         "stopped": stopped,
         "n_train_tiles": len(train) * len(x),
         "n_held_out_tiles": len(x_val),
+        "scored_corners": held,
         "history": history,
     }
 
@@ -308,7 +306,7 @@ def _run(
     )
     side, train, held = corners
     metrics: dict[str, Any] = {
-        **{k: v for k, v in fit.items() if k != "history"},
+        **{k: v for k, v in fit.items() if k not in ("history", "scored_corners")},
         **(extra or {}),
         "seconds": time.perf_counter() - start,
         "budget_seconds": seconds,
@@ -328,7 +326,12 @@ def _run(
         "z_step": z_step,
         "labels": LABEL_SOURCE,
         "label_voxels": float(masks.mean()),
-        "holdout": {"tile": side, "train_corners": train, "held_out_corners": held},
+        "holdout": {
+            "tile": side,
+            "train_corners": train,
+            "held_out_corners": held,
+            "scored_corners": fit["scored_corners"],  # a sample of them, when there are many
+        },
         "optimizer": {"name": "adam", "lr": lr, "batch_size": batch_size, "seed": seed},
         "metrics": metrics,
     }

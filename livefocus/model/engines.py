@@ -94,6 +94,8 @@ class Engine:
             model.config.get("overlap", 64) if overlap is None else overlap, "overlap"
         )
         self.multiple = model.net.config.multiple
+        #: The model's rule for a stack's final masks (validated here, once).
+        self.z_peaks = model.z_peaks
         if self.tile % self.multiple:
             raise ValueError(f"tile must be a multiple of {self.multiple}, got {self.tile}")
         if 2 * self.overlap >= self.tile:
@@ -168,7 +170,7 @@ class Engine:
         given alone is its own peak (its probability above the threshold).
         """
         probs = self.predict(frames)
-        rule = self.model.z_peaks
+        rule = self.z_peaks
         if rule is None:
             return np.asarray(probs > self.threshold)
         if probs.ndim == 2:

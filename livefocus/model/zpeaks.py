@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -44,10 +45,11 @@ class ZPeaks:
     def __post_init__(self) -> None:
         for name in ("threshold", "floor"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, Real):
                 raise ValueError(f"z_peaks {name} must be a number in [0, 1), got {value!r}")
-            if not 0 <= value < 1:
+            if not 0 <= float(value) < 1:
                 raise ValueError(f"z_peaks {name} must be in [0, 1), got {value!r}")
+            object.__setattr__(self, name, float(value))  # a numpy scalar compares as a float
         check_positive_int(self.radius, "z_peaks radius")
         check_count(self.paint, "z_peaks paint")
 
@@ -115,66 +117,85 @@ def peak_masks_reference(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
     return out
 
 
-def _plane_mask(planes: list[np.ndarray], k: int, rule: ZPeaks) -> np.ndarray:
+def _plane_mask(planes: list[np.ndarray | None], k: int, rule: ZPeaks) -> np.ndarray:
     """Plane ``k``'s mask under ``rule``, the list being the stack (its ends clipping the
-    windows): only the planes within ``rule.lag`` of ``k`` are read, as :func:`peak_masks`
-    of the whole list gives it."""
+    windows; None: a plane without a probability, which is never a peak and never the
+    highest): only the planes within ``rule.lag`` of ``k`` are read, as :func:`peak_masks` of
+    the whole list gives it (None as -inf)."""
     n = len(planes)
-    near: np.ndarray | None = None
+    own = planes[k]
+    if own is None:
+        raise ValueError(f"plane {k} has no probability")
+    near = np.zeros(own.shape, dtype=bool)
     for j in range(max(0, k - rule.paint), min(n, k + rule.paint + 1)):
-        lo, hi = max(0, j - rule.radius), min(n, j + rule.radius + 1)
-        top = planes[lo]
-        for q in range(lo + 1, hi):
-            top = np.maximum(top, planes[q])
-        peak = (planes[j] >= top) & (planes[j] > rule.threshold)
-        near = peak if near is None else near | peak
-    assert near is not None  # j = k is always in range
-    return np.asarray(near & (planes[k] > rule.floor))
+        pj = planes[j]
+        if pj is None:
+            continue
+        top = pj
+        for q in range(max(0, j - rule.radius), min(n, j + rule.radius + 1)):
+            pq = planes[q]
+            if pq is not None and q != j:
+                top = np.maximum(top, pq)
+        near |= (pj >= top) & (pj > rule.threshold)
+    return np.asarray(near & (own > rule.floor))
 
 
 class ZPeakFinaliser:
     """The z-peak rule plane by plane: keeps the last ``2 * lag + 1`` probabilities only.
 
-    ``add(p, key)`` returns the final masks that this plane's arrival completes, as
-    ``{key: mask}`` (``key`` names the plane; default: its arrival number from 0), and
-    ``finish()`` returns the rest. Together they equal :func:`peak_masks` of the planes in
-    the order they arrived. ``provisional()`` is the newest plane's mask judged with the
-    planes so far (as if the stack ended there). Each reads the planes within ``lag`` of the
-    plane it judges only (about 25 array operations of a frame each).
+    ``add(p, index)`` takes plane ``index`` of the stack (increasing; default: the next) and
+    returns the final masks its arrival completes, as ``{index: mask}``; planes skipped (a
+    dropped frame) and planes added with ``p`` None (a failed prediction) have no probability:
+    they are never a peak nor the highest within a window, and get no mask. ``finish()``
+    returns the rest. Together they equal :func:`peak_masks` of the stack with those planes at
+    -inf. ``provisional()`` is the newest plane's mask judged with the planes so far (as if
+    the stack ended there). Each reads the planes within ``lag`` of the plane it judges only
+    (about 25 array operations of a frame each).
     """
 
     def __init__(self, rule: ZPeaks) -> None:
         self.rule = rule
-        keep = 2 * rule.lag + 1
-        self._recent: deque[np.ndarray] = deque(maxlen=keep)
-        self._keys: deque[Any] = deque(maxlen=keep)
-        self._count = 0
-        self._done = 0  # planes whose final mask was given
+        self._recent: deque[np.ndarray | None] = deque(maxlen=2 * rule.lag + 1)
+        self._next = 0  # the index the next plane would have
+        self._done = 0  # planes below this have had their final mask
 
-    def add(self, probability: np.ndarray, key: Any = None) -> dict[Any, np.ndarray]:
-        self._recent.append(np.asarray(probability, dtype=np.float32))
-        self._keys.append(self._count if key is None else key)
-        self._count += 1
-        return self._finals(self._count - 1 - self.rule.lag)  # planes up to k + lag are in
+    def add(
+        self, probability: np.ndarray | None, index: int | None = None
+    ) -> dict[int, np.ndarray]:
+        at = self._next if index is None else int(index)
+        if at < self._next:
+            raise ValueError(f"plane index must increase: {at} after {self._next - 1}")
+        out: dict[int, np.ndarray] = {}
+        while self._next <= at:  # the skipped planes first, as planes without a probability
+            plane = None if self._next < at or probability is None else probability
+            self._recent.append(None if plane is None else np.asarray(plane, np.float32))
+            self._next += 1
+            out.update(self._finals(self._next - 1 - self.rule.lag))
+        return out
 
     def provisional(self) -> np.ndarray:
-        """The newest plane's mask from the planes so far."""
-        if not self._recent:
+        """The newest plane's mask from the planes so far (an error when it has no
+        probability)."""
+        planes = list(self._recent)
+        if not planes:
             raise ValueError("provisional() needs a plane: add one first")
-        return _plane_mask(list(self._recent), len(self._recent) - 1, self.rule)
+        if planes[-1] is None:
+            raise ValueError("the newest plane has no probability")
+        return _plane_mask(planes, len(planes) - 1, self.rule)
 
-    def finish(self) -> dict[Any, np.ndarray]:
-        return self._finals(self._count - 1)
+    def finish(self) -> dict[int, np.ndarray]:
+        return self._finals(self._next - 1)
 
-    def _finals(self, last: int) -> dict[Any, np.ndarray]:
-        """Final masks of planes ``_done .. last`` (arrival numbers), from the planes kept."""
+    def _finals(self, last: int) -> dict[int, np.ndarray]:
+        """Final masks of planes ``_done .. last`` that have a probability."""
         if last < self._done:
             return {}
-        first_kept = self._count - len(self._recent)
+        first_kept = self._next - len(self._recent)
         planes = list(self._recent)
         out = {
-            self._keys[k - first_kept]: _plane_mask(planes, k - first_kept, self.rule)
+            k: _plane_mask(planes, k - first_kept, self.rule)
             for k in range(self._done, last + 1)
+            if planes[k - first_kept] is not None
         }
         self._done = last + 1
         return out

@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import scipy.fft
 from scipy import ndimage, special
+
+from livefocus.focus._validate import check_positive_number
 
 __all__ = ["Phantom", "noise_stack", "phantom_stack", "surface_stack"]
 
@@ -359,6 +362,17 @@ def _truth(cols: _Columns, z_um: np.ndarray, dof: float) -> tuple[np.ndarray, np
     return mask, depth
 
 
+def _check_shape(shape: Any) -> tuple[int, int, int]:
+    """(Z, Y, X) of at least 2 planes and 16 x 16 pixels."""
+    try:
+        nz, ny, nx = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (Z, Y, X) ints, got {shape!r}") from None
+    if nz < 2 or ny < 16 or nx < 16:
+        raise ValueError(f"shape must have at least 2 planes of 16 x 16 pixels, got {shape!r}")
+    return nz, ny, nx
+
+
 def phantom_stack(
     shape: tuple[int, int, int] = (20, 256, 256),
     *,
@@ -400,11 +414,24 @@ def phantom_stack(
     bits : int
         Camera bit depth (8: uint8; more: uint16, the gain scaled by ``2 ** (bits - 8)``).
     """
-    nz, ny, nx = shape
+    nz, ny, nx = _check_shape(shape)
+    if contrast not in ("fluorescence", "brightfield"):
+        raise ValueError(f"contrast must be 'fluorescence' or 'brightfield', got {contrast!r}")
+    z_step = check_positive_number(z_step, "z_step", "µm")
+    if isinstance(na, bool) or not isinstance(na, Real) or not 0 < float(na) < 1:
+        raise ValueError(f"na must be a number between 0 and 1 (exclusive), got {na!r}")
+    brightness = check_positive_number(brightness, "brightness")
+    if isinstance(bits, bool) or not isinstance(bits, Integral) or not 8 <= int(bits) <= 16:
+        raise ValueError(f"bits must be an int from 8 to 16, got {bits!r}")
+    bits = int(bits)
     fluo = contrast == "fluorescence"
     rng = np.random.default_rng([seed, 12, 0 if fluo else 1])
-    dof = 2.0 * z_step if depth_of_field is None else float(depth_of_field)
-    pixel = 0.3 / z_step if pixel_um is None else float(pixel_um)
+    dof = (
+        2.0 * z_step
+        if depth_of_field is None
+        else check_positive_number(depth_of_field, "depth_of_field", "µm")
+    )
+    pixel = 0.3 / z_step if pixel_um is None else check_positive_number(pixel_um, "pixel_um", "µm")
     optics = _Optics((ny, nx), pixel_um=pixel, na=na)
     z_um = np.arange(nz, dtype=np.float64) * z_step
     z_sub = np.arange(-_MARGIN * _SUB, (nz - 1 + _MARGIN) * _SUB + 1) * (z_step / _SUB)

@@ -129,8 +129,11 @@ def _context(engine: Any) -> int:
 
 
 def _z_peaks(engine: Any) -> ZPeaks | None:
-    """The z-peak rule of a U-Net engine's model (None: its threshold alone)."""
-    rule = getattr(getattr(engine, "model", None), "z_peaks", None)
+    """The z-peak rule of a U-Net engine (None: its threshold alone); a bad rule in its
+    model's config raises ValueError."""
+    rule = getattr(engine, "z_peaks", None)
+    if rule is None:
+        rule = getattr(getattr(engine, "model", None), "z_peaks", None)
     return rule if isinstance(rule, ZPeaks) else None
 
 
@@ -241,6 +244,7 @@ class Pipeline:
         self.device: Device = check_choice(device, "device", DEVICES)
         if "model" in mask_modes and engine is None:
             raise ValueError("mask mode 'model' needs a U-Net engine (model=NAME)")
+        _z_peaks(engine)  # a bad z-peak rule is refused here, not frame by frame
         self.n_planes = check_positive_int(n_planes, "n_planes")
         if frame_timeout is not None:
             frame_timeout = check_positive_number(frame_timeout, "frame_timeout", "s")
@@ -358,6 +362,7 @@ class Pipeline:
         """
         if "model" not in self.mask_modes:
             raise ValueError("set_engine: this pipeline computes no 'model' masks")
+        _z_peaks(engine)  # a bad z-peak rule is refused here, not frame by frame
         with self._track.lock:
             taken = self._track.frames_in
         self.engine = engine  # one reference swap: the processing thread reads it per frame
@@ -387,8 +392,15 @@ class Pipeline:
         if not self._closed:
             self._closed = True
             if self._started:
-                self._put_frame(_STOP)
-                self._done.wait(timeout)
+                deadline = None if timeout is None else time.monotonic() + timeout
+                if not self._put_frame(_STOP, deadline):
+                    # the queue stayed full (a hung engine): keep trying on a helper thread,
+                    # so that the threads still end once it frees up
+                    threading.Thread(
+                        target=self._put_frame, args=(_STOP,), name="lf-close", daemon=True
+                    ).start()
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                self._done.wait(left)
                 if not self._done.is_set():
                     log.error("pipeline did not finish within %s s", timeout)
         with self._track.lock:
@@ -411,14 +423,18 @@ class Pipeline:
                 self._track.presumed -= settled
                 self._track.frames_lost += n - settled
 
-    def _put_frame(self, item: _Frame | _Stop) -> None:
+    def _put_frame(self, item: _Frame | _Stop, deadline: float | None = None) -> bool:
+        """Queue ``item`` (waiting while the queue is full); False if ``deadline``
+        (``time.monotonic()``) passed first."""
         while True:
             try:
                 self._frames.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 if self._stall.is_set() or self._write_failed.is_set():
                     self._drain_frames()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
 
     def _put_write(self, job: _Job) -> None:
         while not self._write_failed.is_set():
@@ -507,7 +523,7 @@ class Pipeline:
             self.first_fault = self.first_fault or f"{type(exc).__name__}: {exc}"
         log.error("%s failed: %s", what, exc, exc_info=exc)
 
-    def _open_stack(self, item: _Frame, shape: tuple[int, ...]) -> _Stack:
+    def _open_stack(self, item: _Frame, shape: tuple[int, ...], engine: Any) -> _Stack:
         p, t, c, _ = item.index
         key = (p, t, c)
         # stacks are contiguous in t and p (sequence_layout checks the axis order): a frame of a
@@ -524,14 +540,36 @@ class Pipeline:
                 n_planes=self.n_planes,
             )
             # only the planes the engine takes are kept: memory stays bounded
-            keep = max(_context(self.engine) - 1, 0) if self.engine is not None else 0
-            rule = _z_peaks(self.engine)
-            stack = self._stacks[key] = _Stack(
-                recon,
-                recent=deque(maxlen=keep),
-                peaks=None if rule is None else ZPeakFinaliser(rule),
-            )
+            keep = max(_context(engine) - 1, 0) if engine is not None else 0
+            stack = self._stacks[key] = _Stack(recon, recent=deque(maxlen=keep))
         return stack
+
+    def _model_mask(
+        self,
+        stack: _Stack,
+        item: _Frame,
+        engine: Any,
+        probability: np.ndarray | None,
+        finals: dict[Index, dict[str, np.ndarray]],
+    ) -> np.ndarray | None:
+        """The plane's provisional model mask (its final one for an engine without a z-peak
+        rule), and into ``finals`` the final masks its arrival completes. ``probability``
+        None: the prediction failed (the plane then counts as one without a probability, so
+        that its neighbours keep their own). An engine switched with another rule mid-stack
+        ends the old rule's planes there, as if the stack ended, and starts the new one."""
+        p, t, c, z = item.index
+        rule = _z_peaks(engine)
+        if rule != (None if stack.peaks is None else stack.peaks.rule):
+            if stack.peaks is not None:
+                for index, final in stack.peaks.finish().items():
+                    finals.setdefault((p, t, c, index), {})["model"] = final
+            stack.peaks = None if rule is None else ZPeakFinaliser(rule)
+        if stack.peaks is None:
+            return None if probability is None else probability >= engine.threshold
+        # provisional now; final once the planes its peak test needs are in
+        for index, final in stack.peaks.add(probability, z).items():
+            finals.setdefault((p, t, c, index), {})["model"] = final
+        return None if probability is None else stack.peaks.provisional()
 
     def _process_frame(self, item: _Frame) -> _PlaneWrite:
         p, t, c, z = item.index
@@ -540,8 +578,11 @@ class Pipeline:
         masks: dict[str, np.ndarray] = {}
         finals: dict[Index, dict[str, np.ndarray]] = {}
         result = None
+        engine = self.engine  # read once: set_engine may swap it meanwhile
+        stack: _Stack | None = None
+        predicted = False
         try:
-            stack = self._open_stack(item, image.shape)
+            stack = self._open_stack(item, image.shape, engine)
             z0 = stack.z[0] if stack.z else item.z_um
             focus = self._focus(image)
             # the provisional depth mask of the newest plane judges undecided peaks too only
@@ -555,18 +596,15 @@ class Pipeline:
                 self._z.setdefault((p, t, c), []).append(item.z_um)
             masks = {"depth": update.mask_depth, "otsu": update.mask_otsu}
             finals = {(p, t, c, stack.planes[k]): {"depth": m} for k, m in update.final.items()}
-            engine = self.engine
             if engine is not None:
                 # causal: the planes before this one in its stack, never those after it
                 window = _window(stack, image, _context(engine))
                 stack.recent.append(image.copy())  # the caller may reuse its buffer
                 probability = engine.predict(window)[0]
-                if stack.peaks is None:
-                    masks["model"] = probability >= engine.threshold
-                else:  # provisional now; final once the planes its peak test needs are in
-                    for index, final in stack.peaks.add(probability, (p, t, c, z)).items():
-                        finals.setdefault(index, {})["model"] = final
-                    masks["model"] = stack.peaks.provisional()
+                predicted = True
+                model = self._model_mask(stack, item, engine, probability, finals)
+                if model is not None:
+                    masks["model"] = model
             if self.on_result is not None:
                 primary = masks[self.mask_modes[0]]
                 if self.mask_modes[0] == "depth" and update.index in update.final:
@@ -590,6 +628,11 @@ class Pipeline:
                 )
         except Exception as exc:  # the frame is written with what was computed
             self._fault(item, exc)
+            if stack is not None and engine is not None and not predicted:
+                try:  # the plane has no probability: its neighbours keep their own masks
+                    self._model_mask(stack, item, engine, None, finals)
+                except Exception as again:
+                    self._fault(item, again)
         return _PlaneWrite(item, focus, masks, finals, result)
 
     def _maps(self, stack: _Stack, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -661,8 +704,8 @@ class Pipeline:
                 for k, z in enumerate(stack.planes)
             }
         if stack.peaks is not None:  # the model's last planes become final now
-            for index, final in stack.peaks.finish().items():
-                plane_finals.setdefault(index, {})["model"] = final
+            for z, final in stack.peaks.finish().items():
+                plane_finals.setdefault((p, t, c, z), {})["model"] = final
         self._put_write(_StackWrite(key, result, masks, plane_finals, stack.planes))
 
     def _write(self) -> None:
