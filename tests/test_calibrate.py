@@ -14,6 +14,7 @@ import torch
 
 import livefocus.model as lm
 from livefocus.cli import main
+from livefocus.depth import reconstruct
 from livefocus.model.calibrate import _cut, _held_out_iou, holdout_tiles
 from livefocus.model.data import model_input
 from livefocus.sim import Camera, Optics, Specimen, mask_scores
@@ -91,7 +92,6 @@ def test_calibrate_writes_a_loadable_model_never_worse_than_the_base(tmp_path: P
     assert model.config["labels"]["kind"] == "depth"
     assert json.loads((out / "metrics.json").read_text())["history"][0]["step"] == 0
     # recompute both scores on the held-out tiles from what was written
-    from livefocus.depth import reconstruct
 
     labels = reconstruct(raw, z_step=2.0).mask_depth
     side, _, held = holdout_tiles(raw.shape, 8)
@@ -113,7 +113,7 @@ def test_calibrate_writes_a_loadable_model_never_worse_than_the_base(tmp_path: P
 
 def test_no_step_in_the_budget_keeps_the_base(tmp_path: Path) -> None:
     raw, _ = _specimen()
-    labels = np.zeros(raw.shape, bool)
+    labels = reconstruct(raw, z_step=2.0).mask_depth
     out = lm.calibrate_on(raw, labels, model="depth", out=tmp_path / "m", seconds=1e-3)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["calibration"]["metrics"]["kept"] == "base"
@@ -132,6 +132,11 @@ def test_calibrate_on_bad_input_writes_nothing(tmp_path: Path) -> None:
         lm.calibrate_on(raw[0], raw[0] > 0, out=out)
     with pytest.raises(ValueError, match="masks must be finite"):
         lm.calibrate_on(raw, np.full(raw.shape, np.nan), out=out)
+    # empty masks would teach the net that nothing is in focus
+    with pytest.raises(ValueError, match="masks mark no in-focus pixel"):
+        lm.calibrate_on(raw, np.zeros(raw.shape, bool), out=out)
+    with pytest.raises(ValueError, match="the rule's masks mark no in-focus pixel"):
+        lm.calibrate(np.full((4, 64, 64), 100, np.uint16), out=out)
     assert not out.exists()
 
 

@@ -145,6 +145,16 @@ def _check_masks(masks: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(arr != 0)
 
 
+def _check_not_empty(masks: np.ndarray, name: str) -> np.ndarray:
+    """Masks that mark something: empty ones would teach the net that nothing is in focus."""
+    if not masks.any():
+        raise ValueError(
+            f"{name} mark no in-focus pixel in this stack (no specimen within its range, or "
+            "too few planes to judge): there is nothing to calibrate on"
+        )
+    return masks
+
+
 def _check_stack(raw: Any, name: str = "stack") -> np.ndarray:
     arr = check_frames(raw, name=name)
     if np.asarray(raw).ndim != 3 or len(arr) < 2:
@@ -407,7 +417,7 @@ def calibrate_on(
     start = time.perf_counter()
     base = _check_common(model, out, seconds, seed, lr, batch_size)
     stack = _check_stack(raw, "raw")
-    labels = _check_masks(masks, stack.shape)
+    labels = _check_not_empty(_check_masks(masks, stack.shape), "masks")
     inputs = [base.path] if base.path is not None else []
     check_output(out, overwrite=overwrite, inputs=inputs)
     _run(
@@ -535,6 +545,7 @@ def calibrate(
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     masks = label_stack(raw, labels="depth", z_step=z_step)
+    _check_not_empty(masks, "the rule's masks")
     label_seconds = time.perf_counter() - t0
     return _run(
         frames,
