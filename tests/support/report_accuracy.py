@@ -171,27 +171,19 @@ def main() -> None:
                 )
                 if name == "after":
                     rel_sim.append((res, st.depth, 2.0))
-    for contrast in ("brightfield", "fluorescence"):
-        for seed in (100, 101):
-            ph = phantom_stack((20, 256, 256), seed=seed, contrast=contrast)
-            for name, kw in (("before", BEFORE), ("after", {})):
-                res = reconstruct(ph.raw, z_step=1.0, **kw)
-                rows.append(
-                    (f"phantom3d {contrast} seed {seed}", name, scores(res, ph.mask, ph.depth, 1.0))
-                )
-                if name == "after":
-                    rel_gen.append((res, ph.depth, 1.0))
     rel_pts: list[tuple[StackResult, np.ndarray, float]] = []
-    for contrast in ("brightfield", "fluorescence"):
-        for seed in (200, 201):
-            pt = points_stack((20, 256, 256), seed=seed, contrast=contrast)
-            for name, kw in (("before", BEFORE), ("after", {})):
-                res = reconstruct(pt.raw, z_step=1.0, **kw)
-                rows.append(
-                    (f"points {contrast} seed {seed}", name, scores(res, pt.mask, pt.depth, 1.0))
-                )
-                if name == "after":
-                    rel_pts.append((res, pt.depth, 1.0))
+    generators = (("phantom3d", phantom_stack, (100, 101), rel_gen), ("points", points_stack,
+                  (200, 201), rel_pts))  # fmt: skip
+    for label, make, seeds, kept in generators:
+        for contrast in ("brightfield", "fluorescence"):
+            for seed in seeds:
+                ph = make((20, 256, 256), seed=seed, contrast=contrast)
+                for name, kw in (("before", BEFORE), ("after", {})):
+                    res = reconstruct(ph.raw, z_step=1.0, **kw)
+                    sc = scores(res, ph.mask, ph.depth, 1.0)
+                    rows.append((f"{label} {contrast} seed {seed}", name, sc))
+                    if name == "after":
+                        kept.append((res, ph.depth, 1.0))
     surf = surface_stack((44, 256, 256), seed=100)
     for name, kw in (("before", BEFORE), ("after", {})):
         res = reconstruct(surf.raw, z_step=1.0, **kw)

@@ -63,28 +63,13 @@ def datasets() -> list[dict[str, Any]]:
                 "again": again,
             }
         )
-    for seed, contrast in ((100, "brightfield"), (101, "fluorescence")):
-        ph = phantom_stack((20, 256, 256), seed=seed, contrast=contrast)
-        out.append(
-            {
-                "name": f"phantom3d {contrast} {seed}",
-                "raw": ph.raw,
-                "z_step": 1.0,
-                "truth": ph.mask,
-                "again": None,
-            }
-        )
-    for seed, contrast in ((200, "brightfield"), (201, "fluorescence")):
-        pt = points_stack((20, 256, 256), seed=seed, contrast=contrast)
-        out.append(
-            {
-                "name": f"points {contrast} {seed}",
-                "raw": pt.raw,
-                "z_step": 1.0,
-                "truth": pt.mask,
-                "again": None,
-            }
-        )
+    for label, make, seeds in (("phantom3d", phantom_stack, (100, 101)),
+                               ("points", points_stack, (200, 201))):  # fmt: skip
+        for seed, contrast in zip(seeds, ("brightfield", "fluorescence"), strict=True):
+            ph = make((20, 256, 256), seed=seed, contrast=contrast)
+            name = f"{label} {contrast} {seed}"
+            out.append({"name": name, "raw": ph.raw, "z_step": 1.0, "truth": ph.mask,
+                        "again": None})  # fmt: skip
     for name in REAL:
         raw = np.asarray(tifffile.imread(ROOT / "tests" / "data" / name))
         out.append({"name": name, "raw": raw, "z_step": 1.0, "truth": None, "again": None})
