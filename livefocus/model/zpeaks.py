@@ -14,7 +14,8 @@ around the local maxima in z of the probability:
 Plane ``k``'s final mask therefore needs the planes up to ``k + radius + paint``
 (:attr:`ZPeaks.lag`); :class:`ZPeakFinaliser` gives each plane's final mask as soon as they
 have arrived, and the rest at the stack's end, equal to :func:`peak_masks` of the whole
-stack. Chosen on the selection sets of the ``depth`` recipe (README, "Final masks").
+stack. The defaults are the shipped ``depth`` model's, chosen on the selection sets of its
+recipe (README, "Two generators and final masks").
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ __all__ = ["ZPeakFinaliser", "ZPeaks", "peak_masks", "peak_masks_reference"]
 
 @dataclass(frozen=True)
 class ZPeaks:
-    """The z-peak rule (``"z_peaks"`` in a model's config.json; its ``threshold`` is the
-    model's)."""
+    """The z-peak rule (``"z_peaks"`` in a model's config.json, with ``radius``, ``paint``
+    and ``floor``; its ``threshold`` is the model's own)."""
 
-    threshold: float = 0.3
+    threshold: float = 0.2
     radius: int = 2
     paint: int = 1
-    floor: float = 0.15
+    floor: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("threshold", "floor"):
@@ -71,10 +72,6 @@ class ZPeaks:
         if unknown:
             raise ValueError(f"z_peaks has unknown keys {sorted(unknown)}")
         return cls(threshold=float(config.get("threshold", 0.5)), **rule)
-
-    def to_config(self) -> dict[str, Any]:
-        """The ``z_peaks`` entry of config.json (the threshold is the model's own)."""
-        return {"radius": self.radius, "paint": self.paint, "floor": self.floor}
 
 
 def peak_masks(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
