@@ -38,6 +38,19 @@ def test_bad_model_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(err.splitlines()) == 1
 
 
+def test_train_refuses_more_stacks_than_memory_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "huge"
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--preset", "depth", "--out", str(out), "--n-train", "1000000",
+              "--no-progress"])  # fmt: skip
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "n_train 1000000 needs about" in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
 def test_train_on_depth_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "d"
     with pytest.raises(SystemExit) as done:

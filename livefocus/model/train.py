@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,12 @@ import numpy as np
 import torch
 
 from livefocus._output import check_output, prepare_output
-from livefocus.focus._validate import check_count, check_positive_int, check_positive_number
+from livefocus.focus._validate import (
+    check_count,
+    check_memory,
+    check_positive_int,
+    check_positive_number,
+)
 from livefocus.focus.plots import check_figure_path
 from livefocus.model.data import (
     LABEL_KINDS,
@@ -388,6 +394,10 @@ def train(
         )
     p["architecture"] = {**p["architecture"], "in_channels": planes}
     UNetConfig.from_dict(p["architecture"])  # its errors name the field
+    # the labelled training stacks stay in memory (inputs read both ways, 8 flips of the
+    # labels): about 20 + 18 * planes bytes a voxel (17 GB for 288 x 12 x 256² at 3 planes)
+    voxels = (p["n_train"] + p["n_val"]) * math.prod(int(v) for v in p["shape"])
+    check_memory((20 + 18 * planes) * voxels, "n_train", p["n_train"], fraction=0.9)
     check_output(out, overwrite=overwrite, inputs=stacks)
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     torch.manual_seed(seed)
