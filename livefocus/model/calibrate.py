@@ -34,7 +34,7 @@ from livefocus.model.data import check_frames, dihedral, label_config, label_sta
 from livefocus.model.losses import combined_loss
 from livefocus.model.registry import Model, load, save
 from livefocus.model.unet import UNet
-from livefocus.model.zpeaks import ZPeaks, peak_masks
+from livefocus.model.zpeaks import ZPeaks, stack_masks
 
 __all__ = ["LABEL_SOURCE", "calibrate", "calibrate_on", "holdout_tiles"]
 
@@ -112,11 +112,8 @@ def _held_out_iou(
         t = torch.from_numpy(np.ascontiguousarray(batch[:, None] if batch.ndim == 3 else batch))
         scores.append(net(t)[:, 0].numpy())
     probs = (1 / (1 + np.exp(-np.concatenate(scores).astype(np.float64)))).astype(np.float32)
-    if rule is None:
-        pred = probs > threshold
-    else:
-        stacks = probs.reshape(-1, nz, *probs.shape[1:])
-        pred = np.concatenate([peak_masks(st, rule) for st in stacks])
+    stacks = probs.reshape(-1, nz if rule is not None else 1, *probs.shape[1:])
+    pred = np.concatenate([stack_masks(st, threshold, rule) for st in stacks])
     inter = int(np.count_nonzero(pred & y))
     union = int(np.count_nonzero(pred | y))
     return inter / union if union else 1.0

@@ -25,7 +25,7 @@ from livefocus.focus._validate import check_count, check_positive_int
 from livefocus.model.data import model_input
 from livefocus.model.registry import Model, load
 from livefocus.model.tiling import pad_to_multiple, predict_tiled
-from livefocus.model.zpeaks import peak_masks
+from livefocus.model.zpeaks import stack_masks
 
 __all__ = [
     "BACKENDS",
@@ -170,12 +170,9 @@ class Engine:
         given alone is its own peak (its probability above the threshold).
         """
         probs = self.predict(frames)
-        rule = self.z_peaks
-        if rule is None:
-            return np.asarray(probs > self.threshold)
         if probs.ndim == 2:
-            return np.asarray(peak_masks(probs[None], rule)[0])
-        return peak_masks(probs, rule)
+            return np.asarray(stack_masks(probs[None], self.threshold, self.z_peaks)[0])
+        return stack_masks(probs, self.threshold, self.z_peaks)
 
 
 class TorchEngine(Engine):

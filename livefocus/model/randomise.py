@@ -22,7 +22,7 @@ camera wrote it; the exact truth of the simulator is kept for scoring only.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from livefocus.model.data import Pairs, _weak_labels, stack_pairs
 
 __all__ = [
     "GENERATORS",
+    "MAKERS",
     "RandomStack",
     "pairs_from_randomised",
     "random_stack",
@@ -40,10 +41,6 @@ __all__ = [
 
 #: Probability that a stack's grey levels are inverted (dark objects become bright).
 _P_INVERT = 0.2
-
-#: The training generators: ``"layers"`` (:func:`random_stack`), ``"volumes"``
-#: (:func:`random_volume_stack`).
-GENERATORS: tuple[str, ...] = ("layers", "volumes")
 
 #: Defocus-disk radius (pixels) at the edge of the volume generator's default depth of field
 #: (NA 0.5, 0.3 µm pixels, ±1 µm): a randomised volume stack keeps that definition.
@@ -213,6 +210,16 @@ def random_volume_stack(shape: Sequence[int], seed: int) -> RandomStack:
     return RandomStack(raw, ph.mask, z_step, parameters)
 
 
+#: The training generators by name: ``"layers"`` (:func:`random_stack`), ``"volumes"``
+#: (:func:`random_volume_stack`).
+MAKERS: dict[str, Callable[[Sequence[int], int], RandomStack]] = {
+    "layers": random_stack,
+    "volumes": random_volume_stack,
+}
+#: Their names.
+GENERATORS: tuple[str, ...] = tuple(MAKERS)
+
+
 def pairs_from_randomised(
     n_stacks: int,
     *,
@@ -235,10 +242,9 @@ def pairs_from_randomised(
         raise ValueError(f"target must be 'weak' or 'truth', got {target!r}")
     if not generators or any(g not in GENERATORS for g in generators):
         raise ValueError(f"generators must be a non-empty list of {GENERATORS}, got {generators!r}")
-    make = {"layers": random_stack, "volumes": random_volume_stack}
     parts = []
     for i in range(n_stacks):
-        st = make[generators[i % len(generators)]](shape, seed + i)
+        st = MAKERS[generators[i % len(generators)]](shape, seed + i)
         y, variants = st.mask, None
         if target == "weak":
             y, variants = _weak_labels(st.raw, labels, st.z_step, augment)

@@ -33,19 +33,16 @@ from livefocus.model.data import (
     pairs_from_simulation,
 )
 from livefocus.model.losses import combined_loss, iou_score
-from livefocus.model.randomise import pairs_from_randomised
+from livefocus.model.randomise import MAKERS, pairs_from_randomised
 from livefocus.model.registry import Model, load, save
 from livefocus.model.tiling import pad_to_multiple
 from livefocus.model.unet import UNet, UNetConfig
-from livefocus.model.zpeaks import peak_masks
+from livefocus.model.zpeaks import stack_masks
 
 __all__ = ["PRESETS", "evaluate", "finetune", "predict_probabilities", "train"]
 
 #: Simulated-data seeds: training, validation, fine-tuning and held-out test never overlap.
 SEEDS = {"train": 0, "val": 500, "finetune": 700, "finetune_val": 800, "test": 1000}
-
-#: The function of :mod:`livefocus.model.randomise` behind each training generator.
-_MAKERS = {"layers": "random_stack", "volumes": "random_volume_stack"}
 
 #: Named training recipes (``livefocus train --preset NAME``).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -485,7 +482,7 @@ def train(
                     "seeds": [SEEDS["train"], SEEDS["train"] + p["n_train"] - 1],
                     "contrasts": ["brightfield", "fluorescence"],
                     "randomised": (
-                        [f"livefocus.model.randomise.{_MAKERS[g]}" for g in generators]
+                        [f"livefocus.model.randomise.{MAKERS[g].__name__}" for g in generators]
                         if randomised
                         else None
                     ),
@@ -612,10 +609,8 @@ def _final_masks(model: Model, probs: np.ndarray, nz: int) -> np.ndarray:
     """A model's masks of consecutive stacks of ``nz`` planes from their probabilities: its
     z-peak rule within each stack, or its threshold (as :meth:`Engine.predict_mask`)."""
     rule = model.z_peaks
-    if rule is None:
-        return np.asarray(probs > model.threshold)
     stacks = probs.reshape(-1, nz, *probs.shape[1:])
-    return np.concatenate([peak_masks(s, rule) for s in stacks])
+    return np.concatenate([stack_masks(s, model.threshold, rule) for s in stacks])
 
 
 def evaluate(

@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from livefocus.focus._validate import check_count, check_positive_int
 
-__all__ = ["ZPeakFinaliser", "ZPeaks", "peak_masks", "peak_masks_reference"]
+__all__ = ["ZPeakFinaliser", "ZPeaks", "peak_masks", "peak_masks_reference", "stack_masks"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,15 @@ def peak_masks(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
         )
         peak = near.astype(bool)
     return np.asarray(peak & (p > rule.floor))
+
+
+def stack_masks(probability: np.ndarray, threshold: float, rule: ZPeaks | None) -> np.ndarray:
+    """bool (Z, Y, X): a stack's masks as a model gives them from its probabilities (Z, Y, X):
+    ``rule``'s final masks, or, for a model without one, each probability above
+    ``threshold``."""
+    if rule is None:
+        return np.asarray(np.asarray(probability) > threshold)
+    return peak_masks(probability, rule)
 
 
 def peak_masks_reference(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
