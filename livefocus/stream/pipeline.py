@@ -137,6 +137,14 @@ def _z_peaks(engine: Any) -> ZPeaks | None:
     return rule if isinstance(rule, ZPeaks) else None
 
 
+def _model_finals(
+    finals: dict[Index, dict[str, np.ndarray]], key: Key, ready: dict[int, np.ndarray]
+) -> None:
+    """Add the final model masks of stack ``key``'s planes ``ready`` (z: mask) to ``finals``."""
+    for z, mask in ready.items():
+        finals.setdefault((*key, z), {})["model"] = mask
+
+
 def _window(stack: _Stack, image: np.ndarray, context: int) -> np.ndarray:
     """The engine's input for the newest plane: (1, H, W), or (1, context, H, W) of the
     planes before it in this stack and itself, oldest first; the stack's first plane stands
@@ -561,14 +569,12 @@ class Pipeline:
         rule = _z_peaks(engine)
         if rule != (None if stack.peaks is None else stack.peaks.rule):
             if stack.peaks is not None:
-                for index, final in stack.peaks.finish().items():
-                    finals.setdefault((p, t, c, index), {})["model"] = final
+                _model_finals(finals, (p, t, c), stack.peaks.finish())
             stack.peaks = None if rule is None else ZPeakFinaliser(rule)
         if stack.peaks is None:
             return None if probability is None else probability >= engine.threshold
         # provisional now; final once the planes its peak test needs are in
-        for index, final in stack.peaks.add(probability, z).items():
-            finals.setdefault((p, t, c, index), {})["model"] = final
+        _model_finals(finals, (p, t, c), stack.peaks.add(probability, z))
         return None if probability is None else stack.peaks.provisional()
 
     def _process_frame(self, item: _Frame) -> _PlaneWrite:
@@ -688,11 +694,8 @@ class Pipeline:
                 self._fault_text(f"finishing stack {item[0]}", exc)
 
     def _finish_stack(self, key: Key, stack: _Stack) -> None:
-        try:
-            result, _ = stack.recon.finish()  # every plane's final mask is in result.mask_depth
-        except Exception as exc:
-            self._fault_text(f"finishing stack {key}", exc)
-            return
+        """A stack's end-of-stack work (its faults are counted by :meth:`_finisher`)."""
+        result, _ = stack.recon.finish()  # every plane's final mask is in result.mask_depth
         p, t, c = key
         masks: dict[str, np.ndarray] = {}
         plane_finals: dict[Index, dict[str, np.ndarray]] = {}
@@ -704,8 +707,7 @@ class Pipeline:
                 for k, z in enumerate(stack.planes)
             }
         if stack.peaks is not None:  # the model's last planes become final now
-            for z, final in stack.peaks.finish().items():
-                plane_finals.setdefault((p, t, c, z), {})["model"] = final
+            _model_finals(plane_finals, key, stack.peaks.finish())
         self._put_write(_StackWrite(key, result, masks, plane_finals, stack.planes))
 
     def _write(self) -> None:
