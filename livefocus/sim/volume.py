@@ -119,48 +119,35 @@ def _columns_to_volume(
 
 
 def _image_planes(
-    optics: _Optics, vol: np.ndarray, z_sub: np.ndarray, z_planes: np.ndarray
+    optics: _Optics,
+    vol: np.ndarray,
+    z_sub: np.ndarray,
+    z_planes: np.ndarray,
+    *,
+    phase: bool = False,
 ) -> np.ndarray:
     """Each plane: the sum over sub-slices of the sub-slice convolved with the defocus PSF.
 
-    The field is padded by reflection (``optics.pad``) so that light does not wrap around.
+    With ``phase``, ``vol`` holds phase sub-slices and each plane gets their transport-of-
+    intensity contrast instead: ∝ defocus · Laplacian, blurred the same way. The field is
+    padded by reflection (``optics.pad``) so that light does not wrap around.
     """
     p = optics.pad
     shape = (vol.shape[1] + 2 * p, vol.shape[2] + 2 * p)
     spectra = [
         (s, scipy.fft.rfft2(np.pad(v, p, mode="reflect"))) for s, v in enumerate(vol) if v.any()
     ]
+    if phase:
+        lap = -4 * np.pi**2 * optics.rho**2
+        spectra = [(s, spec * lap) for s, spec in spectra]
     out = np.zeros((len(z_planes), vol.shape[1], vol.shape[2]), np.float32)
     for k, zk in enumerate(z_planes):
         if not spectra:
             break
         acc = np.zeros(spectra[0][1].shape, np.complex64)
         for s, spec in spectra:
-            acc = acc + spec * optics.otf(float(zk - z_sub[s]))
-        out[k] = scipy.fft.irfft2(acc, s=shape)[p:-p, p:-p]
-    return out
-
-
-def _phase_planes(
-    optics: _Optics, phase: np.ndarray, z_sub: np.ndarray, z_planes: np.ndarray
-) -> np.ndarray:
-    """Transport-of-intensity contrast of phase sub-slices: ∝ defocus · Laplacian, blurred."""
-    p = optics.pad
-    shape = (phase.shape[1] + 2 * p, phase.shape[2] + 2 * p)
-    lap = -4 * np.pi**2 * optics.rho**2
-    spectra = [
-        (s, scipy.fft.rfft2(np.pad(v, p, mode="reflect")) * lap)
-        for s, v in enumerate(phase)
-        if v.any()
-    ]
-    out = np.zeros((len(z_planes), phase.shape[1], phase.shape[2]), np.float32)
-    for k, zk in enumerate(z_planes):
-        if not spectra:
-            break
-        acc = np.zeros(spectra[0][1].shape, np.complex64)
-        for s, spec in spectra:
             dz = float(zk - z_sub[s])
-            acc = acc + spec * (dz * optics.otf(dz))
+            acc = acc + spec * (dz * optics.otf(dz) if phase else optics.otf(dz))
         out[k] = scipy.fft.irfft2(acc, s=shape)[p:-p, p:-p]
     return out
 
@@ -450,7 +437,7 @@ def phantom_stack(
         offset = 8.0
     else:
         phase = _columns_to_volume(cols.phase, cols.centre, cols.thick, z_sub)
-        tie = _phase_planes(optics, phase, z_sub, z_um)
+        tie = _image_planes(optics, phase, z_sub, z_um, phase=True)
         absorb = np.clip(0.45 * blurred, 0, 0.95)
         background = brightness * rng.uniform(3200, 4000)
         electrons = light * background * np.clip(1 - absorb + 0.05 * tie, 0.02, None)
