@@ -111,6 +111,16 @@ def test_stalled_engine_is_cut_off_and_frames_kept_raw(tmp_path: Path, demo: Any
     assert open_store(out).meta["status"] == report.status
 
 
+def _pipeline_threads_left(seconds: float) -> list[str]:
+    """Wait up to ``seconds`` for the pipeline threads (``lf-*``) to end; those left."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = [th.name for th in threading.enumerate() if th.name.startswith("lf-")]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
 def test_a_stall_while_a_stack_is_finished_writes_that_stack_and_ends_every_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,12 +167,7 @@ def test_a_stall_while_a_stack_is_finished_writes_that_stack_and_ends_every_thre
     planes = np.asarray(open_store(tmp_path / "s.ome.zarr").array("planes")[:, 0])  # (t, z)
     assert (planes[0] == PLANE_FINAL).all(), planes  # finished before the stall: written
     assert (planes[1, 1:] == PLANE_RAW).all() and (planes[2] == PLANE_RAW).all(), planes
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        th.name.startswith("lf-") for th in threading.enumerate()
-    ):
-        time.sleep(0.05)
-    assert not [th.name for th in threading.enumerate() if th.name.startswith("lf-")]
+    assert not _pipeline_threads_left(10)
 
 
 class _FailingStore(StoreWriter):
@@ -203,11 +208,7 @@ def test_a_close_that_times_out_counts_each_frame_once(tmp_path: Path) -> None:
     assert m.frames_in == N_PLANES and m.frames_out + m.frames_lost == N_PLANES
     assert m.frames_lost > 0  # given up on at close
     release.set()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-        th.name.startswith("lf-") for th in threading.enumerate()
-    ):
-        time.sleep(0.05)
+    _pipeline_threads_left(30)
     later = pipeline.metrics()
     written = int((np.asarray(open_store(tmp_path / "c.ome.zarr").array("planes")[:]) > 0).sum())
     assert later.frames_out == written == N_PLANES, (later, written)
@@ -241,12 +242,7 @@ def test_close_returns_at_its_timeout_with_a_full_queue() -> None:
     assert time.monotonic() - t0 < 3.0
     assert m.frames_in == 3 and m.frames_out + m.frames_lost == 3 and m.frames_lost > 0
     release.set()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-        th.name.startswith("lf-") for th in threading.enumerate()
-    ):
-        time.sleep(0.05)
-    assert not [th.name for th in threading.enumerate() if th.name.startswith("lf-")]
+    assert not _pipeline_threads_left(30)
     later = pipeline.metrics()
     assert later.frames_out == 3 and later.frames_lost == 0
 
