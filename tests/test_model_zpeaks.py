@@ -31,6 +31,7 @@ rules = hst.builds(
     radius=hst.integers(1, 4),
     paint=hst.integers(0, 2),
     floor=hst.sampled_from([0.0, 0.1, 0.15]),
+    lean=hst.booleans(),
 )
 
 
@@ -108,11 +109,19 @@ def test_planes_without_a_probability_are_never_peaks(
 
 
 def test_a_peak_paints_its_neighbours_and_the_way_up_is_dropped() -> None:
-    rule = ZPeaks(threshold=0.3, radius=2, paint=1, floor=0.15)
+    rule = ZPeaks(threshold=0.3, radius=2, paint=1, floor=0.15, lean=False)
     col = np.array([0.4, 0.6, 0.8, 0.9, 0.5, 0.1, 0.1, 0.2, 0.35, 0.2], np.float32)
     got = peak_masks(col[:, None, None], rule)[:, 0, 0]
     # the plain threshold (0.3) would also mark planes 0 and 1, on the way up to the peak
     assert got.tolist() == [False, False, True, True, True, False, False, True, True, True]
+    # leaning: the peak at 3 paints 2 (its higher neighbour, 0.8 > 0.5), not 4; the peak at 8
+    # has equal neighbours (0.2, 0.2) and paints both
+    leaning = peak_masks(col[:, None, None], ZPeaks(0.3, 2, 1, 0.15, lean=True))[:, 0, 0]
+    assert leaning.tolist() == [False, False, True, True, False, False, False, True, True, True]
+    # a peak on the first plane paints the plane after it (beyond the stack counts as -inf)
+    edge = np.array([0.9, 0.2, 0.1, 0.1], np.float32)[:, None, None]
+    assert peak_masks(edge, ZPeaks(0.3, 2, 1, 0.15))[:, 0, 0].tolist() == [True, True, False,
+                                                                           False]  # fmt: skip
     single = peak_masks(np.array([[[0.2, 0.4]]], np.float32), rule)
     assert single.tolist() == [[[False, True]]]  # a plane alone: its probability > threshold
 
@@ -131,7 +140,11 @@ def test_bad_rules_are_refused() -> None:
         ZPeaks.from_config({"z_peaks": {"radius": 2, "width": 3}})
     assert ZPeaks.from_config({"threshold": 0.4}) is None
     rule = ZPeaks.from_config({"threshold": 0.4, "z_peaks": {"radius": 3, "paint": 0}})
-    assert rule == ZPeaks(threshold=0.4, radius=3, paint=0)
+    assert rule == ZPeaks(threshold=0.4, radius=3, paint=0, lean=False)  # written before "lean"
+    with pytest.raises(ValueError, match="lean"):
+        ZPeaks(lean="yes")  # type: ignore[arg-type]
+    shipped = ZPeaks(threshold=0.2)
+    assert ZPeaks.from_config({"threshold": 0.2, "z_peaks": shipped.as_config()}) == shipped
     with pytest.raises(ValueError, match="add one first"):
         ZPeakFinaliser(ZPeaks()).provisional()
 

@@ -68,7 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "alone": 0.25,
         # final masks: the planes around each pixel's peaks in z of the probability
         "threshold": 0.2,
-        "z_peaks": {"radius": 2, "paint": 1, "floor": 0.1},
+        "z_peaks": {"radius": 2, "paint": 1, "floor": 0.1, "lean": True},
         "n_train": 288,
         "n_val": 6,
         "shape": [12, 256, 256],

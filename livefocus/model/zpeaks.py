@@ -9,7 +9,13 @@ around the local maxima in z of the probability:
 - plane ``j`` is a **peak** where its probability is above ``threshold`` and no plane within
   ``radius`` planes of it (in the stack) has a higher one;
 - plane ``k`` is **in focus** where a peak lies within ``paint`` planes of it and its own
-  probability is above ``floor``.
+  probability is above ``floor``; with ``lean`` (the shipped rule) the planes exactly ``paint``
+  away from a peak count only on the side of its higher neighbour, where the parabola through
+  the peak and its two neighbours has its vertex (both sides on a tie, and at the stack's ends,
+  beyond which a plane counts as -inf). This is the depth rule's painting, ``|d_j - z_k| <=
+  paint`` around a sub-plane peak ``d_j`` within half a plane of ``j``: with ``paint=1`` a
+  peak paints 2 planes, or 3 where its neighbours are equal, as the structure lies between two
+  planes or on one.
 
 Plane ``k``'s final mask therefore needs the planes up to ``k + radius + paint``
 (:attr:`ZPeaks.lag`); :class:`ZPeakFinaliser` gives each plane's final mask as soon as they
@@ -20,6 +26,7 @@ recipe (README, "Two generators and final masks").
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from numbers import Real
@@ -35,15 +42,19 @@ __all__ = ["ZPeakFinaliser", "ZPeaks", "peak_masks", "peak_masks_reference", "st
 
 @dataclass(frozen=True)
 class ZPeaks:
-    """The z-peak rule (``"z_peaks"`` in a model's config.json, with ``radius``, ``paint``
-    and ``floor``; its ``threshold`` is the model's own)."""
+    """The z-peak rule (``"z_peaks"`` in a model's config.json, with ``radius``, ``paint``,
+    ``floor`` and ``lean``; its ``threshold`` is the model's own). See the module's text."""
 
     threshold: float = 0.2
     radius: int = 2
     paint: int = 1
     floor: float = 0.1
+    lean: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.lean, (bool, np.bool_)):
+            raise ValueError(f"z_peaks lean must be true or false, got {self.lean!r}")
+        object.__setattr__(self, "lean", bool(self.lean))
         for name in ("threshold", "floor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real):
@@ -62,16 +73,20 @@ class ZPeaks:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ZPeaks | None:
         """The rule of a model's config.json; None for a model without one (a plain
-        threshold)."""
+        threshold). A rule without ``"lean"`` (folders written before it) paints both sides."""
         rule = config.get("z_peaks")
         if rule is None:
             return None
         if not isinstance(rule, dict):
             raise ValueError(f"z_peaks must be a mapping, got {rule!r}")
-        unknown = set(rule) - {"radius", "paint", "floor"}
+        unknown = set(rule) - {"radius", "paint", "floor", "lean"}
         if unknown:
             raise ValueError(f"z_peaks has unknown keys {sorted(unknown)}")
-        return cls(threshold=float(config.get("threshold", 0.5)), **rule)
+        return cls(threshold=float(config.get("threshold", 0.5)), **{"lean": False, **rule})
+
+    def as_config(self) -> dict[str, Any]:
+        """The ``"z_peaks"`` entry of config.json (the threshold is the model's own)."""
+        return {"radius": self.radius, "paint": self.paint, "floor": self.floor, "lean": self.lean}
 
 
 def peak_masks(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
@@ -87,10 +102,22 @@ def peak_masks(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
     top = ndimage.maximum_filter1d(p, 2 * rule.radius + 1, axis=0, mode="nearest")
     peak = (p >= top) & (p > rule.threshold)
     if rule.paint:
-        near = ndimage.maximum_filter1d(
-            peak.view(np.uint8), 2 * rule.paint + 1, axis=0, mode="constant", cval=0
-        )
-        peak = near.astype(bool)
+        reach = rule.paint - 1 if rule.lean else rule.paint
+        near = peak
+        if reach:
+            near = ndimage.maximum_filter1d(
+                peak.view(np.uint8), 2 * reach + 1, axis=0, mode="constant", cval=0
+            ).astype(bool)
+        if rule.lean:
+            # the planes `paint` away: only on the side of the peak's higher neighbour
+            below = np.concatenate([np.full_like(p[:1], -np.inf), p[:-1]])
+            above = np.concatenate([p[1:], np.full_like(p[:1], -np.inf)])
+            d = rule.paint
+            up, down = peak & (above >= below), peak & (below >= above)
+            near = near.copy()
+            near[d:] |= up[:-d]
+            near[:-d] |= down[d:]
+        peak = near
     return np.asarray(peak & (p > rule.floor))
 
 
@@ -118,9 +145,23 @@ def peak_masks_reference(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
                 and col[j] >= col[max(0, j - rule.radius) : j + rule.radius + 1].max()
             ]
             for k in range(nz):
-                if col[k] > rule.floor and any(abs(k - j) <= rule.paint for j in peaks):
+                if col[k] > rule.floor and any(_reaches(col, j, k, rule) for j in peaks):
                     out[k, y, x] = True
     return out
+
+
+def _reaches(col: np.ndarray, j: int, k: int, rule: ZPeaks) -> bool:
+    """Whether the peak at plane ``j`` of a pixel's probabilities ``col`` paints plane ``k``."""
+    d = k - j
+    if abs(d) < rule.paint or d == 0:
+        return True
+    if abs(d) > rule.paint:
+        return False
+    if not rule.lean:
+        return True
+    below = float(col[j - 1]) if j > 0 else -math.inf
+    above = float(col[j + 1]) if j + 1 < len(col) else -math.inf
+    return above >= below if d > 0 else below >= above
 
 
 def _plane_mask(planes: list[np.ndarray | None], k: int, rule: ZPeaks) -> np.ndarray:
@@ -142,8 +183,22 @@ def _plane_mask(planes: list[np.ndarray | None], k: int, rule: ZPeaks) -> np.nda
             pq = planes[q]
             if pq is not None and q != j:
                 top = np.maximum(top, pq)
-        near |= (pj >= top) & (pj > rule.threshold)
+        peak = (pj >= top) & (pj > rule.threshold)
+        if rule.lean and rule.paint and abs(k - j) == rule.paint:
+            # the far plane on the side of the higher neighbour only (see the module's text)
+            low, high = _neighbour(planes, j - 1), _neighbour(planes, j + 1)
+            peak &= np.asarray(high >= low) if k > j else np.asarray(low >= high)
+        near |= peak
     return np.asarray(near & (own > rule.floor))
+
+
+def _neighbour(planes: list[np.ndarray | None], q: int) -> np.ndarray | float:
+    """Plane ``q``'s probabilities, or -inf outside the stack and for a plane without one."""
+    if 0 <= q < len(planes):
+        pq = planes[q]
+        if pq is not None:
+            return pq
+    return -math.inf
 
 
 class ZPeakFinaliser:
