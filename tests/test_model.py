@@ -285,6 +285,22 @@ def test_shipped_depth_holds_on_an_unseen_generator(contrast: str) -> None:
         assert iou["depth"] >= iou["depth-sim"] + 0.1, iou
 
 
+@pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
+def test_shipped_depth_is_within_reach_of_the_rule_on_sim(contrast: str) -> None:
+    """Leaning z-peak masks (a peak paints its higher neighbour's side): on held-out `sim`
+    the shipped `depth` scored 0.701 / 0.745 against the rule's 0.671 / 0.691 here (masks
+    painted on both sides of each peak: 0.563 / 0.643)."""
+    from livefocus.depth import reconstruct
+    from livefocus.sim import mask_scores, simulate_stack
+
+    st = simulate_stack((20, 128, 128), seed=7, contrast=contrast)
+    eng = lm.engine("depth", "onnxruntime")
+    assert eng.z_peaks is not None and eng.z_peaks.lean
+    iou = mask_scores(eng.predict_mask(st.raw), st.mask)["iou"]
+    rule = mask_scores(reconstruct(st.raw, z_step=float(st.meta["z_step"])).mask_depth, st.mask)
+    assert iou >= rule["iou"] - 0.05, (iou, rule)
+
+
 def test_bad_model_folders(tiny: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(tiny, broken)

@@ -451,6 +451,23 @@ def test_the_third_generator_is_deterministic_and_its_truth_consistent() -> None
         points_stack((8, 96, 96), contrast="phase")
 
 
+def test_the_fourth_generator_is_deterministic_and_its_truth_consistent() -> None:
+    """`tests/support/phantom_widefield` (written blind, after every choice of the rule and
+    the models): one specimen in both contrasts, a depth exactly where the mask has one."""
+    from support.phantom_widefield import widefield_stack
+
+    a = widefield_stack((8, 96, 96), seed=5, contrast="fluorescence")
+    b = widefield_stack((8, 96, 96), seed=5, contrast="fluorescence")
+    bf = widefield_stack((8, 96, 96), seed=5, contrast="brightfield")
+    np.testing.assert_array_equal(a.raw, b.raw)
+    assert a.raw.dtype == np.uint16
+    np.testing.assert_array_equal(a.mask, bf.mask)
+    np.testing.assert_array_equal(a.mask.any(axis=0), np.isfinite(a.depth))
+    assert 0.005 < a.mask.mean() < 0.5
+    with pytest.raises(ValueError, match="contrast"):
+        widefield_stack((8, 96, 96), seed=5, contrast="phase")
+
+
 @pytest.mark.parametrize(
     ("bad", "match"),
     [

@@ -2,8 +2,9 @@
 
 Prints the README's table (before: the peak rule alone, as before object support, noise
 floor and smoothing; after: the defaults) for :mod:`livefocus.sim`, the independent
-generator (:mod:`livefocus.sim.volume`, "phantom3d"), the third generator
-(``tests/support/phantom_points.py``, "points") and the real pseudoscorpion stack, and writes
+generator (:mod:`livefocus.sim.volume`, "phantom3d"), the third and fourth generators
+(``tests/support/phantom_points.py``, "points"; ``tests/support/phantom_widefield.py``,
+"widefield") and the real pseudoscorpion stack, and writes
 ``docs/depth_reliability.png`` and ``docs/pseudoscorpion_depth_before_after.png``.
 With ``--fusion`` it prints the table of fused focus measures instead.
 """
@@ -23,6 +24,7 @@ from livefocus.sim import mask_scores, simulate_stack
 from livefocus.sim.volume import noise_stack, phantom_stack, surface_stack
 
 from .phantom_points import points_stack
+from .phantom_widefield import widefield_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -172,8 +174,12 @@ def main() -> None:
                 if name == "after":
                     rel_sim.append((res, st.depth, 2.0))
     rel_pts: list[tuple[StackResult, np.ndarray, float]] = []
-    generators = (("phantom3d", phantom_stack, (100, 101), rel_gen), ("points", points_stack,
-                  (200, 201), rel_pts))  # fmt: skip
+    rel_wf: list[tuple[StackResult, np.ndarray, float]] = []
+    generators: list[tuple[str, Any, tuple[int, int], list[Any]]] = [
+        ("phantom3d", phantom_stack, (100, 101), rel_gen),
+        ("points", points_stack, (200, 201), rel_pts),
+        ("widefield", widefield_stack, (300, 301), rel_wf),
+    ]
     for label, make, seeds, kept in generators:
         for contrast in ("brightfield", "fluorescence"):
             for seed in seeds:
@@ -238,6 +244,7 @@ def main() -> None:
         ("sim (fitted on)", rel_sim),
         ("phantom3d (validation)", rel_gen),
         ("points (validation)", rel_pts),
+        ("widefield (validation)", rel_wf),
     ):
         rel = reliability(rel_set)
         used = rel["count"] > 50

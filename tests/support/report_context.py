@@ -12,7 +12,9 @@ per stack and averaged over the stacks of each data set, all 20 x 256 x 256:
   100 and 101, both contrasts, z step 1 µm): unseen by a model trained on layers alone, of a
   seen generator (other optics, cameras and seeds) for one trained on both;
 - the third generator (``tests/support/phantom_points.py``, "points", seeds 200 and 201, both
-  contrasts, z step 1 µm), never trained, validated or selected on.
+  contrasts, z step 1 µm), never trained, validated or selected on;
+- the fourth (``tests/support/phantom_widefield.py``, "widefield", seeds 300 and 301, both
+  contrasts, z step 1 µm), written blind on the night of 2026-12-01, after every choice.
 
 Each stack runs through ONNX Runtime whole, in acquisition order (a model of several planes
 sees each plane with the planes before it), and plane by plane on its own ("alone": a model
@@ -35,6 +37,7 @@ from livefocus.sim import mask_scores, simulate_stack
 from livefocus.sim.volume import phantom_stack
 
 from .phantom_points import points_stack
+from .phantom_widefield import widefield_stack
 
 SHAPE = (20, 256, 256)
 
@@ -58,7 +61,19 @@ def datasets() -> dict[str, list[tuple[np.ndarray, np.ndarray, float]]]:
             phantom.append((ph.raw, ph.mask, 1.0))
             pt = points_stack(SHAPE, seed=seed + 100, contrast=contrast, z_step=1.0)
             points.append((pt.raw, pt.mask, 1.0))
-    return {"layers": rand, "volumes": vols, "sim": sim, "phantom3d": phantom, "points": points}
+    widefield = []
+    for seed in (300, 301):
+        for contrast in ("brightfield", "fluorescence"):
+            wf = widefield_stack(SHAPE, seed=seed, contrast=contrast, z_step=1.0)
+            widefield.append((wf.raw, wf.mask, 1.0))
+    return {
+        "layers": rand,
+        "volumes": vols,
+        "sim": sim,
+        "phantom3d": phantom,
+        "points": points,
+        "widefield": widefield,
+    }
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
