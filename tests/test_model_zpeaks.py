@@ -118,10 +118,35 @@ def test_a_peak_paints_its_neighbours_and_the_way_up_is_dropped() -> None:
     # has equal neighbours (0.2, 0.2) and paints both
     leaning = peak_masks(col[:, None, None], ZPeaks(0.3, 2, 1, 0.15, lean=True))[:, 0, 0]
     assert leaning.tolist() == [False, False, True, True, False, False, False, True, True, True]
-    # a peak on the first plane paints the plane after it (beyond the stack counts as -inf)
+    # a peak on the first plane paints the plane after it, one on the last the plane before
+    # it (beyond the stack counts as -inf)
     edge = np.array([0.9, 0.2, 0.1, 0.1], np.float32)[:, None, None]
     assert peak_masks(edge, ZPeaks(0.3, 2, 1, 0.15))[:, 0, 0].tolist() == [True, True, False,
                                                                            False]  # fmt: skip
+    last = np.array([0.1, 0.15, 0.2, 0.9], np.float32)[:, None, None]
+    assert peak_masks(last, ZPeaks(0.3, 2, 1, 0.1))[:, 0, 0].tolist() == [False, False, True,
+                                                                          True]  # fmt: skip
+    # paint 2: the planes 1 away on both sides, the planes 2 away on the higher side only
+    wide = np.array([0.15, 0.3, 0.6, 0.9, 0.7, 0.3, 0.15], np.float32)[:, None, None]
+    for lean, want in ((True, [0, 0, 1, 1, 1, 1, 0]), (False, [0, 1, 1, 1, 1, 1, 0])):
+        got = peak_masks(wide, ZPeaks(0.2, 2, 2, 0.1, lean=lean))[:, 0, 0]
+        assert got.astype(int).tolist() == want, lean
+
+
+def test_nan_counts_as_no_probability_everywhere() -> None:
+    """A NaN plane is never a peak nor the highest, in the fast rule, its referee and the
+    finaliser alike (scipy's maximum filter and numpy's maximum treat NaN differently)."""
+    p = np.array([0.5, np.nan, 0.3, 0.9, 0.3], np.float32)[:, None, None]
+    rule = ZPeaks(0.2, 2, 1, 0.1)
+    fast = peak_masks(p, rule)
+    np.testing.assert_array_equal(fast, peak_masks_reference(p, rule))
+    fin = ZPeakFinaliser(rule)
+    got: dict[int, np.ndarray] = {}
+    for plane in p:
+        got.update(fin.add(plane))
+    got.update(fin.finish())
+    np.testing.assert_array_equal(np.stack([got[k] for k in range(5)]), fast)
+    assert fast[:, 0, 0].tolist() == [True, False, True, True, True]
     single = peak_masks(np.array([[[0.2, 0.4]]], np.float32), rule)
     assert single.tolist() == [[[False, True]]]  # a plane alone: its probability > threshold
 
@@ -159,7 +184,7 @@ def peaked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     median = float(np.median(lm.engine(out, "onnxruntime").predict(stack)))
     cfg = json.loads((out / "config.json").read_text())
     cfg["threshold"] = median
-    cfg["z_peaks"] = {"radius": 2, "paint": 1, "floor": 0.8 * median}
+    cfg["z_peaks"] = {"radius": 2, "paint": 1, "floor": 0.8 * median, "lean": True}
     (out / "config.json").write_text(json.dumps(cfg))
     return out
 

@@ -466,6 +466,19 @@ def test_the_fourth_generator_is_deterministic_and_its_truth_consistent() -> Non
     assert 0.005 < a.mask.mean() < 0.5
     with pytest.raises(ValueError, match="contrast"):
         widefield_stack((8, 96, 96), seed=5, contrast="phase")
+    # the truth is where the image is sharp: the local spread of in-focus voxels beats that of
+    # the same pixels 4 planes away, out of focus there
+    from scipy import ndimage
+
+    st = widefield_stack((12, 96, 96), seed=300, contrast="fluorescence")
+    img = st.raw.astype(np.float64)
+    mean = ndimage.uniform_filter(img, (1, 5, 5))
+    spread = np.sqrt(np.maximum(ndimage.uniform_filter(img**2, (1, 5, 5)) - mean**2, 0))
+    z, y, x = np.nonzero(st.mask[:8])
+    away = ~st.mask[z + 4, y, x]
+    assert away.sum() > 100
+    ratio = spread[z, y, x][away].mean() / spread[z + 4, y, x][away].mean()
+    assert ratio > 1.1, ratio
 
 
 @pytest.mark.parametrize(

@@ -89,12 +89,21 @@ class ZPeaks:
         return {"radius": self.radius, "paint": self.paint, "floor": self.floor, "lean": self.lean}
 
 
+def _finite(probability: Any) -> np.ndarray:
+    """float32 probabilities with NaN as -inf (never a peak, never the highest), as the three
+    implementations of the rule take them."""
+    p = np.asarray(probability, dtype=np.float32)
+    nan = np.isnan(p)
+    return np.where(nan, np.float32(-np.inf), p) if nan.any() else p
+
+
 def peak_masks(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
     """bool (Z, Y, X): the final masks of a stack's probabilities (Z, Y, X), in stack order.
 
     A single plane (Z = 1) is its own peak: its mask is its probability above the threshold.
+    NaN counts as -inf, as a plane without a probability does in :class:`ZPeakFinaliser`.
     """
-    p = np.asarray(probability, dtype=np.float32)
+    p = _finite(probability)
     if p.ndim != 3:
         raise ValueError(f"probability must be (Z, Y, X), got shape {p.shape}")
     # "nearest" repeats the edge planes, which never raises the maximum: the same as
@@ -132,7 +141,7 @@ def stack_masks(probability: np.ndarray, threshold: float, rule: ZPeaks | None) 
 
 def peak_masks_reference(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
     """Referee of :func:`peak_masks`: the rule pixel by pixel, plane by plane."""
-    p = np.asarray(probability, dtype=np.float32)
+    p = _finite(probability)
     nz = p.shape[0]
     out = np.zeros(p.shape, dtype=bool)
     for y in range(p.shape[1]):
@@ -229,7 +238,7 @@ class ZPeakFinaliser:
         out: dict[int, np.ndarray] = {}
         while self._next <= at:  # the skipped planes first, as planes without a probability
             plane = None if self._next < at or probability is None else probability
-            self._recent.append(None if plane is None else np.asarray(plane, np.float32))
+            self._recent.append(None if plane is None else _finite(plane))
             self._next += 1
             out.update(self._finals(self._next - 1 - self.rule.lag))
         return out

@@ -669,7 +669,11 @@ class Pipeline:
         if mode == "model":
             rule = _z_peaks(self.engine)
             if rule is not None:
-                return f"U-Net p > {rule.threshold:.2g}, a peak within {rule.radius} planes"
+                side = ", toward its higher neighbour" if rule.lean and rule.paint else ""
+                return (
+                    f"U-Net p > {rule.threshold:.2g}: within {rule.paint} plane(s) of a peak in z "
+                    f"(the highest within {rule.radius}){side}"
+                )
             return f"U-Net p > {self.engine.threshold:.2g}"
         confidence = self.settings.min_confidence
         return f"peak confidence > {confidence:.2g}, |depth - z| <= {depth_of_field / 2:.3g} µm"
