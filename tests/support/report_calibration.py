@@ -7,8 +7,9 @@ the Otsu weak labels, the rule's masks (``reconstruct(...).mask_depth``) and, wh
 the exact truth. Data: held-out :mod:`livefocus.sim` stacks, the volume generator
 (:mod:`livefocus.sim.volume`, "phantom3d"; its validation stacks, of a generator the shipped
 ``depth`` is trained on with other optics, cameras and seeds), the third generator
-(``tests/support/phantom_points.py``, never trained or validated on) and the real stacks of
-``tests/data``. A self-calibrated model is scored on the stack it was calibrated on and, for
+(``tests/support/phantom_points.py``, never trained or validated on), the fourth
+(``tests/support/phantom_widefield.py``, written blind) and the real stacks of ``tests/data``.
+A self-calibrated model is scored on the stack it was calibrated on and, for
 the simulated specimens, on a re-acquisition (planes 1 µm higher, frame moved 16 px, fresh
 noise). Set ``LIVEFOCUS_OLD_DEPTH`` to a model folder to add a row for it.
 """
@@ -34,6 +35,7 @@ from livefocus.sim import mask_scores
 from livefocus.sim.volume import phantom_stack
 
 from .phantom_points import points_stack
+from .phantom_widefield import widefield_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Real (Z, Y, X) stacks (the yeast file has two more axes and is left out).
@@ -64,7 +66,8 @@ def datasets() -> list[dict[str, Any]]:
             }
         )
     for label, make, seeds in (("phantom3d", phantom_stack, (100, 101)),
-                               ("points", points_stack, (200, 201))):  # fmt: skip
+                               ("points", points_stack, (200, 201)),
+                               ("widefield", widefield_stack, (300, 301))):  # fmt: skip
         for seed, contrast in zip(seeds, ("brightfield", "fluorescence"), strict=True):
             ph = make((20, 256, 256), seed=seed, contrast=contrast)
             name = f"{label} {contrast} {seed}"
