@@ -196,6 +196,33 @@ def test_window_draws_every_panel(qtbot: Any, results: list[FrameResult]) -> Non
     assert window._state.snapshot().result is results[-1]
 
 
+def test_a_curve_without_finite_points_draws_quietly(
+    qtbot: Any, results: list[FrameResult]
+) -> None:
+    """A store's unwritten planes read NaN focus: the curve keeps its finite points only, and
+    repainting warns nothing (pyqtgraph's bounds of an all-NaN curve warned at every paint)."""
+    import dataclasses
+    import warnings
+
+    from livefocus.preview import PreviewWindow
+
+    window = PreviewWindow(title="test", refresh_hz=50)
+    qtbot.addWidget(window)
+    window.show()
+    curve = np.asarray(results[-1].curve, np.float64).copy()
+    for nans, kept in ((np.arange(curve.size), 0), (np.array([1, 2]), curve.size - 2)):
+        bad = curve.copy()
+        bad[nans] = np.nan
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            window.submit(dataclasses.replace(results[-1], curve=bad))
+            window.refresh()
+            window.grab()
+        assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
+        x, y = window._curve.getData()
+        assert (0 if x is None else len(x)) == kept and (y is None or np.isfinite(y).all())
+
+
 def test_true_z_scale(qtbot: Any, results: list[FrameResult]) -> None:
     """XZ/YZ at true scale: as many µm per screen pixel along z as along x (y), ticks in µm,
     and the frame's zoom untouched; unchecked, z is stretched to the panel again."""

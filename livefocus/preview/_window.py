@@ -381,8 +381,11 @@ class PreviewWindow(QtWidgets.QMainWindow):
         else:
             x = np.arange(curve.size, dtype=np.float64)
             self.curve_view.getPlotItem().setLabel("bottom", "plane", units="")
-        self._curve.setData(x, curve)
-        if 0 <= z < curve.size:
+        # planes without a focus map (a store's unwritten planes) read NaN: pyqtgraph would
+        # warn on every repaint of an all-NaN curve, so only the finite points are drawn
+        finite = np.isfinite(curve)
+        self._curve.setData(x[finite], curve[finite])
+        if 0 <= z < curve.size and finite[z]:
             self._marker.setData([x[z]], [curve[z]])
         else:
             self._marker.setData([], [])
