@@ -5,6 +5,7 @@ focus-score maps are the ``focus`` image and its weak labels the ``labels/mask_o
 image (see :mod:`livefocus.stream.store`). With ``depth=True`` (``label --depth``) the depth
 rule's final masks are the ``labels/mask_depth`` label image and its depth, all-in-focus and
 confidence maps are stored as a streaming run stores them; without, there are no depth maps.
+With ``model=True`` (``label --model``) a U-Net's masks are the ``labels/mask_model`` image.
 The axial focus curve is in the ``livefocus`` attribute (``curve``). Every slice is its own
 chunk and is on disk once ``write_*`` returns, and the status (``running``, then
 ``complete``, ``interrupted`` or ``error: ...``) says whether the labelling finished.
@@ -47,21 +48,24 @@ class LabelStore:
         overwrite: bool = False,
         inputs: Sequence[str | Path] = (),
         depth: bool = False,
+        model: bool = False,
     ) -> LabelStore:
         """Create the store of the (Z, Y, X) stack ``raw``; ``attrs`` go to ``livefocus``.
 
         ``z_step`` and ``pixel_size`` (µm) are the scales when known. ``overwrite`` replaces
         only a store livefocus wrote, never one of ``inputs``. ``depth``: the store also holds
-        the depth rule's masks and maps (:meth:`write_curve` takes them).
+        the depth rule's masks and maps (:meth:`write_curve` takes them); ``model``: a
+        U-Net's masks too.
         """
         nz, ny, nx = raw.shape
+        modes = ("otsu", "depth") if depth else ("otsu",)
         writer = StoreWriter(
             path,
             shape=(1, 1, 1, nz, ny, nx),
             dtype=raw.dtype,
             z_step=z_step,
             pixel_size=pixel_size,
-            mask_modes=("otsu", "depth") if depth else ("otsu",),
+            mask_modes=(*modes, "model") if model else modes,
             meta={"kind": "label", **attrs},
             overwrite=overwrite,
             inputs=inputs,
@@ -77,18 +81,25 @@ class LabelStore:
         """The weak-label mask of slice ``z``."""
         self.writer.write_final((0, 0, 0, z), {"otsu": mask})
 
-    def write_curve(self, curve: np.ndarray, depth: StackResult | None = None) -> None:
-        """The axial focus curve, and the reconstruction ``depth`` of a store made with
-        ``depth=True`` (its final masks and maps); marks every slice final."""
+    def write_curve(
+        self,
+        curve: np.ndarray,
+        depth: StackResult | None = None,
+        *,
+        model: np.ndarray | None = None,
+    ) -> None:
+        """The axial focus curve, the reconstruction ``depth`` of a store made with
+        ``depth=True`` (its final masks and maps) and the (Z, Y, X) ``model`` masks of one
+        made with ``model=True``; marks every slice final."""
         maps: dict[str, np.ndarray] = {}
-        masks: dict[str, np.ndarray] = {}
+        masks: dict[str, np.ndarray] = {} if model is None else {"model": model}
         if depth is not None:
             maps = {
                 "depth": depth.depth,
                 "all_in_focus": depth.all_in_focus,
                 "confidence": depth.confidence,
             }
-            masks = {"depth": depth.mask_depth}
+            masks["depth"] = depth.mask_depth
         self.writer.write_stack((0, 0, 0), maps=maps, masks=masks)
         self.writer.update_meta(curve=[float(v) for v in curve])
 

@@ -176,3 +176,29 @@ def test_label_depth_without_a_step_takes_one_micrometre(tmp_path: Path, data_di
     assert store.meta["depth_z_step"] == 1.0
     expected = reconstruct(stack, z_step=1.0)
     np.testing.assert_array_equal(store.array("depth")[0, 0], expected.depth)
+
+
+def test_label_model_writes_the_models_final_masks(tmp_path: Path, data_dir: Path) -> None:
+    """``label --model depth``: the U-Net's masks of the whole stack (its z-peak final masks,
+    as ``Engine.predict_mask`` gives them) are the store's ``mask_model``, with the model and
+    its rule recorded; a model that does not exist is one line, exit 2, nothing written."""
+    import livefocus.model as lm
+
+    stack = lf.read_stack(data_dir / "pseudoscorpion_zstack_4x.tif")[:, :96, :128]
+    np.save(tmp_path / "s.npy", stack)
+    result = run_cli(
+        "label", "s.npy", "--out", "o.zarr", "--model", "depth", "--backend", "onnxruntime",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "model masks (depth)" in result.stdout
+    store = open_store(tmp_path / "o.zarr")
+    assert store.mask_names == ["mask_otsu", "mask_model"] and store.meta["model"] == "depth"
+    assert store.meta["model_rule"]["z_peaks"]["lean"] is True
+    got = np.asarray(store.array("mask_model")[0, 0]).astype(bool)
+    expected = lm.engine("depth", "onnxruntime").predict_mask(stack)
+    assert expected.any()  # not vacuous
+    np.testing.assert_array_equal(got, expected)
+    bad = run_cli("label", "s.npy", "--out", "p.zarr", "--model", "nosuch", cwd=tmp_path)
+    assert bad.returncode == 2 and "no model 'nosuch'" in bad.stderr
+    assert bad.stderr.count("\n") == 1 and not (tmp_path / "p.zarr").exists()

@@ -100,10 +100,19 @@ def label(
     z_step: float | None = typer.Option(
         None, help="Plane spacing in µm for --depth (default: from the file, else 1)."
     ),
+    model: str = typer.Option(
+        "none",
+        help="Also a U-Net's masks: a shipped name (depth), a model folder (calibrate --out), "
+        "or none. The whole stack in acquisition order: a z-peak model's final masks.",
+    ),
+    backend: str = typer.Option(
+        "auto", help="Engine of --model: auto, torch, onnxruntime or tensorrt."
+    ),
 ) -> None:
     """Focus-score maps and weak-label masks of every slice, written as they are made to an
     OME-Zarr store of the same layout as a streaming run (``livefocus view`` opens it).
-    With ``--depth`` the store also gets the depth rule's masks and maps."""
+    With ``--depth`` the store also gets the depth rule's masks and maps, with ``--model``
+    a U-Net's masks."""
     from tqdm import tqdm
 
     from livefocus.focus import axial_curve, focus_map, weak_labels
@@ -124,10 +133,17 @@ def label(
         raise ValueError(f"--z-step must be a positive number of µm, got {z_step!r}")
     if z_step is not None and not depth:
         raise ValueError("--z-step is the plane spacing of --depth; pass --depth too")
+    engine = None
+    if model.lower() not in ("", "none"):
+        from livefocus.model import engine as make_engine
+
+        engine = make_engine(model, backend=backend)  # a bad name or folder: one line, now
     data = read_stack(stack)
     # float64 maps and uint8 masks; with --depth also the reconstruction's float32 focus and
-    # support stacks, its masks and their copies (about 30 bytes a voxel, measured)
-    check_memory((39.0 if depth else 9.0) * data.size, "stack", data.shape)
+    # support stacks, its masks and their copies (about 30 bytes a voxel, measured); with
+    # --model the net's float32 input windows (context planes each), probabilities and masks
+    per_voxel = (39.0 if depth else 9.0) + (0.0 if engine is None else 4.0 * engine.context + 6)
+    check_memory(per_voxel * data.size, "stack", data.shape)
     # Check every option before anything is written, on the pixel of largest magnitude (which
     # also refuses float values whose scores would overflow).
     focus_map(
@@ -143,6 +159,17 @@ def label(
         rec_settings = ReconstructSettings.for_frame((int(data.shape[1]), int(data.shape[2])))
         depth_step = step or 1.0  # the file's step, else 1 µm
         depth_attrs = {"depth_settings": rec_settings.as_dict(), "depth_z_step": depth_step}
+    model_attrs: dict[str, Any] = {}
+    if engine is not None:
+        rule = engine.z_peaks
+        model_attrs = {
+            "model": model,
+            "model_rule": (
+                {"threshold": engine.threshold}
+                if rule is None
+                else {"threshold": rule.threshold, "z_peaks": rule.as_config()}
+            ),
+        }
     store = LabelStore.create(
         out,
         raw=data,
@@ -150,8 +177,10 @@ def label(
         overwrite=overwrite,
         inputs=[stack],
         depth=depth,
+        model=engine is not None,
         attrs={
             **depth_attrs,
+            **model_attrs,
             "source": str(stack),
             "measure": measure,
             "window": window,
@@ -178,8 +207,11 @@ def label(
         if scope == "stack":
             for z, mask in enumerate(weak_labels(maps, scope="stack")):
                 store.write_mask(z, mask)
+        model_masks = None
+        if engine is not None:
+            model_masks = engine.predict_mask(data)  # here, also when the maps ran on Dask
         curve = axial_curve(data, measure)
-        store.write_curve(curve, result)
+        store.write_curve(curve, result, model=model_masks)
     except KeyboardInterrupt:
         store.close("interrupted")
         raise
@@ -190,6 +222,8 @@ def label(
     plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
     plot_curves({measure: curve}, plot_path, title=f"{stack.name}: axial {measure} curve")
     extra = "" if result is None else ", depth masks and maps"
+    if engine is not None:
+        extra += f", model masks ({model})"
     typer.echo(
         f"wrote {out} ({data.shape[0]} slices{extra}; best slice {int(np.argmax(curve))}) and "
         f"{plot_path}"
