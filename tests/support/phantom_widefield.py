@@ -322,13 +322,11 @@ def _centre(rng: np.random.Generator, size: int, half: int) -> float:
     return float(rng.uniform(lo, hi)) if hi > lo else 0.5 * (size - 1)
 
 
-def _make_cell(
-    rng: np.random.Generator, field: tuple[int, int], hrange: tuple[float, float], margin: int
-) -> tuple[_Object, float]:
-    a = _u(rng, _CELL_SEMI_AXIS_PX)
-    b = a * _u(rng, _CELL_ASPECT)
-    theta = _u(rng, (0.0, np.pi))
-    half = math.ceil(1.25 * a) + margin
+def _patch(
+    rng: np.random.Generator, field: tuple[int, int], half: int
+) -> tuple[float, float, int, int, np.ndarray, np.ndarray]:
+    """A random centre for an object reaching ``half`` pixels out, and the pixel grid of its
+    patch clipped to the field: (cy, cx, y0, x0, yy, xx)."""
     cy = _centre(rng, field[0], half)
     cx = _centre(rng, field[1], half)
     y0 = max(0, math.floor(cy) - half)
@@ -336,6 +334,18 @@ def _make_cell(
     h = min(2 * half + 1, field[0] - y0)
     w = min(2 * half + 1, field[1] - x0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    return cy, cx, y0, x0, yy, xx
+
+
+def _make_cell(
+    rng: np.random.Generator, field: tuple[int, int], hrange: tuple[float, float], margin: int
+) -> tuple[_Object, float]:
+    a = _u(rng, _CELL_SEMI_AXIS_PX)
+    b = a * _u(rng, _CELL_ASPECT)
+    theta = _u(rng, (0.0, np.pi))
+    half = math.ceil(1.25 * a) + margin
+    cy, cx, y0, x0, yy, xx = _patch(rng, field, half)
+    h, w = yy.shape
     dy = yy + y0 - cy
     dx = xx + x0 - cx
     u = dx * math.cos(theta) + dy * math.sin(theta)
@@ -386,13 +396,8 @@ def _make_bead(
 ) -> _Object:
     s = _u(rng, _BEAD_SIGMA_PX)
     half = math.ceil(3.0 * s) + margin
-    cy = _centre(rng, field[0], half)
-    cx = _centre(rng, field[1], half)
-    y0 = max(0, math.floor(cy) - half)
-    x0 = max(0, math.floor(cx) - half)
-    h = min(2 * half + 1, field[0] - y0)
-    w = min(2 * half + 1, field[1] - x0)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    cy, cx, y0, x0, yy, xx = _patch(rng, field, half)
+    h, w = yy.shape
     dens = np.exp(-((yy + y0 - cy) ** 2 + (xx + x0 - cx) ** 2) / (2 * s * s))
     dens /= float(dens.max())
     height = np.full((h, w), _u(rng, hrange))
