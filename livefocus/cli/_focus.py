@@ -103,7 +103,8 @@ def label(
     model: str = typer.Option(
         "none",
         help="Also a U-Net's masks: a shipped name (depth), a model folder (calibrate --out), "
-        "or none. The whole stack in acquisition order: a z-peak model's final masks.",
+        "or none. The whole stack in the file's plane order (taken as the acquisition "
+        "order): a z-peak model's final masks.",
     ),
     backend: str = typer.Option(
         "auto", help="Engine of --model: auto, torch, onnxruntime or tensorrt."
