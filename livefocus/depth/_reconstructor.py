@@ -10,7 +10,9 @@ acquisition's worker thread) and keeps, in O(H * W) work per plane:
   linearly interpolated between the two frames around its refined depth) and the
   **confidence** map (prominence of the highest peak of the curve over the whole stack,
   ``1 - base / peak`` where ``base`` is the higher of the minima on either side; 0 for a flat
-  curve); a depth is kept only where that peak passes the support and noise tests below, no
+  curve; with the share of its neighbours that keep a depth, mapped to a calibrated
+  probability);
+  a depth is kept only where that peak passes the support and noise tests below, no
   second peak nearly as high makes it ambiguous (``ambiguous_peak``) and it agrees with the
   depths around it (``outlier_tolerance``), and is then smoothed edge-aware; the current state
   is what :meth:`~StackReconstructor.finish` would give if the stack ended with the newest
@@ -73,7 +75,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus.depth._calibration import calibrated
+from livefocus.depth._calibration import calibrated, depth_density, peak_weight
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._holes import enclosed
 from livefocus.depth._outliers import consistent
@@ -200,7 +202,7 @@ class StackReconstructor:
         self._raw_p = np.zeros((ny, nx), np.float32)
         self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._first_fit: tuple[np.ndarray, np.ndarray] | None = None
-        self._features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._features: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._off_inner = np.zeros((ny, nx), np.float32)  # refined offset of interior peaks
         self._zarg = np.zeros((ny, nx), np.float32)  # position of the highest plane
 
@@ -586,9 +588,8 @@ class StackReconstructor:
             self._s_at, self._s_max
         )
         confident = ok & (prom > np.float32(self.settings.min_confidence))
-        conf = np.where(confident, calibrated(prom, self._s_at, height), np.float32(0))
-        # the calibration is refitted from these (tests/support/calibrate.py)
-        self._features = (prom, self._s_at.copy(), height)
+        # the peak's own confidence weighs its depth in the smoothing
+        conf = np.where(confident, peak_weight(prom, self._s_at, height), np.float32(0))
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
         if self.settings.ambiguous_peak > 0 and n >= 3:
             # a second peak nearly as high: the pixel mixes two depths (a step, two layers)
@@ -623,7 +624,14 @@ class StackReconstructor:
         z = np.asarray(self._z, np.float64)
         low, high = float(z.min() - z[0]), float(z.max() - z[0])
         depth = np.clip(depth - np.float32(low), np.float32(0), np.float32(high - low))
-        result = (depth, off, conf)
+        # the reported confidence also counts how many neighbours keep a depth
+        has = np.isfinite(depth)
+        density = depth_density(has)
+        support = self._s_at.copy()
+        probability = np.where(has, calibrated(prom, support, height, density), np.float32(0))
+        # the calibration is refitted from these (tests/support/calibrate.py)
+        self._features = (prom, support, height, density)
+        result = (depth, off, probability.astype(np.float32))
         self._cache["best"] = result
         return result
 
@@ -635,8 +643,10 @@ class StackReconstructor:
         The highest peak's prominence (``1 - max(min left, min right) / peak`` over the whole
         curve; a peak on the first or newest plane judged on its one side, and only when a
         parabola through the edge planes puts it within half the depth of field of that plane),
-        its support and its height over noise, mapped by a logistic model fitted on the
-        simulator (:mod:`livefocus.depth._calibration`).
+        its support and its height over noise, and the share of the 5 x 5 pixels around it
+        that keep a depth too, mapped by a logistic model fitted on the simulator
+        (:mod:`livefocus.depth._calibration`). The depth smoothing weighs each depth by the
+        peak's own features alone.
         """
         return self._best()[2].copy()
 

@@ -22,10 +22,10 @@ def samples(raw: np.ndarray, depth: np.ndarray, z_step: float) -> tuple[np.ndarr
         rec.add(frame)
     res, _ = rec.finish()
     assert rec._features is not None
-    prom, support, height = rec._features
+    prom, support, height, density = rec._features
     confident = np.isfinite(res.depth)
     right = np.isfinite(depth) & (np.abs(res.depth - depth) <= rec.depth_of_field / 2)
-    x = features(prom, support, height)[:, confident]
+    x = features(prom, support, height, density)[:, confident]
     return x, right[confident]
 
 
