@@ -268,14 +268,18 @@ def test_shipped_depth_holds_on_an_unseen_generator(contrast: str) -> None:
     the rule (0.616 and 0.457 against 0.483 and 0.359). The README's target (>= 0.55 on an
     unseen generator) is not met on this one; this guards what was reached."""
     from support.phantom_points import points_stack
+    from support.phantom_widefield import widefield_stack
 
     from livefocus.depth import reconstruct
     from livefocus.sim import mask_scores
     from livefocus.sim.volume import phantom_stack
 
-    for ph, floor in (
-        (points_stack((20, 128, 128), seed=7, contrast=contrast), 0.12),
-        (phantom_stack((20, 128, 128), seed=7, contrast=contrast), 0.38),
+    for ph, floor, ahead in (
+        (points_stack((20, 128, 128), seed=7, contrast=contrast), 0.12, 0.1),
+        (phantom_stack((20, 128, 128), seed=7, contrast=contrast), 0.38, 0.1),
+        # the fourth generator, written blind: 0.119 / 0.294 against the rule's 0.096 / 0.231
+        # and depth-sim's 0.038 / 0.151 (2026-12-01 night)
+        (widefield_stack((20, 128, 128), seed=7, contrast=contrast), 0.08, 0.05),
     ):
         iou = {
             name: mask_scores(lm.engine(name, "onnxruntime").predict_mask(ph.raw), ph.mask)["iou"]
@@ -283,7 +287,7 @@ def test_shipped_depth_holds_on_an_unseen_generator(contrast: str) -> None:
         }
         rule = mask_scores(reconstruct(ph.raw, z_step=1.0).mask_depth, ph.mask)["iou"]
         assert iou["depth"] >= max(floor, rule - 0.05), (iou, rule)
-        assert iou["depth"] >= iou["depth-sim"] + 0.1, iou
+        assert iou["depth"] >= iou["depth-sim"] + ahead, iou
 
 
 @pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
