@@ -159,6 +159,8 @@ def test_label_depth_bad_z_step_writes_nothing(tmp_path: Path, data_dir: Path) -
         (["--depth", "--z-step", "0"], "--z-step must be a positive number"),
         (["--depth", "--z-step", "nan"], "--z-step must be a positive number"),
         (["--z-step", "2"], "pass --depth too"),
+        (["--depth", "--dof", "0"], "--dof must be a positive number"),
+        (["--dof", "3"], "pass --depth too"),
     ):
         result = run_cli("label", stack, "--out", "o.zarr", *extra, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -202,3 +204,17 @@ def test_label_model_writes_the_models_final_masks(tmp_path: Path, data_dir: Pat
     bad = run_cli("label", "s.npy", "--out", "p.zarr", "--model", "nosuch", cwd=tmp_path)
     assert bad.returncode == 2 and "no model 'nosuch'" in bad.stderr
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "p.zarr").exists()
+
+
+def test_label_depth_takes_the_depth_of_field(tmp_path: Path, data_dir: Path) -> None:
+    from livefocus.depth import reconstruct
+
+    stack = lf.read_stack(data_dir / "pseudoscorpion_zstack_4x.tif")[:, :96, :128]
+    np.save(tmp_path / "s.npy", stack)
+    result = run_cli("label", "s.npy", "--out", "o.zarr", "--depth", "--dof", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    store = open_store(tmp_path / "o.zarr")
+    assert store.meta["depth_settings"]["depth_of_field"] == 3.0
+    expected = reconstruct(stack, z_step=1.0, depth_of_field=3.0).mask_depth
+    assert not np.array_equal(expected, reconstruct(stack, z_step=1.0).mask_depth)
+    np.testing.assert_array_equal(np.asarray(store.array("mask_depth")[0, 0]) > 0, expected)

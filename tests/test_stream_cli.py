@@ -92,6 +92,25 @@ def test_replay_with_fps(tmp_path: Path) -> None:
     assert store.meta["source"] == "replay" and store.meta["settings"]["read_noise"] is None
 
 
+def test_replay_takes_the_depth_of_field(tmp_path: Path) -> None:
+    """``replay --dof``: the depth rule of the store is the one of ``reconstruct`` with that
+    depth of field (3 planes of 1 µm here, against the default of 2 z steps)."""
+    from livefocus.depth import reconstruct
+
+    stack = DATA / "pseudoscorpion_zstack_4x.tif"
+    code, _, err = run_cli(
+        "replay", str(stack), "--dof", "3", "--no-preview", "-o", "r.ome.zarr", cwd=tmp_path
+    )
+    assert code == 0, err
+    store = open_store(tmp_path / "r.ome.zarr")
+    assert store.meta["settings"]["depth_of_field"] == 3.0
+    raw = read_stack(stack)
+    masks = np.asarray(store.array("mask_depth")[0, 0]).astype(bool)
+    wide = reconstruct(raw, z_step=1.0, depth_of_field=3.0).mask_depth
+    assert not np.array_equal(wide, reconstruct(raw, z_step=1.0).mask_depth)  # not vacuous
+    np.testing.assert_array_equal(masks, wide)
+
+
 def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:
     code, out, err = run_cli(
         "acquire",

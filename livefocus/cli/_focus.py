@@ -100,6 +100,9 @@ def label(
     z_step: float | None = typer.Option(
         None, help="Plane spacing in µm for --depth (default: from the file, else 1)."
     ),
+    dof: float | None = typer.Option(
+        None, help="Depth of field in µm for --depth (default: 2 z steps)."
+    ),
     model: str = typer.Option(
         "none",
         help="Also a U-Net's masks: a shipped name (depth), a model folder (calibrate --out), "
@@ -134,6 +137,10 @@ def label(
         raise ValueError(f"--z-step must be a positive number of µm, got {z_step!r}")
     if z_step is not None and not depth:
         raise ValueError("--z-step is the plane spacing of --depth; pass --depth too")
+    if dof is not None and not (math.isfinite(dof) and dof > 0):
+        raise ValueError(f"--dof must be a positive number of µm, got {dof!r}")
+    if dof is not None and not depth:
+        raise ValueError("--dof is the depth of field of --depth; pass --depth too")
     engine = None
     if model.lower() not in ("", "none"):
         from livefocus.model import engine as make_engine
@@ -157,7 +164,9 @@ def label(
     if depth:
         from livefocus.depth import ReconstructSettings
 
-        rec_settings = ReconstructSettings.for_frame((int(data.shape[1]), int(data.shape[2])))
+        rec_settings = ReconstructSettings.for_frame(
+            (int(data.shape[1]), int(data.shape[2])), depth_of_field=dof
+        )
         depth_step = step or 1.0  # the file's step, else 1 µm
         depth_attrs = {"depth_settings": rec_settings.as_dict(), "depth_z_step": depth_step}
     model_attrs: dict[str, Any] = {}

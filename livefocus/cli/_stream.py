@@ -141,6 +141,8 @@ class StreamOptions:
             if str(exc).startswith("fuse"):  # the measures after '+' of --measure
                 why = str(exc).removeprefix("fuse: ")
                 raise ValueError(f"measure {self.measure!r}: {why}") from None
+            if str(exc).startswith("depth_of_field"):  # the option's own name
+                raise ValueError("--dof" + str(exc).removeprefix("depth_of_field")) from None
             raise
 
     def camera_model(self) -> dict[str, float]:
@@ -402,6 +404,7 @@ def replay(
     window: WindowOpt = None,
     strides: StridesOpt = None,
     paint: PaintOpt = None,
+    dof: DofOpt = None,
     gain: GainOpt = None,
     offset: OffsetOpt = None,
     read_noise: ReadNoiseOpt = None,
