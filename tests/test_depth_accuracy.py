@@ -148,15 +148,18 @@ def test_camera_model_gives_the_noise_instead_of_the_data() -> None:
 def test_an_isolated_depth_is_less_confident() -> None:
     """The confidence counts the neighbours that keep a depth: the same peak alone in its
     5 x 5 square is less likely right than within a surface (on every generator measured)."""
-    from livefocus.depth._calibration import calibrated, depth_density
+    from livefocus.depth._calibration import calibrated, depth_density, peak_features
 
     prom, support, height = (np.full((9, 9), v, np.float32) for v in (0.6, 20.0, 10.0))
+    own = peak_features(prom, support, height)
     lone = np.zeros((9, 9), bool)
     lone[4, 4] = True
-    dense = calibrated(prom, support, height, depth_density(np.ones((9, 9), bool)))
-    sparse = calibrated(prom, support, height, depth_density(lone))
+    dense = calibrated(own, prom, depth_density(np.ones((9, 9), bool)))
+    sparse = calibrated(own, prom, depth_density(lone))
     assert sparse[4, 4] < dense[4, 4] - 0.3, (sparse[4, 4], dense[4, 4])
-    assert calibrated(np.zeros(3, np.float32), *(np.ones(3, np.float32),) * 3).max() == 0
+    flat = np.zeros(3, np.float32)
+    ones = np.ones(3, np.float32)
+    assert calibrated(peak_features(flat, ones, ones), flat, ones).max() == 0
 
 
 def test_confidence_calibration_on_sim_and_on_the_independent_phantom() -> None:

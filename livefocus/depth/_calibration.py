@@ -55,12 +55,9 @@ def peak_features(prominence: np.ndarray, support: np.ndarray, height: np.ndarra
     ).astype(np.float32)
 
 
-def features(
-    prominence: np.ndarray, support: np.ndarray, height: np.ndarray, density: np.ndarray
-) -> np.ndarray:
-    """float32 (5, ...) design matrix of the confidence: :func:`peak_features` and the depth
-    density."""
-    own = peak_features(prominence, support, height)
+def features(own: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """float32 (5, ...) design matrix of the confidence: the peak's own features
+    (:func:`peak_features`) and the depth density."""
     return np.concatenate([own, np.asarray(density, np.float32)[None]]).astype(np.float32)
 
 
@@ -79,15 +76,16 @@ def _logistic(x: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
     return np.asarray(1 / (1 + np.exp(-np.clip(z, -30, 30))), dtype=np.float32)
 
 
-def peak_weight(prominence: np.ndarray, support: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """float32 weight of each peak's depth in the smoothing; 0 where the curve is flat."""
-    p = _logistic(peak_features(prominence, support, height), PEAK_WEIGHTS)
+def peak_weight(own: np.ndarray, prominence: np.ndarray) -> np.ndarray:
+    """float32 weight of each peak's depth in the smoothing, from its own features
+    (:func:`peak_features`); 0 where the curve is flat (``prominence`` 0)."""
+    p = _logistic(own, PEAK_WEIGHTS)
     return np.where(prominence > 0, p, np.float32(0)).astype(np.float32)
 
 
-def calibrated(
-    prominence: np.ndarray, support: np.ndarray, height: np.ndarray, density: np.ndarray
-) -> np.ndarray:
-    """float32 probability that each peak's depth is right; 0 where the curve is flat."""
-    p = _logistic(features(prominence, support, height, density), CALIBRATION)
+def calibrated(own: np.ndarray, prominence: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """float32 probability that each peak's depth is right, from its own features
+    (:func:`peak_features`, computed once for this and :func:`peak_weight`) and the depth
+    density; 0 where the curve is flat (``prominence`` 0)."""
+    p = _logistic(features(own, density), CALIBRATION)
     return np.where(prominence > 0, p, np.float32(0)).astype(np.float32)

@@ -75,7 +75,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus.depth._calibration import calibrated, depth_density, peak_weight
+from livefocus.depth._calibration import calibrated, depth_density, peak_features, peak_weight
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._holes import enclosed
 from livefocus.depth._outliers import consistent
@@ -589,7 +589,9 @@ class StackReconstructor:
         )
         confident = ok & (prom > np.float32(self.settings.min_confidence))
         # the peak's own confidence weighs its depth in the smoothing
-        conf = np.where(confident, peak_weight(prom, self._s_at, height), np.float32(0))
+        support = self._s_at.copy()
+        own = peak_features(prom, support, height)
+        conf = np.where(confident, peak_weight(own, prom), np.float32(0))
         depth = np.where(confident, self._zarg + off, np.float32(np.nan)).astype(np.float32)
         if self.settings.ambiguous_peak > 0 and n >= 3:
             # a second peak nearly as high: the pixel mixes two depths (a step, two layers)
@@ -627,8 +629,7 @@ class StackReconstructor:
         # the reported confidence also counts how many neighbours keep a depth
         has = np.isfinite(depth)
         density = depth_density(has)
-        support = self._s_at.copy()
-        probability = np.where(has, calibrated(prom, support, height, density), np.float32(0))
+        probability = np.where(has, calibrated(own, prom, density), np.float32(0))
         # the calibration is refitted from these (tests/support/calibrate.py)
         self._features = (prom, support, height, density)
         result = (depth, off, probability.astype(np.float32))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from livefocus.depth import ReconstructSettings, StackReconstructor
-from livefocus.depth._calibration import features
+from livefocus.depth._calibration import features, peak_features
 from livefocus.sim import simulate_stack
 
 
@@ -25,7 +25,7 @@ def samples(raw: np.ndarray, depth: np.ndarray, z_step: float) -> tuple[np.ndarr
     prom, support, height, density = rec._features
     confident = np.isfinite(res.depth)
     right = np.isfinite(depth) & (np.abs(res.depth - depth) <= rec.depth_of_field / 2)
-    x = features(prom, support, height, density)[:, confident]
+    x = features(peak_features(prom, support, height), density)[:, confident]
     return x, right[confident]
 
 
