@@ -112,8 +112,7 @@ def _held_out_iou(
         t = torch.from_numpy(np.ascontiguousarray(batch[:, None] if batch.ndim == 3 else batch))
         scores.append(net(t)[:, 0].numpy())
     probs = (1 / (1 + np.exp(-np.concatenate(scores).astype(np.float64)))).astype(np.float32)
-    stacks = probs.reshape(-1, nz if rule is not None else 1, *probs.shape[1:])
-    pred = np.concatenate([stack_masks(st, threshold, rule) for st in stacks])
+    pred = stack_masks(probs, threshold, rule, nz=nz)
     inter = int(np.count_nonzero(pred & y))
     union = int(np.count_nonzero(pred | y))
     return inter / union if union else 1.0

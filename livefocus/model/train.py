@@ -606,11 +606,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _final_masks(model: Model, probs: np.ndarray, nz: int) -> np.ndarray:
-    """A model's masks of consecutive stacks of ``nz`` planes from their probabilities: its
-    z-peak rule within each stack, or its threshold (as :meth:`Engine.predict_mask`)."""
-    rule = model.z_peaks
-    stacks = probs.reshape(-1, nz, *probs.shape[1:])
-    return np.concatenate([stack_masks(s, model.threshold, rule) for s in stacks])
+    """A model's masks of consecutive stacks of ``nz`` planes from their probabilities (as
+    :meth:`Engine.predict_mask` gives them)."""
+    return stack_masks(probs, model.threshold, model.z_peaks, nz=nz)
 
 
 def evaluate(

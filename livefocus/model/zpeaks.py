@@ -130,13 +130,20 @@ def peak_masks(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
     return np.asarray(peak & (p > rule.floor))
 
 
-def stack_masks(probability: np.ndarray, threshold: float, rule: ZPeaks | None) -> np.ndarray:
+def stack_masks(
+    probability: np.ndarray, threshold: float, rule: ZPeaks | None, *, nz: int | None = None
+) -> np.ndarray:
     """bool (Z, Y, X): a stack's masks as a model gives them from its probabilities (Z, Y, X):
     ``rule``'s final masks, or, for a model without one, each probability above
-    ``threshold``."""
+    ``threshold``. ``nz``: the planes are consecutive stacks of ``nz`` planes each, judged
+    each on its own."""
+    p = np.asarray(probability)
     if rule is None:
-        return np.asarray(np.asarray(probability) > threshold)
-    return peak_masks(probability, rule)
+        return np.asarray(p > threshold)
+    if nz is None:
+        return peak_masks(p, rule)
+    stacks = p.reshape(-1, int(nz), *p.shape[1:])
+    return np.concatenate([peak_masks(s, rule) for s in stacks])
 
 
 def peak_masks_reference(probability: np.ndarray, rule: ZPeaks) -> np.ndarray:
