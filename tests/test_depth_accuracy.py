@@ -13,6 +13,7 @@ import pytest
 import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as hst
+from scipy import ndimage
 from support.report_accuracy import (
     BEFORE,
     background_fp,
@@ -181,6 +182,29 @@ def test_real_stack_marked_background_gets_no_depth() -> None:
     before = background_fp(reconstruct(stack, z_step=1.0, **BEFORE), marks["regions"])
     assert after <= 0.02, after
     assert before > 0.2  # the peak rule alone gave the flat background a depth
+
+
+def test_real_camera_bracket_of_a_circuit_board_is_smooth_and_ordered() -> None:
+    """focus-stack's circuit-board bracket (tests/data/LICENSES.md): the board, the switch's
+    body and its button are flat surfaces at three heights; the depth map keeps them apart
+    (edges kept) and is smooth by the issue's measure, where the peak rule alone and a 7 x 7
+    variance argmax are not."""
+    stack = tifffile.imread(DATA / "pcb_focus_4x.tif")
+    assert stack.shape == (10, 320, 448)
+    res = reconstruct(stack, z_step=1.0)
+    depth = res.depth
+    button = float(np.nanmedian(depth[148:218, 198:268]))
+    body = float(np.nanmedian(depth[98:138, 148:328]))
+    board = float(np.nanmedian(depth[0:68, 348:448]))
+    assert button - body > 1.5 and body - board > 1.0, (button, body, board)
+    assert roughness(depth) <= 0.06  # 0.028 measured (README)
+    assert np.isfinite(depth).mean() > 0.2
+    before = reconstruct(stack, z_step=1.0, **BEFORE)
+    assert roughness(before.depth) > 0.2  # 0.40: the peak rule alone is rough here
+    f = stack.astype(np.float64)
+    mean = ndimage.uniform_filter(f, (1, 7, 7))
+    var = ndimage.uniform_filter(f * f, (1, 7, 7)) - mean * mean
+    assert roughness(var.argmax(axis=0).astype(np.float32)) > 0.3  # 0.63
 
 
 def test_noise_sigma_matches_reference_and_camera_model() -> None:
