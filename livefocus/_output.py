@@ -5,7 +5,10 @@ Livefocus marks everything it writes, so that ``overwrite`` can never remove any
 - a **store** (stream, ``label`` and ``simulate`` output) is a Zarr v3 group whose root
   ``zarr.json`` has a ``livefocus`` attribute (a JSON object holding at least ``status``);
 - any other **folder** (a model folder) holds a ``.livefocus`` marker file (JSON);
-- a **file** (an exported ONNX model) is recognised by the writer itself (``owned=``).
+- a **file** (an exported ONNX model) is recognised by the writer itself (``owned=``);
+- a **side file** (a figure, a screenshot, a JSON summary) carries :data:`WRITER`: PNG figures
+  in their ``Software`` text, JSON files as the object's ``writer``; :func:`check_file_output`
+  lets it replace only such a file, and never one inside an input or an output.
 
 :func:`prepare_output` (:func:`check_output`, then removal) refuses an existing output unless
 ``overwrite`` is given, refuses even then anything without the marker, refuses an output that
@@ -30,11 +33,16 @@ from livefocus._vocab import run_state
 __all__ = [
     "MARKER",
     "STORE_KEY",
+    "WRITER",
     "check_complete",
+    "check_file_output",
     "check_output",
+    "is_livefocus_file",
     "is_livefocus_output",
+    "output_kind",
     "prepare_output",
     "store_status",
+    "write_json",
     "write_marker",
 ]
 
@@ -42,6 +50,11 @@ __all__ = [
 MARKER = ".livefocus"
 #: The root attribute of every livefocus store.
 STORE_KEY = "livefocus"
+#: What livefocus's side files carry: a PNG's ``Software`` text, a JSON object's ``writer``.
+WRITER = "livefocus"
+#: The PNG signature, and how far into a PNG its ``Software`` text is looked for.
+_PNG = b"\x89PNG\r\n\x1a\n"
+_PNG_HEAD = 1 << 16
 
 
 def _store_attrs(path: Path) -> dict[str, Any] | None:
@@ -63,6 +76,22 @@ def is_livefocus_output(path: str | Path) -> bool:
     return (path / MARKER).is_file() or _store_attrs(path) is not None
 
 
+def output_kind(path: str | Path) -> str | None:
+    """What livefocus output ``path`` is: ``"store"``, the ``kind`` of a marked folder (a model
+    folder: ``"model"``), or None (not a livefocus output)."""
+    path = Path(path)
+    if not is_livefocus_output(path):
+        return None
+    if _store_attrs(path) is not None:
+        return "store"
+    try:
+        doc = json.loads((path / MARKER).read_text())
+    except (OSError, ValueError):
+        doc = None
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    return kind if isinstance(kind, str) else "folder"
+
+
 def write_marker(folder: str | Path, kind: str) -> None:
     """Mark ``folder`` (not a Zarr store) as written by livefocus; ``kind`` says what it is."""
     text = json.dumps({"writer": "livefocus", "kind": kind}) + "\n"
@@ -80,6 +109,7 @@ def prepare_output(
     inputs: Iterable[str | Path] = (),
     name: str = "out",
     owned: Callable[[Path], bool] = is_livefocus_output,
+    kind: str | None = None,
 ) -> Path:
     """Check that ``path`` may be written (:func:`check_output`), then remove an old output.
 
@@ -88,7 +118,7 @@ def prepare_output(
     Path
         ``path``, with ``~`` expanded; nothing is there any more.
     """
-    path = check_output(path, overwrite=overwrite, inputs=inputs, name=name, owned=owned)
+    path = check_output(path, overwrite=overwrite, inputs=inputs, name=name, owned=owned, kind=kind)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
@@ -103,6 +133,7 @@ def check_output(
     inputs: Iterable[str | Path] = (),
     name: str = "out",
     owned: Callable[[Path], bool] = is_livefocus_output,
+    kind: str | None = None,
 ) -> Path:
     """Check that ``path`` may be written; change nothing.
 
@@ -119,6 +150,9 @@ def check_output(
     owned : callable
         Whether an existing ``path`` was written by livefocus (default: the store attribute
         or marker file of a folder; pass another check for a file output).
+    kind : str, optional
+        What is written (``"store"``, ``"model"``): an existing livefocus output of another
+        kind is never replaced (a store is not overwritten by a model folder, nor the reverse).
 
     Returns
     -------
@@ -154,16 +188,111 @@ def check_output(
             f"{name} {str(path)!r} is a {kind} that livefocus did not write; "
             "it is never replaced, choose another path"
         )
-    parent = path.parent
+    if exists and kind is not None:
+        found = output_kind(path)
+        if found is not None and found != kind:
+            raise FileExistsError(
+                f"{name} {str(path)!r} is a livefocus {found}, not a {kind}; "
+                "it is not replaced by one, choose another path"
+            )
+    _check_writable(path.parent, name)
+    return path
+
+
+def _check_writable(parent: Path, name: str) -> None:
+    """Raise unless files can be made in the existing folder ``parent``."""
     if not parent.is_dir():
         raise FileNotFoundError(f"{name}: folder {str(parent)!r} does not exist")
-    probe = parent / f".livefocus-write-test-{id(path)}"
+    probe = parent / f".livefocus-write-test-{id(parent)}"
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
         raise PermissionError(f"{name}: cannot write in {str(parent)!r} ({exc})") from None
+
+
+def is_livefocus_file(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG or JSON side file livefocus wrote (see :data:`WRITER`)."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_PNG_HEAD)
+    except OSError:
+        return False
+    if head.startswith(_PNG):
+        return _png_software(head) == WRITER
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("writer") == WRITER
+
+
+def _png_software(head: bytes) -> str | None:
+    """The ``Software`` text of the PNG whose first bytes are ``head`` (before its image)."""
+    pos = len(_PNG)
+    while pos + 8 <= len(head):
+        size = int.from_bytes(head[pos : pos + 4], "big")
+        tag = head[pos + 4 : pos + 8]
+        if tag in (b"IDAT", b"IEND"):
+            return None
+        if tag == b"tEXt":
+            key, _, value = head[pos + 8 : pos + 8 + size].partition(b"\0")
+            if key == b"Software":
+                return value.decode("latin-1")
+        pos += 12 + size
+    return None
+
+
+def check_file_output(
+    path: str | Path,
+    *,
+    name: str,
+    inputs: Iterable[str | Path] = (),
+    within: Iterable[str | Path] = (),
+    suffixes: Iterable[str] = (),
+) -> Path:
+    """Check, before any work, that the side file ``path`` (a figure, a screenshot, a JSON
+    summary) may be written; change nothing.
+
+    It must be a file name (``suffixes``: one of these endings, when given) in a writable
+    folder, neither an input nor inside one (a store's ``zarr.json``), nor inside an output
+    being written (``within``). An existing file is replaced only when livefocus wrote it
+    (:func:`is_livefocus_file`); anything else there is never replaced. Errors name ``name``.
+    """
+    path = Path(path).expanduser()
+    if path.name in ("", ".", "..") or path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name")
+    ends = [s.lower() for s in suffixes]
+    if ends and path.suffix.lower() not in ends:
+        raise ValueError(f"{name} {str(path)!r} must end in " + " or ".join(ends))
+    target = path.resolve()
+    for item in inputs:
+        if _within(target, Path(item).expanduser().resolve()):
+            raise ValueError(
+                f"{name} {str(path)!r} would overwrite the input {str(item)!r}; "
+                f"choose another {name}"
+            )
+    for item in within:
+        if _within(target, Path(item).expanduser().resolve()):
+            raise ValueError(
+                f"{name} {str(path)!r} lies inside the output {str(item)!r}; choose another {name}"
+            )
+    if (path.exists() or path.is_symlink()) and not is_livefocus_file(path):
+        raise FileExistsError(
+            f"{name} {str(path)!r} is a file livefocus did not write; it is never replaced, "
+            f"choose another {name}"
+        )
+    _check_writable(path.parent, name)
     return path
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as a JSON side file, marked with ``"writer": "livefocus"``."""
+    text = json.dumps({"writer": WRITER, **data}, indent=2, default=str)
+    Path(path).write_text(text + "\n")
 
 
 def store_status(path: str | Path) -> str | None:

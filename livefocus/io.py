@@ -11,7 +11,7 @@ import numpy as np
 
 from livefocus._output import check_complete
 
-__all__ = ["read_stack", "stack_z_step"]
+__all__ = ["check_planes_written", "read_stack", "stack_z_step"]
 
 _TIFF = (".tif", ".tiff")
 #: Files at the root of a Zarr v3 (``zarr.json``) or v2 (``.zarray``, ``.zgroup``) store.
@@ -53,6 +53,29 @@ def _check_grey(path: Path, data: np.ndarray, axes: str) -> None:
             f"stack {str(path)!r} is a colour image (axes {axes}, shape {data.shape}; "
             "S holds RGB(A) samples); focus needs one grey level per pixel: save the stack "
             "in grey (or one channel) first"
+        )
+
+
+def check_planes_written(path: str | Path, name: str = "stack", t: int | None = None) -> None:
+    """Raise a ValueError when the livefocus store ``path`` (time point ``t``, default all)
+    lacks planes: frames lost while it was recorded are no data (their pixels read as 0).
+
+    Anything without livefocus's ``planes`` array (another store, a file) passes."""
+    import zarr
+
+    try:
+        node: Any = zarr.open(str(path), mode="r")
+        image = node if "planes" in node else node["0"]
+        status = np.asarray(image["planes"])
+    except Exception:
+        return
+    if t is not None:
+        status = status[t : t + 1]
+    missing = int(np.count_nonzero(status == 0))
+    if missing:
+        raise ValueError(
+            f"{name} {str(path)!r} lacks {missing} of {status.size} planes (frames lost while "
+            "it was recorded, or a run stopped early): they are no data"
         )
 
 
@@ -110,6 +133,8 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
             data = np.asarray(_open_zarr(path, key)[...])
     except Exception as exc:  # a corrupt file: say which, keep the cause
         raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
+    if suffix not in (*_TIFF, ".npy"):
+        check_planes_written(path, "stack")
     _check_grey(path, data, axes)
     if data.size == 0:
         raise ValueError(f"stack {str(path)!r} is empty: shape {data.shape}")

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import platform
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from livefocus._output import check_file_output, write_json
 from livefocus.cli._app import app
 
 
-def check_json_path(path: Path | None) -> None:
-    """Refuse a ``--json`` output that cannot be written, before any work is done."""
+def check_json_path(
+    path: Path | None, inputs: Iterable[str | Path] = (), within: Iterable[str | Path] = ()
+) -> None:
+    """Refuse a ``--json`` output that cannot be written, before any work is done: a folder,
+    a missing or read-only folder, an input or a path inside one or inside an output
+    (``within``), or a file livefocus did not write (``livefocus._output.check_file_output``).
+    """
     if path is None:
         return
     if path.name in ("", ".", "..") or path.is_dir():
         raise ValueError(f"--json {str(path)!r} is a folder; give a file name such as rows.json")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"--json: folder {str(path.parent)!r} does not exist")
+    check_file_output(path, name="--json", inputs=inputs, within=within)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -57,4 +62,4 @@ def bench(
         results[name] = rows
         typer.echo(f"\n## bench {name}\n\n{format_table(rows)}")
     if json_out is not None:
-        json_out.write_text(json.dumps(results, indent=2, default=str))
+        write_json(json_out, results)

@@ -53,26 +53,54 @@ def _peak_pixel(data: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _slice_maps(
-    data: np.ndarray, measure: str, settings: dict[str, Any], dask: str | None
-) -> Iterator[tuple[Iterator[tuple[int, np.ndarray]], Any]]:
-    """``(z, map)`` pairs, computed here or on a Dask cluster (in completion order), and the
-    cluster's client (None: here)."""
-    from livefocus.focus import focus_map
-
+def _dask_client(dask: str | None) -> Iterator[Any]:
+    """A Dask client for ``--dask`` (None: none), connected before anything is written, so
+    that an unreachable scheduler leaves no store behind."""
     if dask is None:
-        yield ((z, focus_map(data[z], measure, **settings)) for z in range(data.shape[0])), None
+        yield None
         return
     from livefocus._xp import require
-    from livefocus.focus.parallel import iter_focus_maps
 
     distributed = require("distributed")
-    if dask == "local":
-        client = distributed.Client(processes=False, dashboard_address=None)
-    else:
-        client = distributed.Client(dask, timeout=10)
+    try:
+        if dask == "local":
+            client = distributed.Client(processes=False, dashboard_address=None)
+        else:
+            client = distributed.Client(dask, timeout=10)
+    except OSError as exc:  # an unreachable scheduler: a timeout
+        raise ValueError(f"--dask {dask!r}: cannot connect ({exc})") from None
     with client:
-        yield iter_focus_maps(data, measure, client=client, **settings), client
+        yield client
+
+
+def _slice_maps(
+    data: np.ndarray, measure: str, settings: dict[str, Any], client: Any
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(z, focus map) of every slice, here or on the Dask ``client``."""
+    from livefocus.focus import focus_map
+
+    if client is None:
+        return ((z, focus_map(data[z], measure, **settings)) for z in range(data.shape[0]))
+    from livefocus.focus.parallel import iter_focus_maps
+
+    result: Iterator[tuple[int, np.ndarray]] = iter_focus_maps(
+        data, measure, client=client, **settings
+    )
+    return result
+
+
+#: Plane spacings (µm) a stack may have: from a picometre to a metre.
+_Z_STEP_RANGE = (1e-6, 1e6)
+
+
+def _check_step(value: float | None, name: str) -> None:
+    """Refuse a plane spacing or depth of field that is not a positive number of µm within
+    :data:`_Z_STEP_RANGE` (1e300 or 1e-300 would overflow the depth arithmetic)."""
+    lo, hi = _Z_STEP_RANGE
+    if value is not None and not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(
+            f"{name} must be a positive number of µm from {lo:g} to {hi:g}, got {value!r}"
+        )
 
 
 @app.command()
@@ -119,6 +147,7 @@ def label(
     a U-Net's masks."""
     from tqdm import tqdm
 
+    from livefocus._output import check_output
     from livefocus.focus import axial_curve, focus_map, weak_labels
     from livefocus.focus.plots import plot_curves
     from livefocus.io import read_stack, stack_z_step
@@ -127,18 +156,18 @@ def label(
     stride_list = _parse_strides(strides)
     if out.name in ("", ".", ".."):
         raise ValueError(f"--out must name a store folder such as labels.zarr, got {str(out)!r}")
+    folder = [Path(model)] if model.lower() not in ("", "none") and Path(model).is_dir() else []
+    check_output(out, overwrite=overwrite, inputs=[stack, *folder], name="--out", kind="store")
     default_plot = out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
-    check_figure_path(plot or default_plot, "plot", inputs=[stack])
+    check_figure_path(plot or default_plot, "--plot", inputs=[stack, *folder], within=[out])
     if dask is not None and dask != "local" and "://" not in dask:
         raise ValueError(
             f"dask must be 'local' or a scheduler address such as tcp://host:8786, got {dask!r}"
         )
-    if z_step is not None and not (math.isfinite(z_step) and z_step > 0):
-        raise ValueError(f"--z-step must be a positive number of µm, got {z_step!r}")
+    _check_step(z_step, "--z-step")
     if z_step is not None and not depth:
         raise ValueError("--z-step is the plane spacing of --depth; pass --depth too")
-    if dof is not None and not (math.isfinite(dof) and dof > 0):
-        raise ValueError(f"--dof must be a positive number of µm, got {dof!r}")
+    _check_step(dof, "--dof")
     if dof is not None and not depth:
         raise ValueError("--dof is the depth of field of --depth; pass --depth too")
     engine = None
@@ -180,30 +209,31 @@ def label(
                 else {"threshold": rule.threshold, "z_peaks": rule.as_config()}
             ),
         }
-    store = LabelStore.create(
-        out,
-        raw=data,
-        z_step=step,
-        overwrite=overwrite,
-        inputs=[stack],
-        depth=depth,
-        model=engine is not None,
-        attrs={
-            **depth_attrs,
-            **model_attrs,
-            "source": str(stack),
-            "measure": measure,
-            "window": window,
-            "strides": list(stride_list),
-            "paint": paint,
-            "threshold": f"otsu per {scope}",
-        },
-    )
-    maps = np.empty(data.shape, dtype=np.float64)
-    settings = {"window": window, "strides": stride_list, "paint": paint}
-    result = None
-    try:
-        with _slice_maps(data, measure, settings, dask) as (results, client):
+    with _dask_client(dask) as client:  # connected first: an unreachable one writes nothing
+        store = LabelStore.create(
+            out,
+            raw=data,
+            z_step=step,
+            overwrite=overwrite,
+            inputs=[stack, *folder],
+            depth=depth,
+            model=engine is not None,
+            attrs={
+                **depth_attrs,
+                **model_attrs,
+                "source": str(stack),
+                "measure": measure,
+                "window": window,
+                "strides": list(stride_list),
+                "paint": paint,
+                "threshold": f"otsu per {scope}",
+            },
+        )
+        maps = np.empty(data.shape, dtype=np.float64)
+        settings = {"window": window, "strides": stride_list, "paint": paint}
+        result = None
+        try:
+            results = _slice_maps(data, measure, settings, client)
             steps = tqdm(results, total=data.shape[0], desc=f"{measure} maps", unit="slice")
             for z, focus in steps:
                 maps[z] = focus
@@ -214,30 +244,39 @@ def label(
                 from livefocus.depth import reconstruct
 
                 result = reconstruct(data, z_step=depth_step, settings=rec_settings, client=client)
-        if scope == "stack":
-            for z, mask in enumerate(weak_labels(maps, scope="stack")):
-                store.write_mask(z, mask)
-        model_masks = None
-        if engine is not None:
-            model_masks = engine.predict_mask(data)  # here, also when the maps ran on Dask
-        curve = axial_curve(data, measure)
-        store.write_curve(curve, result, model=model_masks)
-    except KeyboardInterrupt:
-        store.close("interrupted")
-        raise
-    except Exception as exc:
-        store.close(f"error: {exc}")
-        raise
-    store.close("complete")
+            if scope == "stack":
+                for z, mask in enumerate(weak_labels(maps, scope="stack")):
+                    store.write_mask(z, mask)
+            model_masks = None
+            if engine is not None:
+                model_masks = engine.predict_mask(data)  # here, also when the maps ran on Dask
+            curve = axial_curve(data, measure)
+            store.write_curve(curve, result, model=model_masks)
+        except KeyboardInterrupt:
+            store.close("interrupted")
+            raise
+        except Exception as exc:
+            store.close(f"error: {exc}")
+            raise
+        store.close("complete")
     plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
     plot_curves({measure: curve}, plot_path, title=f"{stack.name}: axial {measure} curve")
     extra = "" if result is None else ", depth masks and maps"
     if engine is not None:
         extra += f", model masks ({model})"
-    typer.echo(
-        f"wrote {out} ({data.shape[0]} slices{extra}; best slice {int(np.argmax(curve))}) and "
-        f"{plot_path}"
-    )
+    best = int(np.argmax(curve))
+    typer.echo(f"wrote {out} ({data.shape[0]} slices{extra}; best slice {best}) and {plot_path}")
+    if data.shape[0] > 1 and best in (0, data.shape[0] - 1):
+        typer.echo(
+            f"note: the best slice is an edge plane ({best}): focus may lie beyond the stack, or "
+            "the specimen is a phase object (transparent cells in brightfield), whose contrast "
+            "is least in focus and greatest on either side of it"
+        )
+    if depth and data.shape[0] < 3:
+        typer.echo(
+            f"note: the depth rule needs 3 planes or more to judge a peak; with "
+            f"{data.shape[0]} its masks and depth are empty"
+        )
 
 
 @app.command()

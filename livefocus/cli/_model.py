@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from livefocus._output import write_json
 from livefocus.cli._app import app
 
 
@@ -100,11 +100,12 @@ def evaluate(
     from livefocus.cli._bench import check_json_path, format_table
     from livefocus.model import evaluate as evaluate_models
 
-    check_json_path(json_out)
+    folders = [Path(m) for m in model or [] if Path(m).is_dir()]
+    check_json_path(json_out, inputs=[*real, *folders])
     rows = evaluate_models(model or ["default"], n_stacks=n_stacks, real=real, figure=figure)
     typer.echo(format_table(rows))
     if json_out is not None:
-        json_out.write_text(json.dumps(rows, indent=2) + "\n")
+        write_json(json_out, {"rows": rows})
 
 
 @app.command()
@@ -141,7 +142,8 @@ def calibrate(
     from livefocus.cli._bench import check_json_path
     from livefocus.model import calibrate as calibrate_model
 
-    check_json_path(json_out)
+    base = [Path(model)] if Path(model).is_dir() else []
+    check_json_path(json_out, inputs=[stack, *base], within=[out])
     metrics = calibrate_model(
         stack,
         model=model,
@@ -159,4 +161,4 @@ def calibrate(
         f"({metrics['steps']} steps, stopped: {metrics['stopped']}, {metrics['seconds']:.0f} s)"
     )
     if json_out is not None:
-        json_out.write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(json_out, metrics)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from livefocus._output import check_file_output
 from livefocus._vocab import MEASURES
 from livefocus.cli._app import app
 
@@ -294,9 +295,21 @@ def _noise(options: StreamOptions) -> str:
     )
 
 
-def _refuse_existing(out: Path, overwrite: bool) -> None:
-    if out.exists() and not overwrite:
+def _refuse_existing(out: Path, options: StreamOptions, inputs: list[Path] | None = None) -> None:
+    """Refuse, before any work, an existing --out without --overwrite, and a --screenshot
+    that is an input (the stack, --model's or --calibrate's folder), lies inside one or
+    inside --out, or is a file livefocus did not write."""
+    if out.exists() and not options.overwrite:
         raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+    if options.screenshot is not None:
+        folders = [Path(p) for p in (options.model, options.calibrate) if p and Path(p).is_dir()]
+        check_file_output(
+            options.screenshot,
+            name="--screenshot",
+            inputs=[*(inputs or []), *folders],
+            within=[out],
+            suffixes=[".png"],
+        )
 
 
 @app.command()
@@ -350,7 +363,7 @@ def demo(
     from livefocus.stream import open_store, z_sequence
 
     options = StreamOptions.pick(locals())
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, options)
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
     parts = {"--gain": gain, "--offset": offset, "--read-noise": read_noise}
     given = [name for name, value in parts.items() if value is not None]
@@ -426,7 +439,7 @@ def replay(
     options = StreamOptions.pick(locals())
     options.camera_model()  # bad values: one line before the stack is read
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")
-    _refuse_existing(target, overwrite)
+    _refuse_existing(target, options, [stack])
     core = replay_core(stack, z_step=z_step)
     camera = replay_camera(core)
     step = float(camera.z_step)
@@ -454,8 +467,10 @@ def _positions(text: str | None) -> list[tuple[float, float, float | None]] | No
             raise ValueError(
                 f"--positions must be 'x,y[,z];x,y[,z]...' in µm, got {text!r}"
             ) from None
-        if len(values) not in (2, 3):
-            raise ValueError(f"--positions must be 'x,y[,z];x,y[,z]...' in µm, got {text!r}")
+        if len(values) not in (2, 3) or not all(math.isfinite(v) for v in values):
+            raise ValueError(
+                f"--positions must be 'x,y[,z];x,y[,z]...' in µm (finite numbers), got {text!r}"
+            )
         result.append((values[0], values[1], values[2] if len(values) == 3 else None))
     return result
 
@@ -475,7 +490,8 @@ def _load_config(config: Path) -> Any:
     try:
         core.loadSystemConfiguration(str(config))
     except Exception as exc:
-        error = f"--config {str(config)!r} does not load: {exc}"
+        why = " ".join(str(exc).split())  # Micro-Manager's messages span lines: one line
+        error = f"--config {str(config)!r} does not load: {why}"
     if not error and not core.getCameraDevice():
         error = f"--config {str(config)!r} sets no camera (Core,Camera)"
     if not error and not core.getFocusDevice():
@@ -528,7 +544,7 @@ def acquire(
 
     options = StreamOptions.pick(locals())
     options.camera_model()  # bad values: one line before the configuration is loaded
-    _refuse_existing(out, overwrite)
+    _refuse_existing(out, options, [config])
     sequence = z_sequence(
         {"range": z_range, "step": step},
         time_points=time_points,

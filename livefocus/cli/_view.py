@@ -21,8 +21,11 @@ def view(
     ),
 ) -> None:
     """Browse a store: frame with mask overlay, focus, depth, all-in-focus, XZ/YZ, curve."""
+    from livefocus._output import check_file_output
     from livefocus.preview import display_available
 
+    if screenshot is not None:  # never into the store it shows, nor over a file of the user's
+        check_file_output(screenshot, name="--screenshot", inputs=[store], suffixes=[".png"])
     if not display_available():
         if screenshot is None:
             raise RuntimeError(

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["check_figure_path", "plot_curves"]
+from livefocus._output import WRITER, check_file_output
+
+__all__ = ["check_figure_path", "plot_curves", "save_figure"]
 
 
 def check_figure_path(
-    path: str | Path, name: str = "path", inputs: Iterable[str | Path] = ()
+    path: str | Path,
+    name: str = "path",
+    inputs: Iterable[str | Path] = (),
+    within: Iterable[str | Path] = (),
 ) -> Path:
-    """``path`` as a Path if a figure can be saved there: a file name (not empty, not a
-    folder, not one of ``inputs``) in an existing folder, ending in a format matplotlib writes
-    (``.png``, ``.pdf``, ``.svg``, ``.tif``, ...); otherwise a ValueError (FileNotFoundError
-    for a missing folder) naming ``name``. Checked before any work, so that a bad path fails
-    at once."""
+    """``path`` as a Path if a figure can be saved there: a file name ending in a format
+    matplotlib writes (``.png``, ``.pdf``, ``.svg``, ``.tif``, ...), in a writable folder, not
+    an input nor inside one, not inside an output being written (``within``), and not a file
+    livefocus did not write (:func:`livefocus._output.check_file_output`); otherwise an error
+    naming ``name``. Checked before any work, so that a bad path fails at once."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     path = Path(path).expanduser()
@@ -29,12 +35,14 @@ def check_figure_path(
             f"{name} {str(path)!r} must end in a figure format: "
             + ", ".join(f".{f}" for f in sorted(formats))
         )
-    for item in inputs:
-        if Path(item).expanduser().resolve() == path.resolve():
-            raise ValueError(f"{name} {str(path)!r} would overwrite the input {str(item)!r}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{name} {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    return path
+    return check_file_output(path, name=name, inputs=inputs, within=within)
+
+
+def save_figure(fig: Any, path: Path, **kwargs: Any) -> None:
+    """``fig.savefig``, a PNG marked as livefocus's (so that it may replace it later)."""
+    if path.suffix.lower() == ".png":
+        kwargs["metadata"] = {"Software": WRITER}
+    fig.savefig(path, **kwargs)
 
 
 def plot_curves(
@@ -62,5 +70,5 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     return path

@@ -203,7 +203,10 @@ def _fit(
     warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / _WARMUP))
     step, stopped, since_best, losses = 0, "time", 0, []
     step_seconds = 0.0
-    while True:
+    # held-out tiles without a pixel of the rule's masks cannot tell a better net from a worse
+    # one (an empty mask scores 1 against them): then nothing is fitted and the base is kept
+    judged = bool(np.any(y_val))
+    while judged:
         # stop when one more round of steps and a validation would pass the deadline
         left = deadline - time.perf_counter()
         if left < eval_every * step_seconds + val_seconds:
@@ -256,6 +259,8 @@ def _fit(
             if since_best >= _PATIENCE:
                 stopped = "early (no better held-out IoU)"
                 break
+    if not judged:
+        stopped = "not run: the held-out tiles hold no in-focus pixel of the rule to judge by"
     # (contiguous, not channels-last as in train: its first steps here took 1-2 s each)
     net.load_state_dict(best_state if best_state is not None else base_state)
     net.eval()
@@ -341,7 +346,7 @@ def _run(
         "optimizer": {"name": "adam", "lr": lr, "batch_size": batch_size, "seed": seed},
         "metrics": metrics,
     }
-    folder = prepare_output(out, overwrite=overwrite, inputs=inputs)
+    folder = prepare_output(out, overwrite=overwrite, inputs=inputs, kind="model")
     save(net, folder, config)
     Path(folder, "metrics.json").write_text(
         json.dumps({**metrics, "history": fit["history"]}, indent=2) + "\n"
@@ -415,7 +420,7 @@ def calibrate_on(
     stack = _check_stack(raw, "raw")
     labels = _check_not_empty(_check_masks(masks, stack.shape), "masks")
     inputs = [base.path] if base.path is not None else []
-    check_output(out, overwrite=overwrite, inputs=inputs)
+    check_output(out, overwrite=overwrite, inputs=inputs, kind="model")
     _run(
         stack,
         labels,
@@ -436,14 +441,17 @@ def calibrate_on(
 
 def _read(path: Path) -> tuple[np.ndarray, str]:
     """The stack of a file, or the first time point and channel of a livefocus store."""
-    from livefocus.io import read_stack
+    from livefocus._output import check_complete
+    from livefocus.io import check_planes_written, read_stack
 
+    check_complete(path, "stack")  # a store left by a crash is no stack, whatever its shape
     try:
         return np.asarray(read_stack(path)), "stack"
     except ValueError:
         first = _first_stack_of_store(path)
         if first is None:
             raise
+        check_planes_written(path, "stack", t=0)
         return first, "time point 0, channel 0 of the store"
 
 
@@ -527,13 +535,13 @@ def calibrate(
         if not path.exists():
             raise FileNotFoundError(f"stack {str(path)!r} does not exist")
         inputs.append(path)
-        check_output(out, overwrite=overwrite, inputs=inputs)
+        check_output(out, overwrite=overwrite, inputs=inputs, kind="model")
         raw, what = _read(path)
         if z_step is None:
             z_step = stack_z_step(path)
         source: dict[str, Any] = {"kind": what, "path": str(path)}
     else:
-        check_output(out, overwrite=overwrite, inputs=inputs)
+        check_output(out, overwrite=overwrite, inputs=inputs, kind="model")
         raw, source = np.asarray(stack), {"kind": "array"}
     source["dtype"] = str(raw.dtype)
     frames = _check_stack(raw)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livefocus.focus.plots import check_figure_path
+from livefocus.focus.plots import check_figure_path, save_figure
 
 __all__ = ["fig4"]
 
@@ -48,6 +48,6 @@ def fig4(
             if r == 0:
                 ax.set_title(f"z = {i}")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
     return path

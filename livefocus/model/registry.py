@@ -153,6 +153,16 @@ def load(name_or_path: str | Path = "default") -> Model:
             f"{cfg_path}: unknown normalisation {config.get('normalisation')!r} for a model of "
             f"{arch.in_channels} planes (expected {normalisation(arch.in_channels)!r})"
         )
+    threshold = config.get("threshold", 0.5)
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0 < threshold < 1
+    ):
+        # a probability threshold outside (0, 1), or NaN, marks nothing or everything
+        raise ValueError(
+            f"{cfg_path}: threshold must be a probability in (0, 1), got {threshold!r}"
+        )
     try:
         ZPeaks.from_config(config)
     except (TypeError, ValueError) as exc:

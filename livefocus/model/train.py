@@ -395,7 +395,7 @@ def train(
     # labels): about 20 + 18 * planes bytes a voxel (17 GB for 288 x 12 x 256² at 3 planes)
     voxels = (p["n_train"] + p["n_val"]) * math.prod(int(v) for v in p["shape"])
     check_memory((20 + 18 * planes) * voxels, "n_train", p["n_train"], fraction=0.9)
-    check_output(out, overwrite=overwrite, inputs=stacks)
+    check_output(out, overwrite=overwrite, inputs=stacks, kind="model")
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     torch.manual_seed(seed)
     net = UNet(UNetConfig.from_dict(p["architecture"]))
@@ -496,7 +496,7 @@ def train(
         },
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
     }
-    save(net, prepare_output(out, overwrite=overwrite, inputs=stacks), config)
+    save(net, prepare_output(out, overwrite=overwrite, inputs=stacks, kind="model"), config)
     Path(out, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -536,7 +536,7 @@ def finetune(
     _check_seed(seed)
     base = model if isinstance(model, Model) else load(model)
     inputs = [*stacks, *masks, *([base.path] if base.path is not None else [])]
-    check_output(out, overwrite=overwrite, inputs=inputs)
+    check_output(out, overwrite=overwrite, inputs=inputs, kind="model")
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     net = UNet(base.net.config)
     net.load_state_dict(base.net.state_dict())
@@ -594,7 +594,7 @@ def finetune(
         "user_stacks": [str(s) for s in stacks],
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
     }
-    save(net, prepare_output(out, overwrite=overwrite, inputs=inputs), config)
+    save(net, prepare_output(out, overwrite=overwrite, inputs=inputs, kind="model"), config)
     Path(out, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from PyQt6 import QtCore, QtWidgets
 
+from livefocus._output import WRITER
 from livefocus.preview._display import ensure_app
 from livefocus.preview._window import PreviewWindow
 from livefocus.stream.types import FrameResult
@@ -29,7 +30,9 @@ def save_screenshot(window: QtWidgets.QWidget, path: str | Path) -> Path:
     for _ in range(3):  # let layouts and deferred repaints settle
         app.processEvents()
     path = Path(path).expanduser()
-    if not window.grab().save(str(path), "PNG"):
+    image = window.grab().toImage()
+    image.setText("Software", WRITER)  # livefocus's own: a later screenshot may replace it
+    if not image.save(str(path), "PNG"):
         raise OSError(f"screenshot: cannot write {str(path)!r}")
     return path
 

@@ -202,7 +202,7 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
     """
     import zarr
 
-    path = prepare_output(path, overwrite=overwrite, name="path")
+    path = prepare_output(path, overwrite=overwrite, name="path", kind="store")
     _, ny, nx = stack.raw.shape
     meta = stack.meta
     group = zarr.open_group(str(path), mode="w-", zarr_format=3)

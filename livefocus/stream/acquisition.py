@@ -105,11 +105,27 @@ def stream(
     error: str | None = None
     with _ctrl_c_cancels(run):  # also while the queued frames are written
         try:
-            with _connected(core, run), _camera_thread_errors(run):
+            with _connected(core, run), _camera_thread_errors(run), _paced(core, fps):
                 core.mda.run(events)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         return run.finish(error)
+
+
+@contextmanager
+def _paced(core: Any, fps: float | None) -> Iterator[None]:
+    """With ``fps``, frames one event at a time: a hardware-triggered sequence (which the
+    engine makes of a Z stack on a sequenceable stage) would ignore the events' start times."""
+    engine = getattr(core.mda, "engine", None)
+    if fps is None or engine is None or not hasattr(engine, "use_hardware_sequencing"):
+        yield
+        return
+    before = engine.use_hardware_sequencing
+    engine.use_hardware_sequencing = False
+    try:
+        yield
+    finally:
+        engine.use_hardware_sequencing = before
 
 
 class _Feed:

@@ -211,11 +211,19 @@ class MDAHandler:
         calibrate: str | Path | None = None,
         calibrate_seconds: float = 60.0,
     ) -> None:
+        # a model folder is an input: neither the store nor the calibrated model may replace it
+        model_folder = [Path(model).expanduser()] if model and Path(model).is_dir() else []
         if calibrate is not None:
             if out is None:
                 raise ValueError("calibrate needs out: the first stack is read back from the store")
             model = model or "depth"
-            check_output(calibrate, overwrite=overwrite, name="calibrate", inputs=[out])
+            check_output(
+                calibrate,
+                overwrite=overwrite,
+                name="calibrate",
+                inputs=[out, *model_folder],
+                kind="model",
+            )
             check_positive_number(calibrate_seconds, "calibrate_seconds", "s")
         if settings is not None and not isinstance(settings, ReconstructSettings):
             raise ValueError(f"settings must be a ReconstructSettings, got {type(settings)!r}")
@@ -230,8 +238,9 @@ class MDAHandler:
         self.queue_size = check_positive_int(queue_size, "queue_size")
         self.frame_timeout = check_positive_number(frame_timeout, "frame_timeout", "s")
         self.out = Path(out).expanduser() if out is not None else None
-        if self.out is not None and self.out.exists() and not overwrite:
-            raise FileExistsError(f"out: {str(self.out)!r} already exists (pass overwrite=True)")
+        self._inputs = [*model_folder, *([Path(calibrate)] if calibrate is not None else [])]
+        if self.out is not None:
+            check_output(self.out, overwrite=overwrite, inputs=self._inputs, kind="store")
         self.settings = settings
         self.mask_modes = modes
         self.on_result = on_result
@@ -328,6 +337,7 @@ class MDAHandler:
                     pixel_size=float(pixel_size) if pixel_size else None,
                     mask_modes=self.mask_modes,
                     overwrite=self.overwrite,
+                    inputs=self._inputs,
                     channels=layout.channel_names or None,
                     interval_s=layout.interval or None,
                     stage_positions=_stage_xy(layout),

@@ -214,7 +214,7 @@ class StoreWriter:
         self.meta: dict[str, Any] = dict(meta or {})
         stack = self.meta.get("stack")
         sources = [*inputs, *([stack] if isinstance(stack, str) else [])]
-        self.path = prepare_output(path, overwrite=overwrite, inputs=sources)
+        self.path = prepare_output(path, overwrite=overwrite, inputs=sources, kind="store")
         self.shape = dims
         self.dtype = np.dtype(dtype)
         self.mask_arrays = {f"mask_{m}": m for m in modes}

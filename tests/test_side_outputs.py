@@ -1,0 +1,230 @@
+"""Side files and inputs: a screenshot, a JSON summary or a figure never replaces an input, a
+file inside a store, or a file livefocus did not write; ``--overwrite`` never replaces the
+model a command reads, nor a livefocus output of another kind; a store with lost planes is no
+stack; ``replay --fps`` paces the frames (a red-team's findings, 2026-12-01 night). Real CLI
+runs, real stores and model folders."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from support.cli import run_cli
+
+import livefocus as lf
+from livefocus._output import (
+    check_file_output,
+    is_livefocus_file,
+    output_kind,
+    write_json,
+)
+from livefocus.cli import main
+from livefocus.sim import simulate_stack
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    code = done.value.code
+    captured = capsys.readouterr()
+    return (0 if code is None else int(code)), captured.out, captured.err
+
+
+@pytest.fixture()
+def stack(tmp_path: Path) -> Path:
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, simulate_stack((5, 64, 64), seed=3, z_step=2.0).raw)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real calibrated model folder (a few seconds of calibration)."""
+    root = tmp_path_factory.mktemp("model")
+    raw = root / "s.tif"
+    tifffile.imwrite(raw, simulate_stack((6, 64, 64), seed=4, z_step=2.0).raw)
+    out = root / "cal"
+    lf.model.calibrate(raw, model="default", out=out, seconds=3)
+    return out
+
+
+def test_side_file_rules(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"a": 1}\n')
+    with pytest.raises(FileExistsError, match="did not write"):
+        check_file_output(mine, name="--json")
+    ours = tmp_path / "ours.json"
+    write_json(ours, {"a": 1})
+    assert is_livefocus_file(ours) and json.loads(ours.read_text())["writer"] == "livefocus"
+    assert check_file_output(ours, name="--json") == ours  # its own file: replaced
+    store = tmp_path / "s.zarr"
+    store.mkdir()
+    with pytest.raises(ValueError, match="input"):
+        check_file_output(store / "zarr.json", name="--screenshot", inputs=[store])
+    with pytest.raises(ValueError, match="inside the output"):
+        check_file_output(store / "x.png", name="--screenshot", within=[store])
+    with pytest.raises(ValueError, match=r"\.png"):
+        check_file_output(tmp_path / "x.tif", name="--screenshot", suffixes=[".png"])
+    with pytest.raises(FileNotFoundError, match="--plot"):
+        check_file_output(tmp_path / "nowhere" / "x.png", name="--plot")
+
+
+def test_screenshot_and_json_never_replace_the_input(
+    tmp_path: Path, stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = stack.read_bytes()
+    out = tmp_path / "r.zarr"
+    code, _, err = cli(
+        ["replay", str(stack), "--out", str(out), "--screenshot", str(stack)], capsys
+    )
+    assert code == 2 and "--screenshot" in err and not out.exists()
+    cal = tmp_path / "c"
+    argv = ["calibrate", str(stack), "--out", str(cal), "--seconds", "3", "--json", str(stack)]
+    code, _, err = cli(argv, capsys)
+    assert code == 2 and "--json" in err and not cal.exists()
+    assert stack.read_bytes() == before
+
+
+def test_view_screenshot_never_writes_into_the_store(
+    tmp_path: Path, stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "r.zarr"
+    code, _, err = cli(["replay", str(stack), "--out", str(store), "--no-preview"], capsys)
+    assert code == 0, err
+    before = (store / "zarr.json").read_text()
+    code, _, err = cli(["view", str(store), "--screenshot", str(store / "zarr.json")], capsys)
+    assert code == 2 and "--screenshot" in err
+    assert (store / "zarr.json").read_text() == before
+    lf.stream.open_store(store)  # still a store
+
+
+def test_label_keeps_a_users_file_where_its_curve_would_go(
+    tmp_path: Path, stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    curve = tmp_path / "o-curve.png"
+    curve.write_text("mine")
+    out = tmp_path / "o.zarr"
+    code, _, err = cli(["label", str(stack), "--out", str(out)], capsys)
+    assert code == 2 and "--plot" in err and "did not write" in err
+    assert curve.read_text() == "mine" and not out.exists()
+    curve.unlink()
+    code, _, err = cli(["label", str(stack), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert is_livefocus_file(curve)  # its own figure: replaced by the next run
+    code, _, err = cli(["label", str(stack), "--out", str(out), "--overwrite"], capsys)
+    assert code == 0, err
+
+
+def test_label_names_out_for_a_missing_folder(
+    tmp_path: Path, stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(["label", str(stack), "--out", str(tmp_path / "none" / "o.zarr")], capsys)
+    assert code == 2 and err.strip().startswith("error: --out"), err
+
+
+def test_overwrite_never_replaces_the_model_being_read(
+    tmp_path: Path, stack: Path, model_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = sorted(p.name for p in model_folder.iterdir())
+    replay = ["replay", str(stack), "--overwrite", "--no-preview"]
+    for argv in (
+        ["label", str(stack), "--overwrite", "--out", str(model_folder),
+         "--model", str(model_folder)],
+        [*replay, "--out", str(model_folder), "--model", str(model_folder)],
+        [*replay, "--out", str(tmp_path / "r.zarr"), "--model", str(model_folder),
+         "--calibrate", str(model_folder)],
+    ):  # fmt: skip
+        code, _, err = cli(argv, capsys)
+        assert code == 2, (argv, err)
+        assert sorted(p.name for p in model_folder.iterdir()) == weights
+    assert output_kind(model_folder) == "model"
+
+
+def test_overwrite_never_replaces_another_kind_of_output(
+    tmp_path: Path, stack: Path, model_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "r.zarr"
+    code, _, err = cli(["replay", str(stack), "--out", str(store), "--no-preview"], capsys)
+    assert code == 0, err
+    argv = ["replay", str(stack), "--out", str(tmp_path / "r2.zarr"), "--no-preview"]
+    code, _, err = cli([*argv, "--calibrate", str(store), "--overwrite"], capsys)
+    assert code == 2 and "store" in err and output_kind(store) == "store"
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for item in model_folder.iterdir():
+        (copy / item.name).write_bytes(item.read_bytes())
+    code, _, err = cli(["label", str(stack), "--out", str(copy), "--overwrite"], capsys)
+    assert code == 2 and "model" in err and output_kind(copy) == "model"
+
+
+def test_a_store_with_lost_planes_is_no_stack(tmp_path: Path) -> None:
+    frames = simulate_stack((6, 64, 64), seed=5, z_step=2.0).raw
+    store = tmp_path / "part.zarr"
+    writer = lf.stream.StoreWriter(
+        store, shape=(1, 1, 1, 6, 64, 64), dtype=frames.dtype, mask_modes=("depth",)
+    )
+    for z in (0, 1, 2, 4):  # planes 3 and 5 were lost
+        writer.write_plane(
+            (0, 0, 0, z), raw=frames[z], focus=frames[z].astype(np.float32), masks={}
+        )
+    writer.close("complete")
+    with pytest.raises(ValueError, match="lacks 2 of 6 planes"):
+        lf.read_stack(store)
+    with pytest.raises(ValueError, match="lacks 2 of 6 planes"):
+        lf.model.calibrate(store, model="default", out=tmp_path / "cal", seconds=3)
+    assert not (tmp_path / "cal").exists()
+
+
+def test_replay_fps_paces_the_frames(tmp_path: Path) -> None:
+    path = tmp_path / "five.npy"
+    np.save(path, simulate_stack((5, 64, 64), seed=6, z_step=2.0).raw)
+    start = time.perf_counter()
+    run = run_cli(
+        "replay", str(path), "--out", str(tmp_path / "f.zarr"), "--no-preview", "--fps", "5",
+        "--json",
+    )  # fmt: skip
+    took = time.perf_counter() - start
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["fps"] <= 5.5 and took >= 0.8  # 5 frames at 5 frames/s: 0.8 s at least
+
+
+def test_a_model_threshold_outside_0_1_is_refused(tmp_path: Path, model_folder: Path) -> None:
+    for bad in (float("nan"), 5, "x"):
+        copy = tmp_path / f"m{bad}"
+        copy.mkdir()
+        for item in model_folder.iterdir():
+            (copy / item.name).write_bytes(item.read_bytes())
+        cfg = json.loads((copy / "config.json").read_text())
+        cfg["threshold"] = bad
+        (copy / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(ValueError, match="threshold"):
+            lf.model.load(copy)
+
+
+def test_z_step_beyond_reason_is_one_line(
+    tmp_path: Path, stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for value in ("1e300", "1e-300"):
+        out = tmp_path / "o.zarr"
+        argv = ["label", str(stack), "--out", str(out), "--depth", "--z-step", value]
+        code, _, err = cli(argv, capsys)
+        assert code == 2 and "--z-step" in err and not out.exists()
+
+
+def test_calibrate_without_rule_pixels_in_the_held_out_tiles_keeps_the_base(
+    tmp_path: Path,
+) -> None:
+    """Yeast field A (tests/data): the rule marks a few pixels, none in the held-out tile, so
+    an empty mask would score 1 there; nothing is fitted and the base is kept."""
+    field = tifffile.imread(Path(__file__).parent / "data" / "yeast_brightfield_5z.tif")[0]
+    path = tmp_path / "yeast_a.tif"
+    tifffile.imwrite(path, field)
+    metrics = lf.model.calibrate(path, model="default", out=tmp_path / "c", seconds=20)
+    assert metrics["kept"] == "base" and metrics["steps"] == 0
+    assert metrics["stopped"].startswith("not run"), metrics["stopped"]
