@@ -13,11 +13,13 @@ import pytest
 import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as hst
+from support.render_scene import render_stack
 from support.report_accuracy import (
     BEFORE,
     background_fp,
     expected_calibration_error,
     reliability,
+    rendered_rows,
     roughness,
     scores,
     variance_argmax,
@@ -94,6 +96,22 @@ def test_pure_camera_noise_marks_almost_nothing(contrast: str) -> None:
     res = reconstruct(noise.raw, z_step=1.0)
     assert res.mask_depth.mean() <= 0.01
     assert np.isfinite(res.depth).mean() <= 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_blind_rendered_scene_depth_beats_the_peers(seed: int) -> None:
+    """The thin-lens renderer written blind (tests/support/render_scene.py): on the pixels
+    that keep a depth, its error is under the target and under both scipy peers' there
+    (24 x 160²: 0.37 / 0.49 against Sobel 0.44 / 0.74 and variance 0.58 / 0.90 measured)."""
+    rs = render_stack((24, 160, 160), seed=seed)
+    again = render_stack((24, 160, 160), seed=seed)
+    assert np.array_equal(rs.raw, again.raw) and np.array_equal(rs.depth, again.depth)
+    (_, label, sc), *peers = rendered_rows(rs, seed)
+    assert label == "after" and sc["coverage"] > 0.1
+    assert sc["mae"] <= 0.6, sc
+    for _, name, peer in peers:
+        assert sc["mae"] < peer["mae_same_pixels"], (name, sc, peer)
+        assert sc["mae"] < 0.5 * peer["mae"], (name, sc, peer)  # over all textured pixels
 
 
 def test_rendered_surface_depth_and_roughness() -> None:
@@ -419,7 +437,8 @@ def test_two_layers_of_equal_focus_get_no_depth_but_both_masks() -> None:
     assert (rival[:, :4] == 0).all() and np.allclose(rival[:, 4:], 1.0, atol=1e-3)
     frames = np.zeros((16, 8, 8), np.uint16)
     for kw, has in (({}, False), ({"ambiguous_peak": 0.0}, True)):
-        settings_ = ReconstructSettings(min_support=0.0, noise_floor=0.0, **kw)
+        # frames of zeros carry no support: their calibrated probability means nothing here
+        settings_ = ReconstructSettings(min_support=0.0, noise_floor=0.0, min_probability=0.0, **kw)
         rec = StackReconstructor((8, 8), z_step=1.0, settings=settings_)
         for k in range(16):
             rec.add(frames[k], focus=maps[k])

@@ -630,6 +630,12 @@ class StackReconstructor:
         has = np.isfinite(depth)
         density = depth_density(has)
         probability = np.where(has, calibrated(own, prom, density), np.float32(0))
+        if self.settings.min_probability > 0:
+            # a depth more likely wrong than the least a user is given (isolated noise peaks
+            # on textureless ground, mostly) is dropped; the density stays as counted before
+            unlikely = has & (probability < np.float32(self.settings.min_probability))
+            depth[unlikely] = np.nan
+            probability[unlikely] = 0
         # the calibration is refitted from these (tests/support/calibrate.py)
         self._features = (prom, support, height, density)
         result = (depth, off, probability.astype(np.float32))

@@ -170,6 +170,10 @@ class ReconstructSettings:
         0: kept). Judged before the smoothing.
     outlier_size : int
         Side of that square in pixels (odd, at least 3).
+    min_probability : float
+        The depth map keeps a depth only where its calibrated confidence (the probability
+        that it is right) reaches this, in [0, 1) (0: every confident peak's depth). With
+        0.7 (default) isolated depths on textureless ground, which are mostly noise, go.
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -201,6 +205,7 @@ class ReconstructSettings:
     ambiguous_peak: float = 0.7
     outlier_tolerance: float = 1.0
     outlier_size: int = 15
+    min_probability: float = 0.7
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -261,6 +266,10 @@ class ReconstructSettings:
         if size < 3 or size % 2 == 0:
             raise ValueError(f"outlier_size must be an odd int >= 3, got {self.outlier_size!r}")
         set_(self, "outlier_size", size)
+        least = _non_negative(self.min_probability, "min_probability")
+        if least >= 1:
+            raise ValueError(f"min_probability must be in [0, 1), got {self.min_probability!r}")
+        set_(self, "min_probability", least)
         set_(
             self,
             "smooth_tolerance",

@@ -17,7 +17,9 @@ from livefocus.sim import simulate_stack
 def samples(raw: np.ndarray, depth: np.ndarray, z_step: float) -> tuple[np.ndarray, np.ndarray]:
     """Features and right/wrong labels of the pixels that get a depth."""
     shape = (raw.shape[1], raw.shape[2])
-    rec = StackReconstructor(shape, z_step=z_step, settings=ReconstructSettings.for_frame(shape))
+    # every confident peak's depth, also those the calibrated probability would drop
+    settings = ReconstructSettings.for_frame(shape, min_probability=0.0)
+    rec = StackReconstructor(shape, z_step=z_step, settings=settings)
     for frame in raw:
         rec.add(frame)
     res, _ = rec.finish()

@@ -25,11 +25,12 @@ from livefocus.sim.volume import noise_stack, phantom_stack, surface_stack
 
 from .phantom_points import points_stack
 from .phantom_widefield import widefield_stack
+from .render_scene import RenderedStack, render_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 #: The peak rule alone: no object-support or noise-floor test, no outlier or ambiguity test,
-#: no depth smoothing.
+#: no depth smoothing, no least probability for the depth map.
 PEAKS_ONLY: dict[str, Any] = {
     "min_support": 0.0,
     "noise_floor": 0.0,
@@ -37,6 +38,7 @@ PEAKS_ONLY: dict[str, Any] = {
     "guide_radius": 0,
     "outlier_tolerance": 0.0,
     "ambiguous_peak": 0.0,
+    "min_probability": 0.0,
 }
 #: The rule before issue 12: the peak rule alone, with its thresholds of then.
 BEFORE: dict[str, Any] = {"min_confidence": 0.35, "peak_radius": 4, **PEAKS_ONLY}
@@ -199,6 +201,8 @@ def main() -> None:
         sc["mae_edge"] = float(np.mean(np.abs(res.depth - surf.depth)[edge]))
         sc["roughness"] = roughness(res.depth)
         rows.append(("phantom3d surface 44 x 256²", name, sc))
+    for seed in (0, 1, 2):
+        rows.extend(rendered_rows(render_stack((44, 500, 500), seed=seed), seed))
     for contrast in ("brightfield", "fluorescence"):
         noise = noise_stack((20, 256, 256), seed=100, contrast=contrast)
         for name, kw in (("before", BEFORE), ("after", {})):
@@ -247,7 +251,7 @@ def main() -> None:
         )
 
     keys = ["iou", "precision", "recall", "bg_fp", "mae", "mae_edge", "roughness", "voxels"]
-    keys += ["coverage"]
+    keys += ["coverage", "mae_same_pixels"]
     print("| data | rule | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for data, name, sc in rows:
@@ -315,6 +319,32 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(docs / "pcb_depth.png", dpi=55)
     plt.close(fig)
+
+
+def rendered_rows(rs: RenderedStack, seed: int) -> list[tuple[str, str, dict[str, float]]]:
+    """A rendered scene (``render_stack``): livefocus's MAE over the pixels it gives a depth,
+    and the peers' over the textured pixels and over those same pixels."""
+    label = f"rendered scene seed {seed} ({rs.raw.shape[0]} x {rs.raw.shape[1]}²)"
+    res = reconstruct(rs.raw, z_step=1.0)
+    has = np.isfinite(res.depth)
+    err = np.abs(res.depth - rs.depth)
+    rows = [
+        (
+            label,
+            "after",
+            {
+                "mae": float(err[has].mean()) if has.any() else float("nan"),
+                "mae_edge": float(err[has & rs.edge].mean()) if (has & rs.edge).any() else np.nan,
+                "coverage": float(has.mean()),
+                "roughness": roughness(res.depth),
+            },
+        )
+    ]
+    for name, peer in (("7 x 7 variance argmax", variance_argmax), ("Sobel argmax", sobel_argmax)):
+        perr = np.abs(peer(rs.raw) - rs.depth)
+        sc = {"mae": float(perr[rs.textured].mean()), "mae_same_pixels": float(perr[has].mean())}
+        rows.append((label, f"{name} (textured pixels)", sc))
+    return rows
 
 
 def variance_argmax(stack: np.ndarray, size: int = 7) -> np.ndarray:
