@@ -215,7 +215,7 @@ def test_real_camera_bracket_of_a_circuit_board_is_smooth_and_ordered() -> None:
     body = float(np.nanmedian(depth[98:138, 148:328]))
     board = float(np.nanmedian(depth[0:68, 348:448]))
     assert button - body > 1.5 and body - board > 1.0, (button, body, board)
-    assert roughness(depth) <= 0.06  # 0.028 measured (README)
+    assert roughness(depth) <= 0.06  # 0.017 measured (README; 0.028 with every depth kept)
     assert np.isfinite(depth).mean() > 0.2
     before = reconstruct(stack, z_step=1.0, **BEFORE)
     assert roughness(before.depth) > 0.2  # 0.40: the peak rule alone is rough here

@@ -228,3 +228,54 @@ def test_calibrate_without_rule_pixels_in_the_held_out_tiles_keeps_the_base(
     metrics = lf.model.calibrate(path, model="default", out=tmp_path / "c", seconds=20)
     assert metrics["kept"] == "base" and metrics["steps"] == 0
     assert metrics["stopped"].startswith("not run"), metrics["stopped"]
+
+
+def test_acquire_refuses_nan_positions_and_a_broken_cfg_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = Path(__file__).resolve().parents[1] / "device_configs" / "demo.cfg"
+    out = tmp_path / "a.zarr"
+    argv = ["acquire", "--config", str(config), "--z-range", "4", "--step", "1"]
+    code, _, err = cli([*argv, "--positions", "nan,0", "--out", str(out)], capsys)
+    assert code == 2 and "--positions" in err and not out.exists()
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("garbage line\n")
+    argv = ["acquire", "--config", str(bad), "--z-range", "4", "--step", "1"]
+    code, _, err = cli([*argv, "--out", str(out), "--no-preview"], capsys)
+    assert code == 2 and "--config" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_label_dof_beyond_reason_and_its_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    field = tifffile.imread(Path(__file__).parent / "data" / "yeast_brightfield_5z.tif")[0]
+    path = tmp_path / "yeast_a.tif"
+    tifffile.imwrite(path, field)
+    out = tmp_path / "o.zarr"
+    code, _, err = cli(["label", str(path), "--out", str(out), "--depth", "--dof", "1e300"], capsys)
+    assert code == 2 and "--dof" in err and not out.exists()
+    code, text, err = cli(["label", str(path), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "best slice 0" in text and "edge plane" in text and "phase object" in text
+    two = tmp_path / "two.tif"
+    tifffile.imwrite(two, field[1:3])
+    code, text, err = cli(["label", str(two), "--out", str(tmp_path / "t.zarr"), "--depth"], capsys)
+    assert code == 0, err
+    assert "needs 3 planes" in text
+
+
+def test_calibrate_refuses_a_store_whose_run_did_not_finish(tmp_path: Path) -> None:
+    frames = simulate_stack((6, 64, 64), seed=7, z_step=2.0).raw
+    store = tmp_path / "crashed.zarr"
+    writer = lf.stream.StoreWriter(
+        store, shape=(1, 1, 1, 6, 64, 64), dtype=frames.dtype, mask_modes=("depth",)
+    )
+    for z in range(6):
+        writer.write_plane(
+            (0, 0, 0, z), raw=frames[z], focus=frames[z].astype(np.float32), masks={}
+        )
+    # never closed: its status stays "running", as after a crash
+    with pytest.raises(ValueError, match="incomplete livefocus store"):
+        lf.model.calibrate(store, model="default", out=tmp_path / "cal", seconds=3)
+    assert not (tmp_path / "cal").exists()
