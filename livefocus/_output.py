@@ -168,8 +168,14 @@ def check_output(
     FileNotFoundError, PermissionError
         The parent folder is missing or not writable.
     """
+    if str(path).strip() in ("", ".", "..") or Path(path).name in ("", ".", ".."):
+        raise ValueError(f"{name} {str(path)!r} must name a new folder or file, not {str(path)!r}")
     path = Path(path).expanduser()
     target = path.resolve()
+    if _within(Path.cwd().resolve(), target):
+        raise ValueError(
+            f"{name} {str(path)!r} is the current folder or holds it; choose another {name}"
+        )
     for item in inputs:
         source = Path(item).expanduser().resolve()
         if _within(target, source) or _within(source, target):
@@ -279,6 +285,12 @@ def check_file_output(
         if _within(target, Path(item).expanduser().resolve()):
             raise ValueError(
                 f"{name} {str(path)!r} lies inside the output {str(item)!r}; choose another {name}"
+            )
+    for folder in target.parents:
+        if is_livefocus_output(folder):
+            raise ValueError(
+                f"{name} {str(path)!r} lies inside {str(folder)!r}, which livefocus wrote "
+                f"(a store or model folder); choose another {name}"
             )
     if (path.exists() or path.is_symlink()) and not is_livefocus_file(path):
         raise FileExistsError(

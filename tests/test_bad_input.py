@@ -107,8 +107,8 @@ CLI_CASES: list[tuple[str, str]] = [
     ("curves IN/good.npy --measures std,sharpness", "--measures"),
     ("curves IN/good.npy --plot IN/folder", "--plot"),
     ("curves IN/empty.npy --plot c.png", "is empty"),
-    ("curves IN/stack.tif --plot IN/stack.tif", "would overwrite the input"),
-    ("label IN/stack.tif --out o.zarr --plot IN/stack.tif", "would overwrite the input"),
+    ("curves IN/stack.tif --plot IN/stack.tif", "must end in .png"),
+    ("label IN/stack.tif --out o.zarr --plot IN/stack.tif", "must end in .png"),
     ("curves IN/rgb.tif --plot c.png", "colour image"),
     # simulate
     ("simulate --out s.zarr --shape 0,64,64", "--shape"),

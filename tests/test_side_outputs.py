@@ -279,3 +279,86 @@ def test_calibrate_refuses_a_store_whose_run_did_not_finish(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="incomplete livefocus store"):
         lf.model.calibrate(store, model="default", out=tmp_path / "cal", seconds=3)
     assert not (tmp_path / "cal").exists()
+
+
+# -- a second red-team pass ------------------------------------------------------------------
+def copy_folder(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for item in src.iterdir():
+        (dst / item.name).write_bytes(item.read_bytes())
+    return dst
+
+
+def test_overwrite_never_deletes_the_replayed_stack_or_the_config(
+    tmp_path: Path, model_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_folder(model_folder, tmp_path / "M2")
+    stack = folder / "s.tif"
+    tifffile.imwrite(stack, simulate_stack((5, 64, 64), seed=8, z_step=2.0).raw)
+    argv = ["replay", str(stack), "--calibrate", str(folder), "--overwrite", "--no-preview"]
+    code, _, err = cli([*argv, "--out", str(tmp_path / "r.zarr")], capsys)
+    assert code == 2 and stack.is_file(), err
+    store = tmp_path / "A.zarr"
+    code, _, err = cli(["replay", str(stack), "--out", str(store), "--no-preview"], capsys)
+    assert code == 0, err
+    config = store / "my.cfg"
+    config.write_text(
+        (Path(__file__).resolve().parents[1] / "device_configs" / "demo.cfg").read_text()
+    )
+    argv = ["acquire", "--config", str(config), "--z-range", "4", "--step", "2", "--no-preview"]
+    code, _, err = cli([*argv, "--out", str(store), "--overwrite"], capsys)
+    assert code == 2 and config.is_file(), err
+
+
+def test_out_dot_never_empties_the_folder_you_are_in(tmp_path: Path, stack: Path) -> None:
+    store = tmp_path / "A.zarr"
+    assert run_cli("replay", str(stack), "--out", str(store), "--no-preview").returncode == 0
+    before = sorted(p.name for p in store.iterdir())
+    for out in (".", ""):
+        run = run_cli("replay", str(stack), "--out", out, "--overwrite", "--no-preview", cwd=store)
+        assert run.returncode == 2, run.stderr
+        assert sorted(p.name for p in store.iterdir()) == before
+
+
+def test_side_files_never_go_into_a_livefocus_folder(
+    tmp_path: Path, stack: Path, model_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = copy_folder(model_folder, tmp_path / "M4")
+    marker = (folder / ".livefocus").read_text()
+    argv = ["calibrate", str(stack), "--out", str(tmp_path / "N"), "--seconds", "3"]
+    code, _, err = cli([*argv, "--json", str(folder / ".livefocus")], capsys)
+    assert code == 2 and "--json" in err and (folder / ".livefocus").read_text() == marker
+    argv = ["replay", str(stack), "--out", str(tmp_path / "r.zarr")]
+    code, _, err = cli([*argv, "--calibrate", str(tmp_path / "C.png"),
+                        "--screenshot", str(tmp_path / "C.png")], capsys)  # fmt: skip
+    assert code == 2 and "--screenshot" in err and not (tmp_path / "r.zarr").exists()
+
+
+def test_a_float16_stack_replays_its_values(tmp_path: Path) -> None:
+    path = tmp_path / "f16.npy"
+    values = simulate_stack((4, 64, 64), seed=9, z_step=2.0).raw / 4095.0
+    np.save(path, values.astype(np.float16))
+    out = tmp_path / "f.zarr"
+    run = run_cli("replay", str(path), "--out", str(out), "--no-preview")
+    assert run.returncode == 0, run.stderr
+    raw = np.asarray(lf.stream.open_store(out).array("raw")[0, 0])
+    assert raw.max() > 60000 and raw.std() > 100  # scaled to the camera's range, not zeros
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "STACK", "--z-step", "1e300"],
+        ["replay", "STACK", "--dof", "1e300"],
+        ["demo", "--size", "64", "--z-range", "4e-300", "--step", "1e-300"],
+        ["demo", "--size", "64", "--z-range", "-4", "--step", "2"],
+    ],
+)
+def test_streaming_plane_spacings_beyond_reason_are_one_line(
+    argv: list[str], tmp_path: Path, stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o.zarr"
+    line = [str(stack) if a == "STACK" else a for a in argv]
+    code, _, err = cli([*line, "--out", str(out), "--no-preview"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists(), err
+    assert any(flag in err for flag in ("--z-step", "--dof", "--step", "--z-range")), err

@@ -98,10 +98,13 @@ def evaluate(
 ) -> None:
     """Table-2 analogue: IoU vs weak labels and vs exact truth, per model and data set."""
     from livefocus.cli._bench import check_json_path, format_table
+    from livefocus.focus.plots import check_figure_path
     from livefocus.model import evaluate as evaluate_models
 
     folders = [Path(m) for m in model or [] if Path(m).is_dir()]
-    check_json_path(json_out, inputs=[*real, *folders])
+    if figure is not None:
+        check_figure_path(figure, "--figure", inputs=[*real, *folders])
+    check_json_path(json_out, inputs=[*real, *folders, *([figure] if figure else [])])
     rows = evaluate_models(model or ["default"], n_stacks=n_stacks, real=real, figure=figure)
     typer.echo(format_table(rows))
     if json_out is not None:

@@ -20,6 +20,7 @@ import typer
 from livefocus._output import check_file_output
 from livefocus._vocab import MEASURES
 from livefocus.cli._app import app
+from livefocus.cli._focus import _check_step
 
 NoPreview = Annotated[bool, typer.Option("--no-preview", help="Never open the preview window.")]
 Screenshot = Annotated[
@@ -134,6 +135,7 @@ class StreamOptions:
         if self.paint is not None:
             overrides["paint"] = self.paint
         if self.dof is not None:
+            _check_step(self.dof, "--dof")
             overrides["depth_of_field"] = self.dof
         overrides.update(self.camera_model())
         try:
@@ -275,6 +277,8 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             typer.echo(f"calibration  {text}")
         if "noise" in extra:
             typer.echo(f"noise    {extra['noise']}")
+        if "iou_vs_truth" in extra and not extra["iou_vs_truth"] and m.frames_lost:
+            typer.echo(f"IoU vs truth  not scored: {m.frames_lost} frames lost")
         for name, scores in extra.get("iou_vs_truth", {}).items():
             typer.echo(
                 f"IoU vs truth  {name:<6} {scores['iou']:.3f}  "
@@ -295,6 +299,14 @@ def _noise(options: StreamOptions) -> str:
     )
 
 
+def _check_plan(z_range: float, step: float) -> None:
+    """A Z plan's --step and --z-range in µm, before anything is made (1e-300 or 1e300 would
+    end in a traceback deep in the sequence)."""
+    _check_step(step, "--step")
+    if not (math.isfinite(z_range) and 0 <= z_range <= 1e6):
+        raise ValueError(f"--z-range must be a number of µm from 0 to 1e+06, got {z_range!r}")
+
+
 def _refuse_existing(out: Path, options: StreamOptions, inputs: list[Path] | None = None) -> None:
     """Refuse, before any work, an existing --out without --overwrite, and a --screenshot
     that is an input (the stack, --model's or --calibrate's folder), lies inside one or
@@ -303,11 +315,12 @@ def _refuse_existing(out: Path, options: StreamOptions, inputs: list[Path] | Non
         raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
     if options.screenshot is not None:
         folders = [Path(p) for p in (options.model, options.calibrate) if p and Path(p).is_dir()]
+        made = [out, *([options.calibrate] if options.calibrate is not None else [])]
         check_file_output(
             options.screenshot,
             name="--screenshot",
             inputs=[*(inputs or []), *folders],
-            within=[out],
+            within=made,
             suffixes=[".png"],
         )
 
@@ -363,6 +376,7 @@ def demo(
     from livefocus.stream import open_store, z_sequence
 
     options = StreamOptions.pick(locals())
+    _check_plan(z_range, step)
     _refuse_existing(out, options)
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
     parts = {"--gain": gain, "--offset": offset, "--read-noise": read_noise}
@@ -388,7 +402,7 @@ def demo(
         meta={"source": "demo", "seed": seed, "contrast": contrast},
     )
     scores: dict[str, dict[str, float]] = {}
-    if report.path is not None and report.status == "complete":
+    if report.path is not None and report.status == "complete" and not report.metrics.frames_lost:
         reader = open_store(report.path)
         zs = next(iter(report.z_positions.values()))
         truth = demo_truth(core, zs)
@@ -438,6 +452,7 @@ def replay(
 
     options = StreamOptions.pick(locals())
     options.camera_model()  # bad values: one line before the stack is read
+    _check_step(z_step, "--z-step")
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")
     _refuse_existing(target, options, [stack])
     core = replay_core(stack, z_step=z_step)
@@ -544,6 +559,7 @@ def acquire(
 
     options = StreamOptions.pick(locals())
     options.camera_model()  # bad values: one line before the configuration is loaded
+    _check_plan(z_range, step)
     _refuse_existing(out, options, [config])
     sequence = z_sequence(
         {"range": z_range, "step": step},

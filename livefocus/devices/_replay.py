@@ -44,7 +44,8 @@ def replay_frames(stack: np.ndarray, *, name: str = "stack") -> np.ndarray:
     lo_f, hi_f = float(data.min()), float(data.max())
     if lo_f >= 0 and hi_f <= 65535 and np.array_equal(data, np.round(data)):
         return np.ascontiguousarray(data, dtype=np.uint16)
-    scaled = (data - lo_f) * (65535.0 / max(hi_f - lo_f, 1e-30))
+    # in float64: float16 arithmetic would overflow to inf above 65504 and serve zeros
+    scaled = (data.astype(np.float64) - lo_f) * (65535.0 / max(hi_f - lo_f, 1e-30))
     return np.rint(scaled).astype(np.uint16)
 
 

@@ -19,30 +19,21 @@ def check_figure_path(
     inputs: Iterable[str | Path] = (),
     within: Iterable[str | Path] = (),
 ) -> Path:
-    """``path`` as a Path if a figure can be saved there: a file name ending in a format
-    matplotlib writes (``.png``, ``.pdf``, ``.svg``, ``.tif``, ...), in a writable folder, not
-    an input nor inside one, not inside an output being written (``within``), and not a file
-    livefocus did not write (:func:`livefocus._output.check_file_output`); otherwise an error
-    naming ``name``. Checked before any work, so that a bad path fails at once."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
+    """``path`` as a Path if a figure can be saved there: a ``.png`` file name (PNG only, so
+    that livefocus recognises its own figures by their ``Software`` text and replaces only
+    those), in a writable folder, not an input nor inside one, not inside an output being
+    written (``within``) nor inside a folder livefocus wrote, and not a file livefocus did not
+    write (:func:`livefocus._output.check_file_output`); otherwise an error naming ``name``.
+    Checked before any work, so that a bad path fails at once."""
     path = Path(path).expanduser()
     if str(path) in ("", ".") or path.is_dir():
         raise ValueError(f"{name} {str(path)!r} is a folder; give a file name such as curves.png")
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if path.suffix.lower().lstrip(".") not in formats:
-        raise ValueError(
-            f"{name} {str(path)!r} must end in a figure format: "
-            + ", ".join(f".{f}" for f in sorted(formats))
-        )
-    return check_file_output(path, name=name, inputs=inputs, within=within)
+    return check_file_output(path, name=name, inputs=inputs, within=within, suffixes=[".png"])
 
 
 def save_figure(fig: Any, path: Path, **kwargs: Any) -> None:
-    """``fig.savefig``, a PNG marked as livefocus's (so that it may replace it later)."""
-    if path.suffix.lower() == ".png":
-        kwargs["metadata"] = {"Software": WRITER}
-    fig.savefig(path, **kwargs)
+    """``fig.savefig`` to a PNG marked as livefocus's (so that it may replace it later)."""
+    fig.savefig(path, metadata={"Software": WRITER}, **kwargs)
 
 
 def plot_curves(

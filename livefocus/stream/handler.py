@@ -211,8 +211,12 @@ class MDAHandler:
         calibrate: str | Path | None = None,
         calibrate_seconds: float = 60.0,
     ) -> None:
-        # a model folder is an input: neither the store nor the calibrated model may replace it
-        model_folder = [Path(model).expanduser()] if model and Path(model).is_dir() else []
+        # a model folder is an input: neither the store nor the calibrated model may replace it;
+        # so are the replayed stack and the configuration the run names in its meta
+        read_paths = [Path(model).expanduser()] if model and Path(model).is_dir() else []
+        read_paths += [
+            Path(str(v)) for k, v in (meta or {}).items() if k in ("stack", "config") and v
+        ]
         if calibrate is not None:
             if out is None:
                 raise ValueError("calibrate needs out: the first stack is read back from the store")
@@ -221,7 +225,7 @@ class MDAHandler:
                 calibrate,
                 overwrite=overwrite,
                 name="calibrate",
-                inputs=[out, *model_folder],
+                inputs=[out, *read_paths],
                 kind="model",
             )
             check_positive_number(calibrate_seconds, "calibrate_seconds", "s")
@@ -238,7 +242,7 @@ class MDAHandler:
         self.queue_size = check_positive_int(queue_size, "queue_size")
         self.frame_timeout = check_positive_number(frame_timeout, "frame_timeout", "s")
         self.out = Path(out).expanduser() if out is not None else None
-        self._inputs = [*model_folder, *([Path(calibrate)] if calibrate is not None else [])]
+        self._inputs = [*read_paths, *([Path(calibrate)] if calibrate is not None else [])]
         if self.out is not None:
             check_output(self.out, overwrite=overwrite, inputs=self._inputs, kind="store")
         self.settings = settings
