@@ -140,7 +140,10 @@ def load(name_or_path: str | Path = "default") -> Model:
         raise ValueError(f"{cfg_path}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{cfg_path}: not a livefocus model config (format must be {FORMAT!r})")
-    arch = UNetConfig.from_dict(dict(config.get("architecture", {})))
+    try:
+        arch = UNetConfig.from_dict(dict(config.get("architecture", {})))
+    except (TypeError, ValueError) as exc:  # named by its file, not taken for a CLI option
+        raise ValueError(f"{cfg_path}: architecture: {exc}") from None
     # folders written before models took previous planes have no "context": one plane
     context = config.get("context", 1)
     if context != arch.in_channels:
