@@ -218,3 +218,26 @@ def test_label_depth_takes_the_depth_of_field(tmp_path: Path, data_dir: Path) ->
     expected = reconstruct(stack, z_step=1.0, depth_of_field=3.0).mask_depth
     assert not np.array_equal(expected, reconstruct(stack, z_step=1.0).mask_depth)
     np.testing.assert_array_equal(np.asarray(store.array("mask_depth")[0, 0]) > 0, expected)
+
+
+def test_label_depth_takes_the_least_probability(tmp_path: Path, data_dir: Path) -> None:
+    from livefocus.depth import reconstruct
+
+    stack = lf.read_stack(data_dir / "pseudoscorpion_zstack_4x.tif")[:, :96, :128]
+    np.save(tmp_path / "s.npy", stack)
+    argv = ["label", "s.npy", "--out", "o.zarr", "--depth"]
+    result = run_cli(*argv, "--min-probability", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = np.asarray(open_store(tmp_path / "o.zarr").array("depth")[0, 0])
+    every = reconstruct(stack, z_step=1.0, min_probability=0.0).depth
+    np.testing.assert_array_equal(got, every)
+    assert np.isfinite(every).sum() > np.isfinite(reconstruct(stack, z_step=1.0).depth).sum()
+    for extra, message in (
+        (["--min-probability", "1.5"], "--min-probability"),
+        (["--min-probability", "nan"], "--min-probability"),
+    ):
+        bad = run_cli("label", "s.npy", "--out", "bad.zarr", "--depth", *extra, cwd=tmp_path)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad.zarr").exists()
+    nodepth = run_cli("label", "s.npy", "--out", "n.zarr", "--min-probability", "0", cwd=tmp_path)
+    assert nodepth.returncode == 2 and "pass --depth too" in nodepth.stderr

@@ -131,6 +131,11 @@ def label(
     dof: float | None = typer.Option(
         None, help="Depth of field in µm for --depth (default: 2 z steps)."
     ),
+    min_probability: float | None = typer.Option(
+        None,
+        help="For --depth: least calibrated probability a depth needs to stay in the depth map "
+        "(default 0.7; 0 keeps every confident peak's depth).",
+    ),
     model: str = typer.Option(
         "none",
         help="Also a U-Net's masks: a shipped name (depth), a model folder (calibrate --out), "
@@ -170,6 +175,8 @@ def label(
     _check_step(dof, "--dof")
     if dof is not None and not depth:
         raise ValueError("--dof is the depth of field of --depth; pass --depth too")
+    if min_probability is not None and not depth:
+        raise ValueError("--min-probability is part of --depth's depth map; pass --depth too")
     engine = None
     if model.lower() not in ("", "none"):
         from livefocus.model import engine as make_engine
@@ -193,8 +200,9 @@ def label(
     if depth:
         from livefocus.depth import ReconstructSettings
 
+        least = {} if min_probability is None else {"min_probability": min_probability}
         rec_settings = ReconstructSettings.for_frame(
-            (int(data.shape[1]), int(data.shape[2])), depth_of_field=dof
+            (int(data.shape[1]), int(data.shape[2])), depth_of_field=dof, **least
         )
         depth_step = step or 1.0  # the file's step, else 1 µm
         depth_attrs = {"depth_settings": rec_settings.as_dict(), "depth_z_step": depth_step}

@@ -50,6 +50,13 @@ PaintOpt = Annotated[
     str | None, typer.Option(help="'sum' (the paper) or 'mean' (default: the reconstruction's).")
 ]
 DofOpt = Annotated[float | None, typer.Option(help="Depth of field in µm (default: 2 z steps).")]
+MinProbabilityOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Least calibrated probability a depth needs to stay in the depth map "
+        "(default 0.7; 0 keeps every confident peak's depth: denser maps of thin filaments)."
+    ),
+]
 GainOpt = Annotated[
     float | None,
     typer.Option(help="Camera gain in ADU per photoelectron (camera model; needs --read-noise)."),
@@ -100,6 +107,7 @@ class StreamOptions:
     strides: str | None = None
     paint: str | None = None
     dof: float | None = None
+    min_probability: float | None = None
     gain: float | None = None
     offset: float | None = None
     read_noise: float | None = None
@@ -137,6 +145,8 @@ class StreamOptions:
         if self.dof is not None:
             _check_step(self.dof, "--dof")
             overrides["depth_of_field"] = self.dof
+        if self.min_probability is not None:
+            overrides["min_probability"] = self.min_probability
         overrides.update(self.camera_model())
         try:
             return ReconstructSettings.for_frame(shape, **overrides)
@@ -432,6 +442,7 @@ def replay(
     strides: StridesOpt = None,
     paint: PaintOpt = None,
     dof: DofOpt = None,
+    min_probability: MinProbabilityOpt = None,
     gain: GainOpt = None,
     offset: OffsetOpt = None,
     read_noise: ReadNoiseOpt = None,
@@ -544,6 +555,7 @@ def acquire(
     strides: StridesOpt = None,
     paint: PaintOpt = None,
     dof: DofOpt = None,
+    min_probability: MinProbabilityOpt = None,
     gain: GainOpt = None,
     offset: OffsetOpt = None,
     read_noise: ReadNoiseOpt = None,
