@@ -362,3 +362,16 @@ def test_streaming_plane_spacings_beyond_reason_are_one_line(
     code, _, err = cli([*line, "--out", str(out), "--no-preview"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists(), err
     assert any(flag in err for flag in ("--z-step", "--dof", "--step", "--z-range")), err
+
+
+def test_a_z_plan_beyond_the_stage_travel_is_refused_before_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d.zarr"
+    demo = ["demo", "--size", "64", "--step", "2", "--no-preview", "--out", str(out)]
+    code, _, err = cli([*demo, "--z-range", "8"], capsys)
+    assert code == 0, err
+    before = (out / "zarr.json").read_text()
+    code, _, err = cli([*demo, "--z-range", "1000", "--overwrite"], capsys)
+    assert code == 2 and "--z-range" in err and "travel" in err, err
+    assert (out / "zarr.json").read_text() == before  # the old store is still there

@@ -76,6 +76,7 @@ def stream(
     """
     sequence_layout(sequence)  # a bad sequence fails here, before any set-up
     _check_channels(core, sequence)
+    _check_travel(core, sequence)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
     run = MDAHandler(
@@ -134,6 +135,28 @@ class _Feed:
     def __init__(self, run: MDAHandler) -> None:
         self.frameReady = run.frameReady
         self.sequenceCanceled = run.sequenceCanceled
+
+
+def _check_travel(core: Any, sequence: Any) -> None:
+    """Refuse a Z plan beyond the focus stage's travel, where the stage states it (the
+    ``LowerLimitUm`` and ``UpperLimitUm`` of the simulated stage), before the store exists:
+    the run would fail at its first move, after ``overwrite`` removed the old store."""
+    stage = core.getFocusDevice()
+    try:
+        lo = float(core.getProperty(stage, "LowerLimitUm"))
+        hi = float(core.getProperty(stage, "UpperLimitUm"))
+    except Exception:  # a stage that does not state its travel: it judges each move itself
+        return
+    offsets = [float(v) for v in sequence.z_plan]
+    bases = [float(core.getPosition(stage))] if sequence.z_plan.is_relative else [0.0]
+    if sequence.z_plan.is_relative:
+        bases += [float(p.z) for p in sequence.stage_positions if p.z is not None]
+    zs = [b + o for b in bases for o in offsets]
+    if min(zs) < lo or max(zs) > hi:
+        raise ValueError(
+            f"z_range: the Z plan reaches {min(zs):g} to {max(zs):g} µm, beyond the travel of "
+            f"focus stage {stage!r} ({lo:g} to {hi:g} µm)"
+        )
 
 
 def _check_channels(core: Any, sequence: Any) -> None:
