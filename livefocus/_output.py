@@ -169,7 +169,7 @@ def check_output(
         The parent folder is missing or not writable.
     """
     if str(path).strip() in ("", ".", "..") or Path(path).name in ("", ".", ".."):
-        raise ValueError(f"{name} {str(path)!r} must name a new folder or file, not {str(path)!r}")
+        raise ValueError(f"{name} {str(path)!r} must name a folder or file of its own")
     path = Path(path).expanduser()
     target = path.resolve()
     if _within(Path.cwd().resolve(), target):
@@ -259,6 +259,7 @@ def check_file_output(
     inputs: Iterable[str | Path] = (),
     within: Iterable[str | Path] = (),
     suffixes: Iterable[str] = (),
+    example: str = "",
 ) -> Path:
     """Check, before any work, that the side file ``path`` (a figure, a screenshot, a JSON
     summary) may be written; change nothing.
@@ -266,11 +267,13 @@ def check_file_output(
     It must be a file name (``suffixes``: one of these endings, when given) in a writable
     folder, neither an input nor inside one (a store's ``zarr.json``), nor inside an output
     being written (``within``). An existing file is replaced only when livefocus wrote it
-    (:func:`is_livefocus_file`); anything else there is never replaced. Errors name ``name``.
+    (:func:`is_livefocus_file`); anything else there is never replaced. Errors name ``name``
+    (and a folder given instead of a file, ``example``: a file name to suggest).
     """
     path = Path(path).expanduser()
     if path.name in ("", ".", "..") or path.is_dir():
-        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name")
+        such = f" such as {example}" if example else ""
+        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name{such}")
     ends = [s.lower() for s in suffixes]
     if ends and path.suffix.lower() not in ends:
         raise ValueError(f"{name} {str(path)!r} must end in " + " or ".join(ends))

@@ -20,11 +20,8 @@ def check_json_path(
     a missing or read-only folder, an input or a path inside one or inside an output
     (``within``), or a file livefocus did not write (``livefocus._output.check_file_output``).
     """
-    if path is None:
-        return
-    if path.name in ("", ".", "..") or path.is_dir():
-        raise ValueError(f"--json {str(path)!r} is a folder; give a file name such as rows.json")
-    check_file_output(path, name="--json", inputs=inputs, within=within)
+    if path is not None:
+        check_file_output(path, name="--json", inputs=inputs, within=within, example="rows.json")
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -154,8 +154,6 @@ class StreamOptions:
             if str(exc).startswith("fuse"):  # the measures after '+' of --measure
                 why = str(exc).removeprefix("fuse: ")
                 raise ValueError(f"measure {self.measure!r}: {why}") from None
-            if str(exc).startswith("depth_of_field"):  # the option's own name
-                raise ValueError("--dof" + str(exc).removeprefix("depth_of_field")) from None
             raise
 
     def camera_model(self) -> dict[str, float]:

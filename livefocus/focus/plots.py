@@ -25,10 +25,9 @@ def check_figure_path(
     written (``within``) nor inside a folder livefocus wrote, and not a file livefocus did not
     write (:func:`livefocus._output.check_file_output`); otherwise an error naming ``name``.
     Checked before any work, so that a bad path fails at once."""
-    path = Path(path).expanduser()
-    if str(path) in ("", ".") or path.is_dir():
-        raise ValueError(f"{name} {str(path)!r} is a folder; give a file name such as curves.png")
-    return check_file_output(path, name=name, inputs=inputs, within=within, suffixes=[".png"])
+    return check_file_output(
+        path, name=name, inputs=inputs, within=within, suffixes=[".png"], example="curves.png"
+    )
 
 
 def save_figure(fig: Any, path: Path, **kwargs: Any) -> None:

@@ -444,13 +444,14 @@ def _read(path: Path) -> tuple[np.ndarray, str]:
     from livefocus._output import check_complete
     from livefocus.io import check_planes_written, read_stack
 
-    check_complete(path, "stack")  # a store left by a crash is no stack, whatever its shape
     try:
-        return np.asarray(read_stack(path)), "stack"
+        return np.asarray(read_stack(path)), "stack"  # refuses unfinished stores itself
     except ValueError:
         first = _first_stack_of_store(path)
         if first is None:
             raise
+        # the store read directly: a crashed run or lost planes are no stack either
+        check_complete(path, "stack")
         check_planes_written(path, "stack", t=0)
         return first, "time point 0, channel 0 of the store"
 
