@@ -49,6 +49,7 @@ from livefocus.depth._smooth import (
     smooth_depth,
     smooth_depth_reference,
 )
+from livefocus.depth._specks import without_specks, without_specks_reference
 from livefocus.focus import focus_map
 from livefocus.focus.measures import NOISE_SCALE
 from livefocus.sim import mask_scores, simulate_stack
@@ -308,6 +309,57 @@ def test_enclosed_bridges_speckle_gaps_only() -> None:
     apart = np.zeros((9, 20), bool)
     apart[:, 2:6] = apart[:, 9:13] = True  # objects 3 pixels apart stay apart
     assert not enclosed(apart, 3)[4, 7]
+
+
+@given(
+    hst.integers(1, 30),
+    hst.integers(1, 30),
+    hst.integers(0, 12),
+    hst.floats(0.05, 0.8),
+    hst.integers(0, 2**31 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_without_specks_matches_reference_and_skimage(
+    ny: int, nx: int, area: int, density: float, seed: int
+) -> None:
+    from skimage.morphology import remove_small_objects
+
+    mask = np.random.default_rng(seed).random((ny, nx)) < density
+    fast = without_specks(mask, area)
+    assert np.array_equal(fast, without_specks_reference(mask, area))
+    if area > 1:  # scikit-image's, 8-connected (since 0.26 "max_size": the largest removed)
+        import inspect
+
+        if "max_size" in inspect.signature(remove_small_objects).parameters:
+            theirs = remove_small_objects(mask, max_size=area - 1, connectivity=2)
+        else:
+            theirs = remove_small_objects(mask, min_size=area, connectivity=2)
+        assert np.array_equal(fast, theirs)
+
+
+def test_specks_leave_the_final_masks_only() -> None:
+    # a speck of 9 pixels (3 x 3) goes, one of 10 stays (a 3 x 3 with a diagonal neighbour:
+    # 8-connected), on the plane that is in focus; the depth map keeps both
+    z = np.arange(9, dtype=np.float64)
+    curve = (1 + 50 * np.exp(-((z - 4) ** 2) / 2)).astype(np.float32)
+    maps = np.ones((9, 20, 30), np.float32)
+    maps[:, 5:8, 5:8] = curve[:, None, None]
+    maps[:, 5:8, 15:18] = curve[:, None, None]
+    maps[:, 8, 18] = curve
+    frames = np.zeros((9, 20, 30), np.uint16)
+    for area, kept in ((10, (False, True)), (0, (True, True))):
+        settings_ = ReconstructSettings(
+            min_support=0.0, noise_floor=0.0, min_probability=0.0, min_area=area
+        )
+        rec = StackReconstructor((20, 30), z_step=1.0, settings=settings_)
+        finals: dict[int, np.ndarray] = {}
+        for k in range(9):
+            finals.update(rec.add(frames[k], focus=maps[k]).final)
+        res, rest = rec.finish()
+        finals.update(rest)
+        assert (res.mask_depth[4, 6, 6], res.mask_depth[4, 6, 16]) == kept
+        assert all(np.array_equal(finals[k], res.mask_depth[k]) for k in range(9))
+        assert np.isfinite(res.depth[6, 6]) and np.isfinite(res.depth[6, 16])
 
 
 def test_fill_holes_matches_reference() -> None:

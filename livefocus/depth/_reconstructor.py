@@ -84,6 +84,7 @@ from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.depth._signal import noise_sigma, plane_support
 from livefocus.depth._smooth import guided_smooth, smooth_depth
+from livefocus.depth._specks import without_specks
 from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
 from livefocus.focus.labels import otsu_threshold, weak_labels
 
@@ -332,6 +333,8 @@ class StackReconstructor:
         provisional = self._masks[k].copy()  # plane k is never final yet (R >= 1)
         if tentative:
             self._tentative_into(provisional, k)
+        # as the final mask will be (which only grows from it): a subset of it stays a subset
+        provisional = without_specks(provisional, self.settings.min_area)
         threshold = float(otsu_threshold(fmap))
         return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
 
@@ -539,6 +542,8 @@ class StackReconstructor:
                 j0 = self._decided
                 if j0 <= k or abs((z[j0 - 1] + z[j0]) / 2 - z[k]) <= self._half:
                     break
+            # the plane's mask is complete: its specks go, here as in the result
+            self._masks[k] = without_specks(self._masks[k], self.settings.min_area)
             out[k] = self._masks[k].copy()
             self._delivered += 1
         return out

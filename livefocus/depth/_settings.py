@@ -174,6 +174,10 @@ class ReconstructSettings:
         The depth map keeps a depth only where its calibrated confidence (the probability
         that it is right) reaches this, in [0, 1) (0: every confident peak's depth). With
         0.7 (default) isolated depths on textureless ground, which are mostly noise, go.
+    min_area : int
+        A plane's final depth mask loses its 8-connected regions of fewer than this many
+        pixels (specks: a noise peak met a pixel of faint support; 0 or 1: kept). The depth
+        map is not touched.
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -206,6 +210,7 @@ class ReconstructSettings:
     outlier_tolerance: float = 1.0
     outlier_size: int = 15
     min_probability: float = 0.7
+    min_area: int = 10
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -270,6 +275,7 @@ class ReconstructSettings:
         if least >= 1:
             raise ValueError(f"min_probability must be in [0, 1), got {self.min_probability!r}")
         set_(self, "min_probability", least)
+        set_(self, "min_area", _non_negative_int(self.min_area, "min_area"))
         set_(
             self,
             "smooth_tolerance",

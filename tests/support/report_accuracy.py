@@ -30,7 +30,7 @@ from .render_scene import RenderedStack, render_stack
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 #: The peak rule alone: no object-support or noise-floor test, no outlier or ambiguity test,
-#: no depth smoothing, no least probability for the depth map.
+#: no depth smoothing, no least probability for the depth map, no speck removal.
 PEAKS_ONLY: dict[str, Any] = {
     "min_support": 0.0,
     "noise_floor": 0.0,
@@ -39,6 +39,7 @@ PEAKS_ONLY: dict[str, Any] = {
     "outlier_tolerance": 0.0,
     "ambiguous_peak": 0.0,
     "min_probability": 0.0,
+    "min_area": 0,
 }
 #: The rule before issue 12: the peak rule alone, with its thresholds of then.
 BEFORE: dict[str, Any] = {"min_confidence": 0.35, "peak_radius": 4, **PEAKS_ONLY}
