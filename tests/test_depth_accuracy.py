@@ -19,6 +19,7 @@ from support.report_accuracy import (
     background_fp,
     expected_calibration_error,
     reliability,
+    reliability_in_focus,
     rendered_rows,
     roughness,
     scores,
@@ -204,6 +205,27 @@ def test_confidence_calibration_on_sim_and_on_the_independent_phantom() -> None:
     assert expected_calibration_error(rel) <= 0.35
     used = rel["count"] > 200
     assert np.all(np.diff(rel["right"][used]) > -0.1)  # more confident, more often right
+
+
+def test_reliability_in_focus_counts_a_thick_objects_sharp_face() -> None:
+    # a slab 6 planes thick whose upper face is the only texture: its depth is the face's,
+    # 2.5 planes from the truth's column centre, and in focus in the truth's masks
+    z = np.arange(12, dtype=np.float64)
+    curve = 1 + 50 * np.exp(-((z - 8) ** 2) / 2)
+    maps = np.ones((12, 8, 8), np.float32) * curve[:, None, None].astype(np.float32)
+    settings_ = ReconstructSettings(min_support=0.0, noise_floor=0.0, min_probability=0.0)
+    rec = StackReconstructor((8, 8), z_step=1.0, settings=settings_)
+    for k in range(12):
+        rec.add(np.zeros((8, 8), np.uint16), focus=maps[k])
+    res, _ = rec.finish()
+    mask = np.zeros((12, 8, 8), bool)
+    mask[3:9] = True  # the slab, planes 3-8, in focus on each
+    centre = np.full((8, 8), 5.5, np.float32)
+    assert reliability([(res, centre, 1.0)])["right"].sum() == 0
+    rel = reliability_in_focus([(res, mask)])
+    assert rel["count"].sum() == 64 and rel["right"][rel["count"] > 0].min() == 1.0
+    mask[6:] = False  # the face is not in the truth: no longer right
+    assert reliability_in_focus([(res, mask)])["right"].sum() == 0
 
 
 def test_real_stack_marked_background_gets_no_depth() -> None:

@@ -85,7 +85,26 @@ def reliability(results: list[tuple[StackResult, np.ndarray, float]]) -> dict[st
         ok = np.abs(res.depth - depth) <= res.meta["depth_of_field_um"] / 2
         conf.append(res.confidence[has])
         right.append(ok[has])
-    cc, rr = np.concatenate(conf), np.concatenate(right)
+    return _binned(np.concatenate(conf), np.concatenate(right))
+
+
+def reliability_in_focus(results: list[tuple[StackResult, np.ndarray]]) -> dict[str, np.ndarray]:
+    """As :func:`reliability`, with a depth right where the truth mask (Z, Y, X) marks the
+    pixel in focus on a plane within half the depth of field of it. For a thick object the
+    truth's one depth (its column's centre) is a convention: a depth on its sharp face, which
+    the truth's masks count as in focus, is right here and wrong there."""
+    conf, right = [], []
+    for res, mask in results:
+        has = np.isfinite(res.depth)
+        half = res.meta["depth_of_field_um"] / 2
+        near = np.abs(res.z_um[:, None, None] - res.depth[None]) <= half
+        ok = (near & np.asarray(mask, bool)).any(axis=0)
+        conf.append(res.confidence[has])
+        right.append(ok[has])
+    return _binned(np.concatenate(conf), np.concatenate(right))
+
+
+def _binned(cc: np.ndarray, rr: np.ndarray) -> dict[str, np.ndarray]:
     edges = np.linspace(0, 1, 11)
     b = np.clip(np.digitize(cc, edges) - 1, 0, 9)
     n = np.bincount(b, minlength=10).astype(float)
@@ -177,6 +196,7 @@ def main() -> None:
                 )
                 if name == "after":
                     rel_sim.append((res, st.depth, 2.0))
+    in_focus: dict[str, list[tuple[StackResult, np.ndarray]]] = {}
     rel_pts: list[tuple[StackResult, np.ndarray, float]] = []
     rel_wf: list[tuple[StackResult, np.ndarray, float]] = []
     generators: list[tuple[str, Any, tuple[int, int], list[Any]]] = [
@@ -194,6 +214,7 @@ def main() -> None:
                     rows.append((f"{label} {contrast} seed {seed}", name, sc))
                     if name == "after":
                         kept.append((res, ph.depth, 1.0))
+                        in_focus.setdefault(label, []).append((res, ph.mask))
     surf = surface_stack((44, 256, 256), seed=100)
     for name, kw in (("before", BEFORE), ("after", {})):
         res = reconstruct(surf.raw, z_step=1.0, **kw)
@@ -281,6 +302,9 @@ def main() -> None:
         ece = expected_calibration_error(rel)
         ax.plot(rel["confidence"][used], rel["right"][used], "o-", label=f"{label}, ECE {ece:.3f}")
         print(f"reliability {label}: ECE {ece:.3f}")
+    for label, pairs in in_focus.items():
+        ece = expected_calibration_error(reliability_in_focus(pairs))
+        print(f"reliability {label}, right = in focus in the truth's masks: ECE {ece:.3f}")
     ax.set_xlabel("confidence")
     ax.set_ylabel("fraction of depths within DoF/2 of truth")
     ax.set_xlim(0, 1)
