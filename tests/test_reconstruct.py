@@ -387,3 +387,44 @@ def test_skipping_tentative_peaks_changes_no_final_mask() -> None:
     # the lean provisional masks hold only decided peaks: a subset of the final masks
     assert all(not (p & ~full.mask_depth[k]).any() for k, p in enumerate(p_lean))
     assert sum(int(p.sum()) for p in p_full) >= sum(int(p.sum()) for p in p_lean)
+
+
+def _depth_sum(raw: np.ndarray) -> float:
+    return float(np.nansum(reconstruct(raw, z_step=Z_STEP).depth))
+
+
+def test_focus_helper_thread_survives_fork() -> None:
+    # add() computes the focus map on a helper thread; a process forked after that (a
+    # multiprocessing pool) must start its own helper, or its first add() waits forever
+    import multiprocessing
+    import warnings
+
+    raw = _sim("brightfield", 0).raw[:8, :64, :64]
+    here = _depth_sum(raw)  # the helper thread runs in this process now
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a process with threads may deadlock: the case here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            there = pool.map_async(_depth_sum, [raw, raw]).get(timeout=120)
+    assert there == [here, here]
+
+
+def test_focus_given_or_computed_gives_the_same_stack() -> None:
+    from livefocus.depth import plane_focus
+
+    raw = _sim("fluorescence", 1).raw
+    settings = ReconstructSettings.for_frame(raw.shape[1:])
+    results = []
+    for given in (False, True):
+        rec = StackReconstructor(raw.shape[1:], z_step=Z_STEP, settings=settings)
+        finals: dict[int, np.ndarray] = {}
+        for frame in raw:
+            fmap = plane_focus(frame, settings) if given else None
+            finals.update(rec.add(frame, focus=fmap).final)
+        res, rest = rec.finish()
+        finals.update(rest)
+        results.append((res, finals))
+    (a, fa), (b, fb) = results
+    assert np.array_equal(a.focus, b.focus) and np.array_equal(a.mask_depth, b.mask_depth)
+    assert np.array_equal(a.depth, b.depth, equal_nan=True)
+    assert all(np.array_equal(fa[k], fb[k]) for k in fa) and fa.keys() == fb.keys()

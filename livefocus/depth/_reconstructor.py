@@ -70,6 +70,9 @@ online and offline results are identical, bit for bit.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +95,29 @@ __all__ = ["PlaneUpdate", "StackReconstructor"]
 
 _TINY = np.float32(1e-30)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+_HELPER: ThreadPoolExecutor | None = None
+_HELPER_LOCK = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    """One worker thread shared by every reconstructor (each waits for its own tasks, which
+    never wait for the helper themselves, so at most one task per caller is queued)."""
+    global _HELPER
+    with _HELPER_LOCK:
+        if _HELPER is None:
+            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livefocus-helper")
+        return _HELPER
+
+
+def _forget_helper() -> None:
+    """In a forked child the parent's worker thread does not exist: start a new one there."""
+    global _HELPER, _HELPER_LOCK
+    _HELPER, _HELPER_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,7 +291,9 @@ class StackReconstructor:
             ``k * z_step`` after the first plane.
         focus : ndarray, optional
             (Y, X) precomputed focus map of the frame (e.g. on a GPU with the same settings);
-            None: :func:`livefocus.focus_map` with the settings.
+            None: :func:`~livefocus.depth.plane_focus` with the settings, computed on the
+            module's one helper thread while this one measures the frame's noise and support
+            (the result is the same either way).
         tentative : bool
             Whether the provisional mask of this plane also judges the undecided peaks on the
             planes seen so far (about a third of the cost of a plane). False: it holds only the
@@ -290,13 +318,11 @@ class StackReconstructor:
                     "the frame down"
                 )
         z = self._check_z(z_um)
+        pending: Future[np.ndarray] | None = None
         if focus is None:
-            fmap = plane_focus(img, self.settings)
-            if not np.isfinite(fmap).all():
-                raise ValueError(
-                    "frame values are so large that their focus map exceeds float32; scale "
-                    "the frame down"
-                )
+            # the focus map (about a quarter of a plane's cost) is computed on a second core
+            # while this thread measures the frame's noise and support
+            pending = _helper().submit(plane_focus, img, self.settings)
         else:
             given: Any = focus
             if type(given).__module__.split(".")[0] == "cupy":
@@ -312,13 +338,26 @@ class StackReconstructor:
             if not np.isfinite(fmap).all():
                 raise ValueError("focus contains NaN or inf values; expected a finite map")
 
+        try:
+            sigma = noise_sigma(img, self.settings)
+            support = plane_support(img, self.settings, sigma)
+        finally:
+            if pending is not None:
+                fmap = pending.result()
+        if pending is not None and not np.isfinite(fmap).all():
+            raise ValueError(
+                "frame values are so large that their focus map exceeds float32; scale "
+                "the frame down"
+            )
+        # the plane's Otsu threshold needs its map only: on the second core meanwhile
+        otsu = _helper().submit(otsu_threshold, fmap)
         self._grow()
         k = self._n
         if k == 1:
             self._direction = 1.0 if z > self._z[0] else -1.0
         self._focus[k] = fmap
-        self._sigma.append(noise_sigma(img, self.settings))
-        self._support[k] = plane_support(img, self.settings, self._sigma[-1])
+        self._sigma.append(sigma)
+        self._support[k] = support
         self._z.append(z)
         self._curve.append(float(fmap.mean(dtype=np.float64)))
         self._n = k + 1
@@ -335,7 +374,7 @@ class StackReconstructor:
             self._tentative_into(provisional, k)
         # as the final mask will be (which only grows from it): a subset of it stays a subset
         provisional = without_specks(provisional, self.settings.min_area)
-        threshold = float(otsu_threshold(fmap))
+        threshold = float(otsu.result())
         return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
 
     # -- per-pixel curve state ------------------------------------------------------------

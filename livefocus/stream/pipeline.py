@@ -587,15 +587,18 @@ class Pipeline:
         engine = self.engine  # read once: set_engine may swap it meanwhile
         stack: _Stack | None = None
         predicted = False
+        given: np.ndarray | None = None
         try:
             stack = self._open_stack(item, image.shape, engine)
             z0 = stack.z[0] if stack.z else item.z_um
-            focus = self._focus(image)
+            # on the CPU the reconstructor computes the focus map itself, on a second core
+            given = self._focus(image) if self.device == "gpu" else None
             # the provisional depth mask of the newest plane judges undecided peaks too only
             # when a preview shows it: headless, the plane's mask is written when final
             update = stack.recon.add(
-                image, item.z_um - z0, focus=focus, tentative=self.on_result is not None
+                image, item.z_um - z0, focus=given, tentative=self.on_result is not None
             )
+            focus = update.focus
             stack.planes.append(z)
             stack.z.append(item.z_um)
             with self._z_lock:
@@ -634,6 +637,13 @@ class Pipeline:
                 )
         except Exception as exc:  # the frame is written with what was computed
             self._fault(item, exc)
+            if focus is None and given is not None:
+                focus = given  # the reconstruction failed after the map (GPU)
+            elif focus is None:
+                try:  # on the CPU the map is the reconstruction's: the plane still gets it
+                    focus = self._focus(image)
+                except Exception:
+                    pass  # the frame is written raw (the fault is recorded)
             if stack is not None and engine is not None and not predicted:
                 try:  # the plane has no probability: its neighbours keep their own masks
                     self._model_mask(stack, item, engine, None, finals)
