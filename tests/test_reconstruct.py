@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -393,6 +396,9 @@ def _depth_sum(raw: np.ndarray) -> float:
     return float(np.nansum(reconstruct(raw, z_step=Z_STEP).depth))
 
 
+@pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork here"
+)
 def test_focus_helper_thread_survives_fork() -> None:
     # add() computes the focus map on a helper thread; a process forked after that (a
     # multiprocessing pool) must start its own helper, or its first add() waits forever
@@ -428,3 +434,30 @@ def test_focus_given_or_computed_gives_the_same_stack() -> None:
     assert np.array_equal(a.focus, b.focus) and np.array_equal(a.mask_depth, b.mask_depth)
     assert np.array_equal(a.depth, b.depth, equal_nan=True)
     assert all(np.array_equal(fa[k], fb[k]) for k in fa) and fa.keys() == fb.keys()
+
+
+def test_reconstruction_still_runs_once_the_interpreter_shuts_down(tmp_path: Path) -> None:
+    # the helper threads take no work after interpreter shutdown began (a non-daemon thread
+    # still running, an atexit handler): add() then computes the focus map itself
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import atexit, threading\n"
+        "import numpy as np\n"
+        "from livefocus.depth import reconstruct\n"
+        "raw = np.random.default_rng(0).integers(0, 4000, (6, 32, 32)).astype(np.uint16)\n"
+        "def late():\n"
+        "    reconstruct(raw, z_step=1.0)\n"
+        "    print('atexit ok', flush=True)\n"
+        "atexit.register(late)\n"
+        "def worker():\n"
+        "    import time\n"
+        "    time.sleep(0.5)\n"
+        "    reconstruct(raw, z_step=1.0)\n"
+        "    print('thread ok', flush=True)\n"
+        "threading.Thread(target=worker).start()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "thread ok" in out.stdout and "atexit ok" in out.stdout, (out.stdout, out.stderr)

@@ -101,14 +101,27 @@ _HELPER: ThreadPoolExecutor | None = None
 _HELPER_LOCK = threading.Lock()
 
 
-def _helper() -> ThreadPoolExecutor:
-    """One worker thread shared by every reconstructor (each waits for its own tasks, which
-    never wait for the helper themselves, so at most one task per caller is queued)."""
+def _beside(fn: Any, *args: Any) -> Future[Any]:
+    """``fn(*args)`` on a helper thread, shared by every reconstructor (up to one per core,
+    started as needed; each caller waits for its own tasks, which never wait for the helper
+    themselves, so at most one task per caller is queued). Once the interpreter shuts down
+    the helpers take no more work: ``fn`` then runs here, and the future is already done."""
     global _HELPER
     with _HELPER_LOCK:
         if _HELPER is None:
-            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livefocus-helper")
-        return _HELPER
+            _HELPER = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 1, thread_name_prefix="livefocus-helper"
+            )
+        helper = _HELPER
+    try:
+        return helper.submit(fn, *args)
+    except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
 
 
 def _forget_helper() -> None:
@@ -292,7 +305,7 @@ class StackReconstructor:
         focus : ndarray, optional
             (Y, X) precomputed focus map of the frame (e.g. on a GPU with the same settings);
             None: :func:`~livefocus.depth.plane_focus` with the settings, computed on the
-            module's one helper thread while this one measures the frame's noise and support
+            module's helper threads while this one measures the frame's noise and support
             (the result is the same either way).
         tentative : bool
             Whether the provisional mask of this plane also judges the undecided peaks on the
@@ -322,7 +335,7 @@ class StackReconstructor:
         if focus is None:
             # the focus map (about a quarter of a plane's cost) is computed on a second core
             # while this thread measures the frame's noise and support
-            pending = _helper().submit(plane_focus, img, self.settings)
+            pending = _beside(plane_focus, img, self.settings)
         else:
             given: Any = focus
             if type(given).__module__.split(".")[0] == "cupy":
@@ -350,7 +363,7 @@ class StackReconstructor:
                 "the frame down"
             )
         # the plane's Otsu threshold needs its map only: on the second core meanwhile
-        otsu = _helper().submit(otsu_threshold, fmap)
+        otsu = _beside(otsu_threshold, fmap)
         self._grow()
         k = self._n
         if k == 1:

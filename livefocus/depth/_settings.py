@@ -176,8 +176,8 @@ class ReconstructSettings:
         0.7 (default) isolated depths on textureless ground, which are mostly noise, go.
     min_area : int
         A plane's final depth mask loses its 8-connected regions of fewer than this many
-        pixels (specks: a noise peak met a pixel of faint support; 0 or 1: kept). The depth
-        map is not touched.
+        pixels (specks: a noise peak met a pixel of faint support; 0 or 1: kept; a frame of
+        fewer pixels than this has empty masks). The depth map is not touched.
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
