@@ -241,3 +241,11 @@ def test_label_depth_takes_the_least_probability(tmp_path: Path, data_dir: Path)
         assert not (tmp_path / "bad.zarr").exists()
     nodepth = run_cli("label", "s.npy", "--out", "n.zarr", "--min-probability", "0", cwd=tmp_path)
     assert nodepth.returncode == 2 and "pass --depth too" in nodepth.stderr
+    result = run_cli(*argv[:3], "a.zarr", "--depth", "--min-area", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    got_masks = np.asarray(open_store(tmp_path / "a.zarr").array("mask_depth")[0, 0]) > 0
+    specks = reconstruct(stack, z_step=1.0, min_area=0).mask_depth
+    assert specks.sum() > reconstruct(stack, z_step=1.0).mask_depth.sum()  # not vacuous
+    np.testing.assert_array_equal(got_masks, specks)
+    nodepth = run_cli("label", "s.npy", "--out", "m.zarr", "--min-area", "0", cwd=tmp_path)
+    assert nodepth.returncode == 2 and "pass --depth too" in nodepth.stderr

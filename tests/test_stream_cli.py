@@ -111,6 +111,30 @@ def test_replay_takes_the_depth_of_field(tmp_path: Path) -> None:
     np.testing.assert_array_equal(masks, wide)
 
 
+def test_replay_takes_the_least_area(tmp_path: Path) -> None:
+    """``replay --min-area 0``: every speck of the depth masks stays, as ``reconstruct`` with
+    ``min_area=0`` gives them; a negative area is one line, exit 2, no store."""
+    from livefocus.depth import reconstruct
+
+    stack = DATA / "pseudoscorpion_zstack_4x.tif"
+    code, _, err = run_cli(
+        "replay", str(stack), "--min-area", "0", "--no-preview", "-o", "r.ome.zarr", cwd=tmp_path
+    )
+    assert code == 0, err
+    store = open_store(tmp_path / "r.ome.zarr")
+    assert store.meta["settings"]["min_area"] == 0
+    raw = read_stack(stack)
+    masks = np.asarray(store.array("mask_depth")[0, 0]).astype(bool)
+    kept = reconstruct(raw, z_step=1.0, min_area=0).mask_depth
+    assert kept.sum() > reconstruct(raw, z_step=1.0).mask_depth.sum()  # not vacuous
+    np.testing.assert_array_equal(masks, kept)
+    code, _, err = run_cli(
+        "replay", str(stack), "--min-area", "-1", "--no-preview", "-o", "b.ome.zarr", cwd=tmp_path
+    )
+    assert code == 2 and "--min-area" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "b.ome.zarr").exists()
+
+
 def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:
     code, out, err = run_cli(
         "acquire",

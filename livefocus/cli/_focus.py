@@ -136,6 +136,11 @@ def label(
         help="For --depth: least calibrated probability a depth needs to stay in the depth map "
         "(default 0.7; 0 keeps every confident peak's depth).",
     ),
+    min_area: int | None = typer.Option(
+        None,
+        help="For --depth: least size in pixels of a region of a plane's final depth mask "
+        "(default 10; 0 keeps every speck).",
+    ),
     model: str = typer.Option(
         "none",
         help="Also a U-Net's masks: a shipped name (depth), a model folder (calibrate --out), "
@@ -177,6 +182,8 @@ def label(
         raise ValueError("--dof is the depth of field of --depth; pass --depth too")
     if min_probability is not None and not depth:
         raise ValueError("--min-probability is part of --depth's depth map; pass --depth too")
+    if min_area is not None and not depth:
+        raise ValueError("--min-area is part of --depth's masks; pass --depth too")
     engine = None
     if model.lower() not in ("", "none"):
         from livefocus.model import engine as make_engine
@@ -200,7 +207,11 @@ def label(
     if depth:
         from livefocus.depth import ReconstructSettings
 
-        least = {} if min_probability is None else {"min_probability": min_probability}
+        least: dict[str, Any] = {}
+        if min_probability is not None:
+            least["min_probability"] = min_probability
+        if min_area is not None:
+            least["min_area"] = min_area
         rec_settings = ReconstructSettings.for_frame(
             (int(data.shape[1]), int(data.shape[2])), depth_of_field=dof, **least
         )

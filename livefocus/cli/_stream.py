@@ -57,6 +57,13 @@ MinProbabilityOpt = Annotated[
         "(default 0.7; 0 keeps every confident peak's depth: denser maps of thin filaments)."
     ),
 ]
+MinAreaOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Least size in pixels of a region of a plane's final depth mask (default 10; 0 "
+        "keeps every speck: isolated sub-resolution beads)."
+    ),
+]
 GainOpt = Annotated[
     float | None,
     typer.Option(help="Camera gain in ADU per photoelectron (camera model; needs --read-noise)."),
@@ -108,6 +115,7 @@ class StreamOptions:
     paint: str | None = None
     dof: float | None = None
     min_probability: float | None = None
+    min_area: int | None = None
     gain: float | None = None
     offset: float | None = None
     read_noise: float | None = None
@@ -147,6 +155,8 @@ class StreamOptions:
             overrides["depth_of_field"] = self.dof
         if self.min_probability is not None:
             overrides["min_probability"] = self.min_probability
+        if self.min_area is not None:
+            overrides["min_area"] = self.min_area
         overrides.update(self.camera_model())
         try:
             return ReconstructSettings.for_frame(shape, **overrides)
@@ -441,6 +451,7 @@ def replay(
     paint: PaintOpt = None,
     dof: DofOpt = None,
     min_probability: MinProbabilityOpt = None,
+    min_area: MinAreaOpt = None,
     gain: GainOpt = None,
     offset: OffsetOpt = None,
     read_noise: ReadNoiseOpt = None,
@@ -554,6 +565,7 @@ def acquire(
     paint: PaintOpt = None,
     dof: DofOpt = None,
     min_probability: MinProbabilityOpt = None,
+    min_area: MinAreaOpt = None,
     gain: GainOpt = None,
     offset: OffsetOpt = None,
     read_noise: ReadNoiseOpt = None,
