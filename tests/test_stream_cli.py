@@ -92,46 +92,31 @@ def test_replay_with_fps(tmp_path: Path) -> None:
     assert store.meta["source"] == "replay" and store.meta["settings"]["read_noise"] is None
 
 
-def test_replay_takes_the_depth_of_field(tmp_path: Path) -> None:
-    """``replay --dof``: the depth rule of the store is the one of ``reconstruct`` with that
-    depth of field (3 planes of 1 µm here, against the default of 2 z steps)."""
+@pytest.mark.parametrize(
+    ("option", "value", "setting", "expected"),
+    [("--dof", "3", "depth_of_field", 3.0), ("--min-area", "0", "min_area", 0)],
+)
+def test_replay_takes_the_depth_rules_options(
+    tmp_path: Path, option: str, value: str, setting: str, expected: float
+) -> None:
+    """``replay --dof 3`` (3 planes of 1 µm, against the default of 2 z steps) and
+    ``--min-area 0`` (every speck kept): the store's depth masks are those of ``reconstruct``
+    with that setting; a negative value is one line, exit 2, no store."""
     from livefocus.depth import reconstruct
 
     stack = DATA / "pseudoscorpion_zstack_4x.tif"
-    code, _, err = run_cli(
-        "replay", str(stack), "--dof", "3", "--no-preview", "-o", "r.ome.zarr", cwd=tmp_path
-    )
+    argv = ("replay", str(stack), option, value, "--no-preview", "-o")
+    code, _, err = run_cli(*argv, "r.ome.zarr", cwd=tmp_path)
     assert code == 0, err
     store = open_store(tmp_path / "r.ome.zarr")
-    assert store.meta["settings"]["depth_of_field"] == 3.0
+    assert store.meta["settings"][setting] == expected
     raw = read_stack(stack)
     masks = np.asarray(store.array("mask_depth")[0, 0]).astype(bool)
-    wide = reconstruct(raw, z_step=1.0, depth_of_field=3.0).mask_depth
-    assert not np.array_equal(wide, reconstruct(raw, z_step=1.0).mask_depth)  # not vacuous
-    np.testing.assert_array_equal(masks, wide)
-
-
-def test_replay_takes_the_least_area(tmp_path: Path) -> None:
-    """``replay --min-area 0``: every speck of the depth masks stays, as ``reconstruct`` with
-    ``min_area=0`` gives them; a negative area is one line, exit 2, no store."""
-    from livefocus.depth import reconstruct
-
-    stack = DATA / "pseudoscorpion_zstack_4x.tif"
-    code, _, err = run_cli(
-        "replay", str(stack), "--min-area", "0", "--no-preview", "-o", "r.ome.zarr", cwd=tmp_path
-    )
-    assert code == 0, err
-    store = open_store(tmp_path / "r.ome.zarr")
-    assert store.meta["settings"]["min_area"] == 0
-    raw = read_stack(stack)
-    masks = np.asarray(store.array("mask_depth")[0, 0]).astype(bool)
-    kept = reconstruct(raw, z_step=1.0, min_area=0).mask_depth
-    assert kept.sum() > reconstruct(raw, z_step=1.0).mask_depth.sum()  # not vacuous
-    np.testing.assert_array_equal(masks, kept)
-    code, _, err = run_cli(
-        "replay", str(stack), "--min-area", "-1", "--no-preview", "-o", "b.ome.zarr", cwd=tmp_path
-    )
-    assert code == 2 and "--min-area" in err and len(err.strip().splitlines()) == 1, err
+    other = reconstruct(raw, z_step=1.0, **{setting: expected}).mask_depth
+    assert not np.array_equal(other, reconstruct(raw, z_step=1.0).mask_depth)  # not vacuous
+    np.testing.assert_array_equal(masks, other)
+    code, _, err = run_cli(*argv[:2], option, "-1", *argv[4:], "b.ome.zarr", cwd=tmp_path)
+    assert code == 2 and option in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "b.ome.zarr").exists()
 
 
