@@ -120,6 +120,19 @@ def test_replay_takes_the_depth_rules_options(
     assert not (tmp_path / "b.ome.zarr").exists()
 
 
+def test_acquire_far_beyond_the_xy_travel_fails_cleanly(tmp_path: Path) -> None:
+    """A position the demo XY stage cannot reach in time: the run ends with an error status
+    and exit 1; the devices are unloaded before Python exits, which otherwise aborted the
+    process there (exit 134, "FATAL: exception not rethrown")."""
+    code, out, err = run_cli(
+        "acquire", "--config", str(DEMO_CFG), "--z-range", "4", "--step", "1",
+        "--positions", "1e9,1e9", "--no-preview", "-o", "far.ome.zarr", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 1, (code, err)
+    assert "FATAL" not in err and "timed out" in out, (out, err)
+    assert open_store(tmp_path / "far.ome.zarr").meta["status"].startswith("error: acquisition")
+
+
 def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:
     code, out, err = run_cli(
         "acquire",

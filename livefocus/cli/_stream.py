@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -592,12 +593,26 @@ def acquire(
         channel_group=channel_group,
     )
     core = _load_config(config)
-    report = _execute(
-        core,
-        sequence,
-        options,
-        title="livefocus acquire",
-        out=out,
-        meta={"source": "acquire", "config": str(config)},
-    )
+    try:
+        report = _execute(
+            core,
+            sequence,
+            options,
+            title="livefocus acquire",
+            out=out,
+            meta={"source": "acquire", "config": str(config)},
+        )
+    finally:
+        _unload(core)
     _summary(report, {"noise": _noise(options)}, as_json)
+
+
+def _unload(core: Any) -> None:
+    """Shut the microscope's devices down now, while Python runs. Left to interpreter exit, a
+    device still busy (a stage told to move far beyond its travel, whose wait timed out) calls
+    back into a finalising Python and aborts the process ("FATAL: exception not rethrown",
+    exit 134) after the store is complete."""
+    try:
+        core.unloadAllDevices()
+    except Exception as exc:  # the run's status already says what went wrong
+        logging.getLogger("livefocus").warning("the devices did not unload: %s", exc)
