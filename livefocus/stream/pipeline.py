@@ -259,7 +259,10 @@ class Pipeline:
         if self.device == "gpu":
             from livefocus._xp import require
 
-            self._cupy: Any = require("cupy")
+            try:
+                self._cupy: Any = require("cupy")
+            except ImportError as exc:  # the message names the parameter and the install
+                raise ImportError(f"device 'gpu': {exc}") from exc
         self.settings = settings
         self.z_step = check_positive_number(z_step, "z_step", "µm")
         self.pixel_size = check_positive_number(pixel_size, "pixel_size", "µm")
