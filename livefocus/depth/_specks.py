@@ -29,6 +29,8 @@ def without_specks(mask: np.ndarray, area: int) -> np.ndarray:
         m.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )
     keep = stats[:, cv2.CC_STAT_AREA] >= area
+    if keep[1:].all():  # no speck: the mask as it is
+        return m.copy()
     keep[0] = False  # the background
     return np.asarray(keep[labels])
 
