@@ -371,6 +371,17 @@ def test_without_specks_matches_reference_and_skimage(
         assert np.array_equal(fast, theirs)
 
 
+def test_without_specks_matches_reference_with_many_specks() -> None:
+    # a noisy mask holds thousands of specks: the path that relabels the whole frame
+    rng = np.random.default_rng(11)
+    for density in (0.08, 0.3):
+        mask = rng.random((160, 200)) < density
+        for area in (2, 10):
+            assert np.array_equal(without_specks(mask, area), without_specks_reference(mask, area))
+    view = (rng.random((60, 80)) < 0.3)[::2, 1::2]  # not contiguous
+    assert np.array_equal(without_specks(view, 5), without_specks_reference(view, 5))
+
+
 def test_specks_leave_the_final_masks_only() -> None:
     # a speck of 9 pixels (3 x 3) goes, one of 10 stays (a 3 x 3 with a diagonal neighbour:
     # 8-connected), on the plane that is in focus; the depth map keeps both

@@ -14,6 +14,9 @@ import numpy as np
 
 __all__ = ["without_specks", "without_specks_reference"]
 
+#: Up to this many specks are cleared one by one, each within its bounding box.
+_FEW = 256
+
 
 def without_specks(mask: np.ndarray, area: int) -> np.ndarray:
     """bool (Y, X): ``mask`` without its 8-connected regions of fewer than ``area`` pixels.
@@ -22,17 +25,22 @@ def without_specks(mask: np.ndarray, area: int) -> np.ndarray:
     """
     import cv2
 
-    m = np.asarray(mask, bool)
+    m = np.ascontiguousarray(mask, bool)
     if area <= 1 or not m.any():
         return m.copy()
     _, labels, stats, _ = cv2.connectedComponentsWithStats(
-        m.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S
+        m.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )
-    keep = stats[:, cv2.CC_STAT_AREA] >= area
-    if keep[1:].all():  # no speck: the mask as it is
-        return m.copy()
-    keep[0] = False  # the background
-    return np.asarray(keep[labels])
+    small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < area) + 1
+    out = m.copy()
+    if small.size > _FEW:  # many specks: relabel the whole frame at once
+        keep = stats[:, cv2.CC_STAT_AREA] >= area
+        keep[0] = False  # the background
+        return np.asarray(np.take(keep, np.asarray(labels, np.intp)))
+    for i in small:  # few: clear each within its bounding box (about 6 times faster)
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        out[y : y + h, x : x + w] &= labels[y : y + h, x : x + w] != i
+    return out
 
 
 def without_specks_reference(mask: np.ndarray, area: int) -> np.ndarray:
