@@ -156,3 +156,13 @@ def test_an_existing_store_is_refused_before_the_camera_runs(tmp_path: Path, dem
     assert (out / "notes.txt").read_text() == "mine"
     demo.snapImage()  # the core is still usable
     assert np.asarray(demo.getImage()).size
+
+
+def test_errors_name_the_option_but_not_a_file_that_begins_like_one() -> None:
+    from livefocus.cli import _for_cli
+
+    argv = ["acquire", "--config", "x.cfg", "--z-range", "4", "--step", "1", "--model", "."]
+    text = "config.json: architecture: depth must be a positive int, got -3"
+    assert _for_cli(text, argv) == text  # a model folder's file, not --config
+    assert _for_cli("window must be a positive int, got 0", argv).startswith("--window: ")
+    assert _for_cli("config: no camera", argv).startswith("--config: ")

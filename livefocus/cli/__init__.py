@@ -61,7 +61,8 @@ def _for_cli(message: str, argv: list[str]) -> str:
     text = re.sub(
         r"\b([a-z][a-z0-9_]*)=True\b", lambda m: flag_of(m.group(1)) or m.group(0), message
     )
-    first = re.match(r"([a-z][a-z0-9_]*)\b", text)
+    # a word, not the start of a path or file name ("config.json: ...", "depth/...")
+    first = re.match(r"([a-z][a-z0-9_]*)(?=[\s:=,]|$)", text)
     flag = flag_of(first.group(1)) if first else None
     return f"{flag}: {text}" if flag else text
 
