@@ -13,6 +13,7 @@ import pytest
 import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as hst
+from support.feed import feed
 from support.render_scene import render_stack
 from support.report_accuracy import (
     BEFORE,
@@ -397,11 +398,7 @@ def test_specks_leave_the_final_masks_only() -> None:
             min_support=0.0, noise_floor=0.0, min_probability=0.0, min_area=area
         )
         rec = StackReconstructor((20, 30), z_step=1.0, settings=settings_)
-        finals: dict[int, np.ndarray] = {}
-        for k in range(9):
-            finals.update(rec.add(frames[k], focus=maps[k]).final)
-        res, rest = rec.finish()
-        finals.update(rest)
+        res, finals = feed(rec, frames, maps)
         assert (res.mask_depth[4, 6, 6], res.mask_depth[4, 6, 16]) == kept
         assert all(np.array_equal(finals[k], res.mask_depth[k]) for k in range(9))
         assert np.isfinite(res.depth[6, 6]) and np.isfinite(res.depth[6, 16])

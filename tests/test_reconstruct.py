@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.feed import feed
 from support.report_accuracy import PEAKS_ONLY
 
 from livefocus.depth import (
@@ -177,11 +178,7 @@ def test_exact_curves_give_exact_depth_and_masks(refine: str) -> None:
     frames = rng.integers(0, 100, (13, 24, 20)).astype(np.uint16)
     settings = ReconstructSettings(refine=refine, depth_of_field=2.0, **PEAKS_ONLY)
     rec = StackReconstructor((24, 20), z_step=1.0, settings=settings)
-    finals: dict[int, np.ndarray] = {}
-    for k in range(13):
-        finals.update(rec.add(frames[k], focus=maps[k]).final)
-    res, rest = rec.finish()
-    finals.update(rest)
+    res, finals = feed(rec, frames, maps)
     np.testing.assert_allclose(res.depth, truth, atol=2e-3)
     assert (res.confidence > 0).all()  # calibrated: without support, not a high probability
     expected = np.abs(truth[None] - z[:, None, None]) <= 1.0
@@ -423,13 +420,8 @@ def test_focus_given_or_computed_gives_the_same_stack() -> None:
     results = []
     for given in (False, True):
         rec = StackReconstructor(raw.shape[1:], z_step=Z_STEP, settings=settings)
-        finals: dict[int, np.ndarray] = {}
-        for frame in raw:
-            fmap = plane_focus(frame, settings) if given else None
-            finals.update(rec.add(frame, focus=fmap).final)
-        res, rest = rec.finish()
-        finals.update(rest)
-        results.append((res, finals))
+        maps = np.stack([plane_focus(frame, settings) for frame in raw]) if given else None
+        results.append(feed(rec, raw, maps))
     (a, fa), (b, fb) = results
     assert np.array_equal(a.focus, b.focus) and np.array_equal(a.mask_depth, b.mask_depth)
     assert np.array_equal(a.depth, b.depth, equal_nan=True)
