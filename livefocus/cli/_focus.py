@@ -168,8 +168,8 @@ def label(
         raise ValueError(f"--out must name a store folder such as labels.zarr, got {str(out)!r}")
     folder = [Path(model)] if model.lower() not in ("", "none") and Path(model).is_dir() else []
     check_output(out, overwrite=overwrite, inputs=[stack, *folder], name="--out", kind="store")
-    default_plot = out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
-    check_figure_path(plot or default_plot, "--plot", inputs=[stack, *folder], within=[out])
+    plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
+    check_figure_path(plot_path, "--plot", inputs=[stack, *folder], within=[out])
     if dask is not None and dask != "local" and "://" not in dask:
         raise ValueError(
             f"dask must be 'local' or a scheduler address such as tcp://host:8786, got {dask!r}"
@@ -278,7 +278,6 @@ def label(
             store.close(f"error: {exc}")
             raise
         store.close("complete")
-    plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
     plot_curves({measure: curve}, plot_path, title=f"{stack.name}: axial {measure} curve")
     extra = "" if result is None else ", depth masks and maps"
     if engine is not None:

@@ -125,7 +125,7 @@ def _beside(fn: Any, *args: Any) -> Future[Any]:
 
 
 def _forget_helper() -> None:
-    """In a forked child the parent's worker thread does not exist: start a new one there."""
+    """In a forked child the parent's helper threads do not exist: start new ones there."""
     global _HELPER, _HELPER_LOCK
     _HELPER, _HELPER_LOCK = None, threading.Lock()
 
