@@ -43,6 +43,7 @@ from livefocus.depth._holes import (
 )
 from livefocus.depth._outliers import consistent, consistent_reference
 from livefocus.depth._peaks import rival_peak, rival_peak_reference
+from livefocus.depth._regions import grown, grown_reference
 from livefocus.depth._signal import noise_sigma, noise_sigma_reference
 from livefocus.depth._smooth import (
     guided_smooth,
@@ -402,6 +403,81 @@ def test_specks_leave_the_final_masks_only() -> None:
         assert (res.mask_depth[4, 6, 6], res.mask_depth[4, 6, 16]) == kept
         assert all(np.array_equal(finals[k], res.mask_depth[k]) for k in range(9))
         assert np.isfinite(res.depth[6, 6]) and np.isfinite(res.depth[6, 16])
+
+
+@given(
+    hst.integers(1, 30),
+    hst.integers(1, 30),
+    hst.floats(0.05, 0.6),
+    hst.floats(0.05, 0.6),
+    hst.floats(0.0, 1.0),
+    hst.integers(0, 12),
+    hst.integers(0, 2**31 - 1),
+)
+@settings(max_examples=80, deadline=None)
+def test_grown_matches_reference(
+    ny: int, nx: int, density: float, cdensity: float, share: float, least: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((ny, nx)) < density
+    candidates = rng.random((ny, nx)) < cdensity
+    fast = grown(mask, candidates, share, least)
+    assert np.array_equal(fast, grown_reference(mask, candidates, share, least))
+    assert not (mask & ~fast).any() and not (fast & ~mask & ~candidates).any()
+
+
+def test_grown_joins_whole_regions_by_their_share() -> None:
+    mask = np.zeros((12, 30), bool)
+    mask[2:10, 2:5] = True  # 24 pixels of a 24 + 40 region (share 0.375)
+    mask[2:10, 20:22] = True  # 16 pixels of a 16 + 48 region (share 0.25)
+    candidates = np.zeros_like(mask)
+    candidates[2:10, 5:10] = candidates[2:10, 22:28] = True
+    candidates[0, 0] = True  # touches nothing of the mask
+    out = grown(mask, candidates, 0.3, 10)
+    assert out[2:10, 2:10].all() and not out[2:10, 22:28].any() and not out[0, 0]
+    assert grown(mask, candidates, 0.25, 10)[2:10, 22:28].all()
+    assert not grown(mask, candidates, 0.3, 25)[2:10, 5:10].any()  # too few held pixels
+    view = np.ascontiguousarray(mask)[::2, ::2]
+    assert np.array_equal(
+        grown(view, candidates[::2, ::2], 0.3, 2),
+        grown_reference(view, candidates[::2, ::2], 0.3, 2),
+    )
+
+
+def test_growth_fills_an_objects_flat_part_on_its_plane_only() -> None:
+    """A bright square whose left half is textured (a focus peak on plane 4) and whose right
+    half is flat (a focus curve without a peak): with growth the flat half joins the mask of
+    plane 4, as one object, and nowhere else; a flat square with no peak at all stays out."""
+    z = np.arange(9, dtype=np.float64)
+    curve = (1 + 50 * np.exp(-((z - 4) ** 2) / 2)).astype(np.float32)
+    maps = np.ones((9, 48, 96), np.float32)
+    maps[:, 16:32, 16:24] = curve[:, None, None]  # the textured half: peaks on plane 4
+    frames = np.full((9, 48, 96), 100, np.uint16)
+    frames[:, 16:32, 16:32] = 300  # the object, flat in the frame
+    frames[:, 16:32, 60:76] = 300  # an object without any peak
+    camera = {"read_noise": 2.0, "gain": 1.0, "offset": 0.0}
+    got = {}
+    for share in (0.0, 0.3):
+        settings_ = ReconstructSettings(grow_share=share, **camera)
+        rec = StackReconstructor((48, 96), z_step=1.0, settings=settings_)
+        res, finals = feed(rec, frames, maps)
+        assert all(np.array_equal(finals[k], res.mask_depth[k]) for k in range(9))
+        got[share] = res.mask_depth
+    assert got[0.0][4, 16:32, 16:24].all() and not got[0.0][4, 16:32, 24:32].any()
+    assert got[0.3][4, 16:32, 16:32].all()  # the flat half joined on plane 4
+    assert not (got[0.3][:, :, 48:]).any()  # no peak anywhere: never grown
+    extra = got[0.3] & ~got[0.0]
+    assert extra.any() and not (extra & ~got[0.0].any(axis=(1, 2))[:, None, None]).any()
+
+
+@pytest.mark.parametrize("contrast", ["brightfield", "fluorescence"])
+def test_growth_raises_recall_on_the_independent_phantom(contrast: str) -> None:
+    ph, res = _phantom(contrast, 7)
+    sc = scores(res, ph.mask, ph.depth, 1.0)
+    flat = scores(reconstruct(ph.raw, z_step=1.0, grow_share=0.0), ph.mask, ph.depth, 1.0)
+    assert sc["recall"] >= flat["recall"] + 0.01, (sc, flat)
+    assert sc["iou"] >= flat["iou"] + 0.005, (sc, flat)
+    assert sc["precision"] >= flat["precision"] - 0.03, (sc, flat)
 
 
 def test_fill_holes_matches_reference() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zarr
 from support.cli import run_cli
 
@@ -88,6 +89,14 @@ def test_curves_prints_and_plots(tmp_path: Path, data_dir: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("std") and "argmax   2" in lines[0]
     assert (tmp_path / "c.png").stat().st_size > 10_000
+    # every measure's curve is printed, value by value, as axial_curves gives it
+    want = lf.axial_curves(
+        lf.io.read_stack(data_dir / "pseudoscorpion_zstack_4x.tif"), ["std", "brenner"]
+    )
+    for line, (name, curve) in zip(lines[:2], want.items(), strict=True):
+        words = line.split()
+        assert words[:3] == [name, "argmax", str(int(np.argmax(curve)))]
+        np.testing.assert_allclose([float(w) for w in words[3:]], curve, atol=0.006)
 
 
 def test_label_reads_npy_and_zarr_and_runs_on_dask(tmp_path: Path, data_dir: Path) -> None:
@@ -249,3 +258,27 @@ def test_label_depth_takes_the_least_probability(tmp_path: Path, data_dir: Path)
     np.testing.assert_array_equal(got_masks, specks)
     nodepth = run_cli("label", "s.npy", "--out", "m.zarr", "--min-area", "0", cwd=tmp_path)
     assert nodepth.returncode == 2 and "pass --depth too" in nodepth.stderr
+
+
+def test_label_dask_sends_its_work_to_the_cluster(tmp_path: Path, data_dir: Path) -> None:
+    """``label --depth --dask ADDRESS`` computes every slice's focus map and every plane's
+    depth focus map on that cluster: its scheduler saw the tasks finish (the results equal the
+    local ones, so only the scheduler can tell)."""
+    distributed = pytest.importorskip("distributed")
+    stack = data_dir / "pseudoscorpion_zstack_4x.tif"
+    n = len(lf.read_stack(stack))
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+        dashboard_address=None, scheduler_port=0,
+    ) as cluster:  # fmt: skip
+        result = run_cli(
+            "label", str(stack), "--out", str(tmp_path / "o.zarr"), "--depth", "--z-step", "2",
+            "--dask", cluster.scheduler_address,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        done = {
+            name: prefix.state_counts["memory"]
+            for name, prefix in cluster.scheduler.task_prefixes.items()
+        }
+    assert done.pop("plane_focus") == n  # the depth rule's maps, one task a plane
+    assert max(done.values()) >= n  # the slices' maps (dask array tasks)

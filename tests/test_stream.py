@@ -204,6 +204,13 @@ def test_model_masks_in_stream(tmp_path: Path, demo: Any) -> None:
     masks = store.array("mask")[0, 0]
     assert masks.shape == (5, 64, 64) and set(np.unique(masks)) <= {0, 1}
     assert store.array("mask_depth").shape == store.array("mask_otsu").shape
+    # the model's final masks, as the same engine gives them for the whole stack offline
+    import livefocus.model as lm
+
+    raw = np.asarray(store.array("raw")[0, 0])
+    expected = lm.engine("default", "onnxruntime").predict_mask(raw)
+    assert expected.any()
+    np.testing.assert_array_equal(np.asarray(masks).astype(bool), expected)
 
 
 def test_store_reads_with_ome_zarr_py(demo_run: tuple[Any, Any, Path]) -> None:

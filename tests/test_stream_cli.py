@@ -70,7 +70,6 @@ def test_demo_screenshot(tmp_path: Path) -> None:
 
 def test_replay_with_fps(tmp_path: Path) -> None:
     stack = DATA / "diatom_mfusionj_3z.tif"
-    start = time.perf_counter()
     code, out, err = run_cli(
         "replay",
         str(stack),
@@ -83,8 +82,10 @@ def test_replay_with_fps(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert code == 0, err
-    assert time.perf_counter() - start > 0.2  # 3 frames at 10 frames/s
     summary = json.loads(out)
+    # 3 frames at 10 frames/s: the last is written 0.2 s after the first at the earliest
+    # (the whole command's time would not tell: start-up alone takes longer)
+    assert 0 < summary["fps"] <= 11, summary
     assert summary["frames"]["out"] == 3 and summary["lost"] == 0
     assert summary["noise"] == "estimated from each frame"
     store = open_store(tmp_path / "r.ome.zarr")

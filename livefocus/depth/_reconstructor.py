@@ -83,6 +83,7 @@ from livefocus.depth._focus import plane_focus
 from livefocus.depth._holes import enclosed
 from livefocus.depth._outliers import consistent
 from livefocus.depth._peaks import fit_vertex, rival_peak
+from livefocus.depth._regions import grown
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.depth._signal import noise_sigma, plane_support
@@ -232,6 +233,7 @@ class StackReconstructor:
         self._runmin = np.full((ny, nx), np.inf, np.float32)
         self._s_at = np.zeros((ny, nx), np.float32)  # support at the highest plane
         self._s_max = np.zeros((ny, nx), np.float32)  # support: the most so far
+        self._ever = np.zeros((ny, nx), bool)  # pixels with a decided peak
         self._leftmin = np.full((ny, nx), np.inf, np.float32)
         self._rightmin = np.full((ny, nx), np.inf, np.float32)
         # focus scores and frame values at each pixel's peak and at the planes either side
@@ -570,6 +572,7 @@ class StackReconstructor:
 
     def _decide(self, j: int, n: int) -> None:
         ok, offset = self._peak(j, n)
+        self._ever.reshape(-1)[ok] = True
         targets = {k: self._masks[k] for k in range(max(self._delivered, 0), n)}
         self._paint(j, n, ok, offset, targets)
         self._decided = j + 1
@@ -594,11 +597,34 @@ class StackReconstructor:
                 j0 = self._decided
                 if j0 <= k or abs((z[j0 - 1] + z[j0]) / 2 - z[k]) <= self._half:
                     break
-            # the plane's mask is complete: its specks go, here as in the result
+            # the plane's mask is complete: its specks go, here as in the result, and it grows
+            # into its objects' flat regions
             self._masks[k] = without_specks(self._masks[k], self.settings.min_area)
+            if self.settings.grow_share > 0:
+                self._masks[k] = self._grown(k)
             out[k] = self._masks[k].copy()
             self._delivered += 1
         return out
+
+    def _grown(self, k: int) -> np.ndarray:
+        """Plane ``k``'s mask grown into its objects' flat regions (``grow_share``), judged on
+        the planes seen so far."""
+        s = self.settings
+        mask = self._masks[k]
+        support = self._support[k].reshape(-1)
+        # the cheap tests first, over the frame; the others at the pixels that pass them
+        idx = np.flatnonzero((support > np.float32(s.min_support)) & ~self._ever.reshape(-1))
+        if idx.size == 0 or not mask.any():
+            return mask
+        flat = np.float32(s.grow_flat)
+        idx = idx[self._focus[k].reshape(-1)[idx] >= flat * self._fmax.reshape(-1)[idx]]
+        near = [j for j in range(self._n) if abs(self._z[j] - self._z[k]) <= 3.0 * self._half]
+        lo, hi = min(near), max(near) + 1
+        most = self._support[lo:hi].reshape(hi - lo, -1)[:, idx].max(axis=0, initial=0.0)
+        idx = idx[support[idx] >= flat * most]
+        candidates = np.zeros(self.shape, bool)
+        candidates.reshape(-1)[idx] = True
+        return grown(mask, candidates, s.grow_share, s.min_area)
 
     # -- current state --------------------------------------------------------------------
     def _best(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -178,6 +178,17 @@ class ReconstructSettings:
         A plane's final depth mask loses its 8-connected regions of fewer than this many
         pixels (specks: a noise peak met a pixel of faint support; 0 or 1: kept; a frame of
         fewer pixels than this has empty masks). The depth map is not touched.
+    grow_share : float
+        A plane's final mask grows into the flat regions of its objects (smooth interiors with
+        no focus peak): the 8-connected region that pixels of the plane's support (above
+        ``min_support``), without a focus peak so far and flat in focus and support
+        (``grow_flat``) make with the mask joins it where the mask holds at least this share of
+        the region and ``min_area`` of its pixels, in [0, 1] (0: no growth). The depth map is
+        not touched.
+    grow_flat : float
+        Those pixels' focus on the plane is at least this fraction of their highest so far,
+        and their support at least this fraction of the most they have within one and a half
+        depths of field of the plane, in [0, 1].
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -211,6 +222,8 @@ class ReconstructSettings:
     outlier_size: int = 15
     min_probability: float = 0.7
     min_area: int = 10
+    grow_share: float = 0.3
+    grow_flat: float = 0.9
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -276,6 +289,11 @@ class ReconstructSettings:
             raise ValueError(f"min_probability must be in [0, 1), got {self.min_probability!r}")
         set_(self, "min_probability", least)
         set_(self, "min_area", _non_negative_int(self.min_area, "min_area"))
+        for name in ("grow_share", "grow_flat"):
+            value = _non_negative(getattr(self, name), name)
+            if value > 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+            set_(self, name, value)
         set_(
             self,
             "smooth_tolerance",

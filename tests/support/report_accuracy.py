@@ -30,7 +30,8 @@ from .render_scene import RenderedStack, render_stack
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 #: The peak rule alone: no object-support or noise-floor test, no outlier or ambiguity test,
-#: no depth smoothing, no least probability for the depth map, no speck removal.
+#: no depth smoothing, no least probability for the depth map, no speck removal, no growth
+#: into flat regions.
 PEAKS_ONLY: dict[str, Any] = {
     "min_support": 0.0,
     "noise_floor": 0.0,
@@ -40,6 +41,7 @@ PEAKS_ONLY: dict[str, Any] = {
     "ambiguous_peak": 0.0,
     "min_probability": 0.0,
     "min_area": 0,
+    "grow_share": 0.0,
 }
 #: The rule before issue 12: the peak rule alone, with its thresholds of then.
 BEFORE: dict[str, Any] = {"min_confidence": 0.35, "peak_radius": 4, **PEAKS_ONLY}
