@@ -610,7 +610,7 @@ class StackReconstructor:
         """Plane ``k``'s mask grown into its objects' flat regions (``grow_share``), judged on
         the planes seen so far."""
         s = self.settings
-        mask = self._masks[k]
+        mask: np.ndarray = self._masks[k]
         support = self._support[k].reshape(-1)
         # the cheap tests first, over the frame; the others at the pixels that pass them
         idx = np.flatnonzero((support > np.float32(s.min_support)) & ~self._ever.reshape(-1))
