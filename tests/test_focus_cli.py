@@ -14,7 +14,7 @@ from livefocus.stream import open_store
 
 
 def test_label_writes_maps_masks_and_plot(tmp_path: Path, data_dir: Path) -> None:
-    out = tmp_path / "diatom.zarr"
+    out = tmp_path / "diatom.ome.zarr"  # its curve: diatom-curve.png
     result = run_cli(
         "label",
         str(data_dir / "diatom_mfusionj_3z.tif"),

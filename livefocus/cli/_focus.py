@@ -168,7 +168,9 @@ def label(
         raise ValueError(f"--out must name a store folder such as labels.zarr, got {str(out)!r}")
     folder = [Path(model)] if model.lower() not in ("", "none") and Path(model).is_dir() else []
     check_output(out, overwrite=overwrite, inputs=[stack, *folder], name="--out", kind="store")
-    plot_path = plot or out.with_name(out.name.removesuffix(".zarr") + "-curve.png")
+    # o.zarr or o.ome.zarr: o-curve.png beside it
+    stem = out.name.removesuffix(".zarr").removesuffix(".ome")
+    plot_path = plot or out.with_name(stem + "-curve.png")
     check_figure_path(plot_path, "--plot", inputs=[stack, *folder], within=[out])
     if dask is not None and dask != "local" and "://" not in dask:
         raise ValueError(

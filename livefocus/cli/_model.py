@@ -13,7 +13,9 @@ from livefocus.cli._app import app
 @app.command()
 def train(
     out: Path = typer.Option(None, "--out", "-o", help="Model folder (default: models/PRESET)."),
-    preset: str = typer.Option("default", help="Training recipe: default, depth or paper."),
+    preset: str = typer.Option(
+        "default", help="Training recipe: default, depth, depth-sim or paper."
+    ),
     stack: list[Path] = typer.Option([], help="User stacks (TIFF/Zarr/.npy) to add; repeatable."),
     labels: str | None = typer.Option(
         None,
