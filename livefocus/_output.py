@@ -11,9 +11,10 @@ Livefocus marks everything it writes, so that ``overwrite`` can never remove any
   lets it replace only such a file, and never one inside an input or an output.
 
 :func:`prepare_output` (:func:`check_output`, then removal) refuses an existing output unless
-``overwrite`` is given, refuses even then anything without the marker, refuses an output that
-is, holds or lies inside one of the inputs, checks that the parent folder is writable, and only
-then removes the old output.
+``overwrite`` is given, refuses even then anything without the marker or holding anything
+livefocus did not write (:func:`foreign_entry`: a user's notes put in a store), refuses an
+output that is, holds or lies inside one of the inputs, checks that the parent folder is
+writable, and only then removes the old output.
 
 A store's ``status`` is a :data:`livefocus._vocab.RunState`: ``running`` while it is written,
 then ``complete``, ``interrupted`` or ``error: ...``; :func:`check_complete` is what readers
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -31,16 +33,19 @@ from typing import Any
 from livefocus._vocab import run_state
 
 __all__ = [
+    "FOLDER_FILES",
     "MARKER",
     "STORE_KEY",
     "WRITER",
     "check_complete",
     "check_file_output",
     "check_output",
+    "foreign_entry",
     "is_livefocus_file",
     "is_livefocus_output",
     "output_kind",
     "prepare_output",
+    "remove_partial",
     "store_status",
     "write_json",
     "write_marker",
@@ -96,6 +101,66 @@ def write_marker(folder: str | Path, kind: str) -> None:
     """Mark ``folder`` (not a Zarr store) as written by livefocus; ``kind`` says what it is."""
     text = json.dumps({"writer": "livefocus", "kind": kind}) + "\n"
     Path(folder, MARKER).write_text(text)
+
+
+#: What each kind of marked folder holds when livefocus wrote it (a model folder: its weights,
+#: config and metrics; :func:`livefocus.model.registry.save` and the trainers).
+FOLDER_FILES: dict[str, frozenset[str]] = {
+    "model": frozenset({MARKER, "config.json", "weights.pt", "metrics.json"}),
+}
+
+
+def foreign_entry(path: str | Path) -> str | None:
+    """The first entry of the livefocus output ``path`` that livefocus did not write (a file a
+    user put in, a link), as a path relative to it, or None when it holds only livefocus's.
+
+    A store holds Zarr nodes only: each folder a ``zarr.json`` and, in a group, child nodes;
+    in an array, its chunks under ``c`` (not looked into). A marked folder holds the files of
+    its kind (:data:`FOLDER_FILES`).
+    """
+    path = Path(path)
+    if _store_attrs(path) is not None:
+        return _foreign_in_node(path, "")
+    allowed = FOLDER_FILES.get(output_kind(path) or "", frozenset({MARKER}))
+    for entry in sorted(path.iterdir()):
+        if entry.name not in allowed or entry.is_symlink() or not entry.is_file():
+            return entry.name
+    return None
+
+
+def _foreign_in_node(folder: Path, rel: str) -> str | None:
+    try:
+        doc = json.loads((folder / "zarr.json").read_text())
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict):
+        return rel or "zarr.json"
+    for entry in sorted(folder.iterdir()):
+        name = f"{rel}/{entry.name}" if rel else entry.name
+        plain_dir = entry.is_dir() and not entry.is_symlink()
+        if entry.name == "zarr.json" and entry.is_file() and not entry.is_symlink():
+            continue
+        if doc.get("node_type") == "array" and entry.name == "c" and plain_dir:
+            continue
+        if plain_dir and (entry / "zarr.json").is_file():
+            found = _foreign_in_node(entry, name)
+            if found is not None:
+                return found
+            continue
+        return name
+    return None
+
+
+def remove_partial(path: str | Path) -> None:
+    """Remove a store that a writer began and could not finish (only what it made: the path
+    was empty before). Zarr's chunk writes still in flight when one failed can add folders
+    after a first removal, so it is repeated for up to a second until nothing is left."""
+    path = Path(path)
+    for _ in range(20):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.05)
 
 
 def _within(inner: Path, outer: Path) -> bool:
@@ -194,6 +259,13 @@ def check_output(
             f"{name} {str(path)!r} is a {kind} that livefocus did not write; "
             "it is never replaced, choose another path"
         )
+    if exists and path.is_dir():
+        foreign = foreign_entry(path)
+        if foreign is not None:
+            raise FileExistsError(
+                f"{name} {str(path)!r} holds {foreign!r}, which livefocus did not write; "
+                "it is never removed: move it out first, or choose another path"
+            )
     if exists and kind is not None:
         found = output_kind(path)
         if found is not None and found != kind:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +38,24 @@ def _open_zarr(path: Path, key: str | None) -> Any:
     )
 
 
+@contextmanager
+def _tifffile_quiet() -> Iterator[None]:
+    """tifffile's own log silenced: a damaged file it warns about ("invalid page offset")
+    fails with one error that names the stack, not a log line before it."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
     """The first series of a TIFF and its axes (tifffile's letters: ``S`` holds samples)."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         return np.asarray(series.asarray()), str(series.axes)
 
@@ -166,7 +182,7 @@ def stack_z_step(path: str | Path) -> float | None:
         import tifffile
 
         try:
-            with tifffile.TiffFile(path) as tif:
+            with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
                 meta = tif.imagej_metadata or {}
         except Exception as exc:  # a corrupt file: say which, keep the cause
             raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc

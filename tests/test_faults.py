@@ -304,6 +304,20 @@ def test_ctrl_c_after_the_camera_finished_writes_everything(tmp_path: Path, demo
     assert _written(out).all() and open_store(out).meta["status"] == report.status
 
 
+def test_ctrl_c_once_the_store_exists_and_before_the_first_frame(tmp_path: Path, demo: Any) -> None:
+    """Ctrl-C between the store's creation and the acquisition's start (a real SIGINT, sent
+    from the callback that runs there): no frame is acquired, and the store is whole and says
+    it was interrupted (until 2026-12-02 it stayed "running", or was left half made)."""
+    out = tmp_path / "early.ome.zarr"
+    report = stream(
+        demo, z_stack(), out=out, handler=lambda run: os.kill(os.getpid(), signal.SIGINT)
+    )
+    assert report.status == "interrupted" and report.metrics.frames_in == 0
+    store = open_store(out)
+    assert store.meta["status"] == "interrupted" and not _written(out).any()
+    assert store.array("raw").shape[-2:] == (64, 64)
+
+
 @pytest.mark.parametrize("moment", random.Random(7).sample(range(3, 60), 3))
 def test_kill_9_at_a_random_moment_leaves_an_intact_store(tmp_path: Path, moment: int) -> None:
     out = tmp_path / "kill.ome.zarr"

@@ -26,6 +26,9 @@ __all__ = ["app", "main"]
 #: Exceptions that mean "the user asked for something invalid" (or an optional extra is
 #: missing): printed, not traced.
 USER_ERRORS = (ValueError, TypeError, OSError, KeyError, RuntimeError, ImportError)
+#: The command-line parser's errors (an unknown option, a value that does not parse): click's
+#: ``ClickException``, which typer either uses or carries a copy of.
+_PARSER_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _command(argv: list[str]) -> Any:
@@ -71,7 +74,18 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``livefocus`` console script."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="livefocus")
+        code = app(args=args, prog_name="livefocus", standalone_mode=False)
+    except typer.Abort:  # Ctrl-C outside a run that handles it: as click does
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    except _PARSER_ERROR as exc:  # the parser's own errors: one line too
+        message = " ".join(exc.format_message().split())
+        if not message:  # no command given: the help was printed
+            sys.exit(exc.exit_code)
+        command = _command(args)
+        hint = f" (livefocus {command.name} --help)" if command is not None else ""
+        typer.secho(f"error: {message}{hint}", fg=typer.colors.RED, err=True)
+        sys.exit(exc.exit_code)
     except USER_ERRORS as exc:
         message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         typer.secho(f"error: {_for_cli(message, args)}", fg=typer.colors.RED, err=True)
@@ -79,3 +93,4 @@ def main(argv: list[str] | None = None) -> None:
     except MemoryError as exc:  # a runtime failure (exit 1), still one line
         typer.secho(f"error: out of memory ({exc or 'no details'})", fg=typer.colors.RED, err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)  # a command's typer.Exit(code), or 0

@@ -391,11 +391,13 @@ def demo(
     import numpy as np
 
     from livefocus.devices import demo_camera, demo_core, demo_truth
-    from livefocus.sim import mask_scores
+    from livefocus.sim import MIN_FIELD_PX, mask_scores
     from livefocus.stream import open_store, z_sequence
 
     options = StreamOptions.pick(locals())
     _check_plan(z_range, step)
+    if size < MIN_FIELD_PX:
+        raise ValueError(f"size must be at least {MIN_FIELD_PX} pixels, got {size}")
     _refuse_existing(out, options)
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
     parts = {"--gain": gain, "--offset": offset, "--read-noise": read_noise}

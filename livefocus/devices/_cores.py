@@ -244,6 +244,9 @@ def demo_core(
     >>> core.snapImage(); core.getImage().shape
     (64, 64)
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31:
+        # the camera's Seed property (a Micro-Manager integer) holds no more
+        raise ValueError(f"seed must be an int from 0 to 2**31 - 1, got {seed!r}")
     cfg = demo_cfg_text(
         link=f"livefocus-{uuid.uuid4().hex[:12]}",
         seed=seed,

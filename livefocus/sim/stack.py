@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import operator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import check_complete, prepare_output
+from livefocus._output import check_complete, prepare_output, remove_partial
 from livefocus.focus._validate import check_in_range, check_memory, check_positive_number
 from livefocus.sim.optics import Camera, Optics
 from livefocus.sim.phantom import Specimen
@@ -197,41 +196,43 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
     Notes
     -----
     The root's ``livefocus`` attribute records ``status``: ``running`` until every array is
-    written, then ``complete`` (``error: ...`` if writing failed); :func:`load_simulated` and
-    :func:`livefocus.read_stack` refuse a store that is not complete.
+    written, then ``complete``; when writing fails (a full disk, Ctrl-C) the group is removed.
+    :func:`load_simulated` and :func:`livefocus.read_stack` refuse a store that is not
+    complete.
     """
     import zarr
 
     path = prepare_output(path, overwrite=overwrite, name="path", kind="store")
     _, ny, nx = stack.raw.shape
     meta = stack.meta
-    group = zarr.open_group(str(path), mode="w-", zarr_format=3)
     marker: dict[str, Any] = {"kind": "simulated-stack", "z_step_um": float(meta["z_step"])}
-    group.attrs.update(
-        {
-            "z_step_um": float(meta["z_step"]),
-            "pixel_size_um": float(meta["pixel_size"]),
-            "depth_of_field_um": float(meta["depth_of_field"]),
-            "seed": int(meta["seed"]),
-            "contrast": str(meta["contrast"]),
-            "z_um": [float(z) for z in stack.z_um],
-            "parameters": meta["parameters"],
-            "livefocus": {**marker, "status": "running"},
-        }
-    )
+    attrs = {
+        "z_step_um": float(meta["z_step"]),
+        "pixel_size_um": float(meta["pixel_size"]),
+        "depth_of_field_um": float(meta["depth_of_field"]),
+        "seed": int(meta["seed"]),
+        "contrast": str(meta["contrast"]),
+        "z_um": [float(z) for z in stack.z_um],
+        "parameters": meta["parameters"],
+        "livefocus": {**marker, "status": "running"},
+    }
     try:
+        # the marker in the root's first write
+        group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=attrs)
         plane = (1, ny, nx)
         group.create_array("raw", data=stack.raw, chunks=plane)
         truth = group.create_group("truth")
         truth.create_array("mask", data=stack.mask, chunks=plane)
         truth.create_array("depth", data=stack.depth, fill_value=np.nan)
         truth.create_array("all_in_focus", data=stack.all_in_focus)
+        group.attrs["livefocus"] = {**marker, "status": "complete"}
     except BaseException as exc:
-        # a full disk may refuse this too; then the status stays "running", also incomplete
-        with contextlib.suppress(Exception):
-            group.attrs["livefocus"] = {**marker, "status": f"error: {exc}"}
+        # a Ctrl-C, a full disk: the half-written group goes (nothing else was there)
+        remove_partial(path)
+        if isinstance(exc, OSError):
+            why = exc.strerror or str(exc)
+            raise OSError(f"path {str(path)!r} could not be written: {why}") from exc
         raise
-    group.attrs["livefocus"] = {**marker, "status": "complete"}
     return path
 
 

@@ -97,17 +97,20 @@ def stream(
     )
     pixel = float(core.getPixelSizeUm() or 0.0) or None
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
-    run.prepare(sequence, shape=shape, dtype=_frame_dtype(core), pixel_size=pixel)
-    if handler is not None:
-        handler(run)
     events: Iterable[Any] = sequence
     if fps is not None:
         events = [e.model_copy(update={"min_start_time": i / fps}) for i, e in enumerate(sequence)]
     error: str | None = None
-    with _ctrl_c_cancels(run):  # also while the queued frames are written
+    # from the store's creation on (a Ctrl-C then only stops the run: the store is whole and
+    # says it was interrupted), also while the queued frames are written
+    with _ctrl_c_cancels(run):
+        run.prepare(sequence, shape=shape, dtype=_frame_dtype(core), pixel_size=pixel)
+        if handler is not None:
+            handler(run)
         try:
-            with _connected(core, run), _camera_thread_errors(run), _paced(core, fps):
-                core.mda.run(events)
+            if not run.interrupted:  # a Ctrl-C before the first frame: none is acquired
+                with _connected(core, run), _camera_thread_errors(run), _paced(core, fps):
+                    core.mda.run(events)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         return run.finish(error)

@@ -398,6 +398,11 @@ class MDAHandler:
         self.finish()
 
     # -- control --------------------------------------------------------------------------
+    @property
+    def interrupted(self) -> bool:
+        """Whether the run was cancelled (Ctrl-C, the preview, a stalled pipeline)."""
+        return self._interrupted.is_set()
+
     def cancel_acquisition(self) -> None:
         """Stop the acquisition between events (when the core is known); frames already
         captured are still written."""

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import prepare_output
+from livefocus._output import prepare_output, remove_partial
 from livefocus._vocab import MASK_MODES, check_choice
 from livefocus.focus._validate import check_positive_number
 from livefocus.stream._ngff import (
@@ -237,24 +237,37 @@ class StoreWriter:
             levels=self.levels,
             status="running",
         )
-        self.root = zarr.open_group(str(self.path), mode="w", zarr_format=3)
-        self.root.attrs["livefocus"] = self.meta  # the marker first: a crash leaves it too
-        self._geometry = [
-            Geometry(
-                z_step=None if z_step is None else float(z_step),
-                pixel_size=None if pixel_size is None else float(pixel_size),
-                interval_s=interval_s,
-                stage_yx=(positions[p][1], positions[p][0]) if positions else None,
+        try:
+            # the marker in the root's first write: a crash from here on leaves it too
+            self.root = zarr.open_group(
+                str(self.path), mode="w", zarr_format=3, attributes={"livefocus": self.meta}
             )
-            for p in range(npos)
-        ]
-        if npos > 1:
-            self.root.attrs["ome"] = bf2raw_attrs()
-            self.root.create_group("OME").attrs["ome"] = series_attrs([str(p) for p in range(npos)])
-        self._images = [
-            self.root if npos == 1 else self.root.create_group(str(p)) for p in range(npos)
-        ]
-        self._arrays = [self._create(p, maps) for p in range(npos)]
+            self._geometry = [
+                Geometry(
+                    z_step=None if z_step is None else float(z_step),
+                    pixel_size=None if pixel_size is None else float(pixel_size),
+                    interval_s=interval_s,
+                    stage_yx=(positions[p][1], positions[p][0]) if positions else None,
+                )
+                for p in range(npos)
+            ]
+            if npos > 1:
+                self.root.attrs["ome"] = bf2raw_attrs()
+                self.root.create_group("OME").attrs["ome"] = series_attrs(
+                    [str(p) for p in range(npos)]
+                )
+            self._images = [
+                self.root if npos == 1 else self.root.create_group(str(p)) for p in range(npos)
+            ]
+            self._arrays = [self._create(p, maps) for p in range(npos)]
+        except BaseException as exc:
+            # a Ctrl-C, a full disk: what this writer began to make goes (nothing else was
+            # there), so no half-made store is left behind
+            remove_partial(self.path)
+            if isinstance(exc, OSError):
+                why = exc.strerror or str(exc)
+                raise OSError(f"out {str(self.path)!r} could not be written: {why}") from exc
+            raise
 
     def _create(self, p: int, maps: bool) -> dict[str, list[Any]]:
         """The groups and arrays of position ``p`` (``planes`` is a one-item list too)."""
