@@ -151,13 +151,13 @@ CLI_CASES: list[tuple[str, str]] = [
     ("finetune default --out m --lr nan", "--lr"),
     ("finetune default --out m --n-sim -1", "--n-sim"),
     ("finetune default --out m --mask IN/good.npy", "--mask"),
-    ("finetune no-such-model --out m", "no model 'no-such-model'"),
+    ("finetune no-such-model --out m", "model 'no-such-model' is neither"),
     # evaluate
     ("evaluate --n-stacks 0", "--n-stacks"),
     ("evaluate --n-stacks -2", "--n-stacks"),
     ("evaluate --figure IN/folder", "--figure"),
     ("evaluate --json nowhere/rows.json", "--json"),
-    ("evaluate no-such-model", "no model 'no-such-model'"),
+    ("evaluate no-such-model", "model 'no-such-model' is neither"),
     # export
     ("export default --out e.onnx --opset 0", "--opset"),
     ("export default --out e.onnx --opset 99", "--opset"),

@@ -187,7 +187,7 @@ def test_cli_calibrate_a_store_and_use_the_folder(
     [
         (["missing.tif"], "does not exist"),
         (["STACK", "--seconds", "0"], "--seconds: seconds must be a positive number"),
-        (["STACK", "--model", "nope"], "no model 'nope'"),
+        (["STACK", "--model", "nope"], "--model: model 'nope' is neither"),
         (["STACK", "--z-step", "-1"], "--z-step: z_step must be a positive number"),
         (["FLAT"], "at least 2 planes"),
         (["STACK", "--out", "STACK"], "would overwrite the input"),

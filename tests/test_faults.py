@@ -265,7 +265,12 @@ def test_store_failure_is_reported_and_counted(tmp_path: Path) -> None:
 def test_drop_policy_keeps_open_stacks_bounded() -> None:
     """A stack whose last plane was dropped is closed by the next time point's first frame."""
     pipeline = Pipeline(
-        ReconstructSettings.for_frame((64, 64)), n_planes=5, policy="drop", queue_size=64
+        # a queue that holds every frame: only the plane left out of each stack is missing
+        # (with 64, a slow machine dropped frames that the submissions outran)
+        ReconstructSettings.for_frame((64, 64)),
+        n_planes=5,
+        policy="drop",
+        queue_size=128,
     ).start()
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 4000, (64, 64), dtype=np.uint16)

@@ -211,7 +211,7 @@ def test_label_model_writes_the_models_final_masks(tmp_path: Path, data_dir: Pat
     assert expected.any()  # not vacuous
     np.testing.assert_array_equal(got, expected)
     bad = run_cli("label", "s.npy", "--out", "p.zarr", "--model", "nosuch", cwd=tmp_path)
-    assert bad.returncode == 2 and "no model 'nosuch'" in bad.stderr
+    assert bad.returncode == 2 and "--model: model 'nosuch' is neither" in bad.stderr
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "p.zarr").exists()
 
 

@@ -328,7 +328,7 @@ def test_bad_model_folders(tiny: Path, tmp_path: Path) -> None:
     (broken / "weights.pt").unlink()
     with pytest.raises(FileNotFoundError, match=r"weights file weights\.pt is missing"):
         lm.load(broken)
-    with pytest.raises(FileNotFoundError, match="no model 'nope'"):
+    with pytest.raises(FileNotFoundError, match="model 'nope' is neither"):
         lm.load("nope")
 
 

@@ -82,7 +82,7 @@ def model_dir(name_or_path: str | Path) -> Path:
     if shipped.is_dir():
         return shipped
     raise FileNotFoundError(
-        f"no model {str(name_or_path)!r}: not a folder and not a shipped model "
+        f"model {str(name_or_path)!r} is neither a folder nor a shipped model "
         f"({', '.join(available()) or 'none shipped'})"
     )
 
