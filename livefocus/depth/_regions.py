@@ -12,9 +12,9 @@ final, so the masks stay identical online and offline.
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
+
+from livefocus.depth._components import regions_reference
 
 __all__ = ["grown", "grown_reference"]
 
@@ -49,28 +49,10 @@ def grown_reference(
     """Plain breadth-first flood fill of the 8-connected regions (for tests)."""
     m = np.asarray(mask, bool)
     c = np.asarray(candidates, bool) & ~m
-    union = m | c
     out = m.copy()
-    ny, nx = m.shape
-    seen = np.zeros_like(m)
-    for y0 in range(ny):
-        for x0 in range(nx):
-            if not union[y0, x0] or seen[y0, x0]:
-                continue
-            region = [(y0, x0)]
-            seen[y0, x0] = True
-            todo = deque(region)
-            while todo:
-                y, x = todo.popleft()
-                for dy in (-1, 0, 1):
-                    for dx in (-1, 0, 1):
-                        v, u = y + dy, x + dx
-                        if 0 <= v < ny and 0 <= u < nx and union[v, u] and not seen[v, u]:
-                            seen[v, u] = True
-                            region.append((v, u))
-                            todo.append((v, u))
-            held = sum(1 for y, x in region if m[y, x])
-            if held >= max(least, 1) and held >= share * len(region):
-                for y, x in region:
-                    out[y, x] = True
+    for region in regions_reference(m | c):
+        held = sum(1 for y, x in region if m[y, x])
+        if held >= max(least, 1) and held >= share * len(region):
+            for y, x in region:
+                out[y, x] = True
     return out

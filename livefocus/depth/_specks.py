@@ -8,9 +8,9 @@ each plane's final mask is local to the plane, so the masks stay identical onlin
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
+
+from livefocus.depth._components import regions_reference
 
 __all__ = ["without_specks", "without_specks_reference"]
 
@@ -45,29 +45,11 @@ def without_specks(mask: np.ndarray, area: int) -> np.ndarray:
 
 def without_specks_reference(mask: np.ndarray, area: int) -> np.ndarray:
     """Plain breadth-first flood fill of the 8-connected regions (for tests)."""
-    m = np.asarray(mask, bool)
-    out = m.copy()
+    out = np.asarray(mask, bool).copy()
     if area <= 1:
         return out
-    ny, nx = m.shape
-    seen = np.zeros_like(m)
-    for y0 in range(ny):
-        for x0 in range(nx):
-            if not m[y0, x0] or seen[y0, x0]:
-                continue
-            region = [(y0, x0)]
-            seen[y0, x0] = True
-            todo = deque(region)
-            while todo:
-                y, x = todo.popleft()
-                for dy in (-1, 0, 1):
-                    for dx in (-1, 0, 1):
-                        v, u = y + dy, x + dx
-                        if 0 <= v < ny and 0 <= u < nx and m[v, u] and not seen[v, u]:
-                            seen[v, u] = True
-                            region.append((v, u))
-                            todo.append((v, u))
-            if len(region) < area:
-                for y, x in region:
-                    out[y, x] = False
+    for region in regions_reference(out):
+        if len(region) < area:
+            for y, x in region:
+                out[y, x] = False
     return out
