@@ -161,7 +161,7 @@ CLI_CASES: list[tuple[str, str]] = [
     # export
     ("export default --out e.onnx --opset 0", "--opset"),
     ("export default --out e.onnx --opset 99", "--opset"),
-    ("export no-such-model --out e.onnx", "no model"),
+    ("export no-such-model --out e.onnx", "model 'no-such-model' is neither"),
     # view, bench
     ("view missing.zarr --screenshot v.png", "does not exist"),
     ("view IN/good.npy --screenshot v.png", "not a livefocus"),
