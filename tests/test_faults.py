@@ -247,7 +247,9 @@ def test_close_returns_at_its_timeout_with_a_full_queue() -> None:
     assert later.frames_out == 3 and later.frames_lost == 0
 
 
-def test_store_failure_is_reported_and_counted(tmp_path: Path) -> None:
+def test_store_failure_is_reported_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = _FailingStore(
         tmp_path / "f.ome.zarr", shape=(1, 1, 1, N_PLANES, 64, 64), dtype=np.uint16, z_step=2.0,
         pixel_size=0.5, mask_modes=("depth", "otsu"),
@@ -260,6 +262,9 @@ def test_store_failure_is_reported_and_counted(tmp_path: Path) -> None:
     m = pipeline.close(timeout=30)
     assert isinstance(pipeline.error, OSError)
     assert m.frames_out == 4 and m.frames_out + m.frames_lost == N_PLANES
+    # a store that fails with an OSError (a full disk) is one line in the log, no traceback
+    failed = [r for r in caplog.records if "writing to the store failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is None
 
 
 def test_drop_policy_keeps_open_stacks_bounded() -> None:

@@ -738,7 +738,10 @@ class Pipeline:
                 except Exception as exc:  # the store failed: nothing more can be written
                     self.error = exc
                     self._write_failed.set()
-                    log.error("writing to the store failed: %s", exc, exc_info=exc)
+                    # a full disk or a vanished folder is one line; anything else, a bug, is
+                    # logged with its traceback
+                    trace = None if isinstance(exc, OSError) else exc
+                    log.error("writing to the store failed: %s", exc, exc_info=trace)
                     return
         finally:
             self._done.set()
