@@ -24,6 +24,8 @@ call. This module is a leaf: it imports nothing from livefocus but the vocabular
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +37,8 @@ from livefocus._vocab import run_state
 __all__ = [
     "FOLDER_FILES",
     "MARKER",
+    "NODES_KEY",
+    "OS_LITTER",
     "STORE_KEY",
     "WRITER",
     "check_complete",
@@ -43,9 +47,11 @@ __all__ = [
     "foreign_entry",
     "is_livefocus_file",
     "is_livefocus_output",
+    "made_elsewhere",
     "output_kind",
     "prepare_output",
     "remove_partial",
+    "store_nodes",
     "store_status",
     "write_json",
     "write_marker",
@@ -110,45 +116,103 @@ FOLDER_FILES: dict[str, frozenset[str]] = {
 }
 
 
+#: The root attribute key (inside ``livefocus``) listing a store's Zarr nodes, as paths
+#: relative to its root ("" the root itself), recorded by its writer.
+NODES_KEY = "nodes"
+#: Files an operating system drops into folders it shows (folder view settings, thumbnails),
+#: which it makes again: they do not keep a livefocus output from being replaced.
+OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+#: A file Zarr writes first and renames to ``zarr.json`` (left by a process killed meanwhile).
+_ZARR_PARTIAL = re.compile(r"zarr\.[0-9a-f]{32}\.partial")
+
+
+def store_nodes(path: str | Path) -> list[str]:
+    """The Zarr nodes (groups and arrays) of the store ``path``, as paths relative to its
+    root ("" the root): what a writer records under :data:`NODES_KEY` once it made them."""
+    root = Path(path)
+    found = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        if "zarr.json" not in files:
+            continue
+        rel = here.relative_to(root).as_posix()
+        found.append("" if rel == "." else rel)
+        try:
+            kind = json.loads((here / "zarr.json").read_text()).get("node_type")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind == "array":
+            dirs.clear()  # its chunks
+    return sorted(found)
+
+
+def _litter(name: str) -> bool:
+    return name in OS_LITTER or name.startswith("._")
+
+
 def foreign_entry(path: str | Path) -> str | None:
     """The first entry of the livefocus output ``path`` that livefocus did not write (a file a
-    user put in, a link), as a path relative to it, or None when it holds only livefocus's.
+    user put in, a link, a Zarr array of their own), as a path relative to it, or None when it
+    holds only livefocus's (and :data:`OS_LITTER`).
 
-    A store holds Zarr nodes only: each folder a ``zarr.json`` and, in a group, child nodes;
-    in an array, its chunks under ``c`` (not looked into). A marked folder holds the files of
-    its kind (:data:`FOLDER_FILES`).
+    A store holds the Zarr nodes its writer recorded (:data:`NODES_KEY`; a store written
+    before 2026-12-02, which records none: any Zarr node), each a folder with its
+    ``zarr.json`` (or the file Zarr was writing it to when a crash came, or not yet that, for a
+    recorded node) and, in a group, child nodes; in an array, its chunks under ``c`` (not
+    looked into). A marked folder holds the files of its kind (:data:`FOLDER_FILES`).
     """
     path = Path(path)
-    if _store_attrs(path) is not None:
-        return _foreign_in_node(path, "")
+    attrs = _store_attrs(path)
+    if attrs is not None:
+        recorded = attrs.get(NODES_KEY)
+        nodes = {str(n) for n in recorded} if isinstance(recorded, list) else None
+        return _foreign_in_node(path, "", nodes)
     allowed = FOLDER_FILES.get(output_kind(path) or "", frozenset({MARKER}))
     for entry in sorted(path.iterdir()):
+        if _litter(entry.name) and entry.is_file() and not entry.is_symlink():
+            continue
         if entry.name not in allowed or entry.is_symlink() or not entry.is_file():
             return entry.name
     return None
 
 
-def _foreign_in_node(folder: Path, rel: str) -> str | None:
+def _foreign_in_node(folder: Path, rel: str, nodes: set[str] | None) -> str | None:
     try:
         doc = json.loads((folder / "zarr.json").read_text())
     except (OSError, ValueError):
         doc = None
     if not isinstance(doc, dict):
-        return rel or "zarr.json"
+        if nodes is None or rel not in nodes:
+            return rel or "zarr.json"
+        doc = {}  # a recorded node whose zarr.json a crash kept from being written
     for entry in sorted(folder.iterdir()):
         name = f"{rel}/{entry.name}" if rel else entry.name
+        plain_file = entry.is_file() and not entry.is_symlink()
         plain_dir = entry.is_dir() and not entry.is_symlink()
-        if entry.name == "zarr.json" and entry.is_file() and not entry.is_symlink():
+        if plain_file and (
+            entry.name == "zarr.json" or _ZARR_PARTIAL.fullmatch(entry.name) or _litter(entry.name)
+        ):
             continue
         if doc.get("node_type") == "array" and entry.name == "c" and plain_dir:
             continue
-        if plain_dir and (entry / "zarr.json").is_file():
-            found = _foreign_in_node(entry, name)
+        ours = (entry / "zarr.json").is_file() if nodes is None else name in nodes
+        if plain_dir and ours:
+            found = _foreign_in_node(entry, name, nodes)
             if found is not None:
                 return found
             continue
         return name
     return None
+
+
+def made_elsewhere(exc: BaseException) -> bool:
+    """Whether creating a store failed because something was at its path already (another
+    process made it after the output was checked): then it is not the writer's to remove."""
+    if isinstance(exc, FileExistsError):
+        return True
+    from zarr.errors import ContainsArrayError, ContainsGroupError
+
+    return isinstance(exc, (ContainsArrayError, ContainsGroupError))
 
 
 def remove_partial(path: str | Path) -> None:
@@ -247,6 +311,13 @@ def check_output(
             raise ValueError(
                 f"{name} {str(path)!r} would overwrite the input {str(item)!r}; "
                 f"choose another {name}"
+            )
+    for parent in target.parents:
+        if is_livefocus_output(parent):
+            # it would become part of that output, which then holds what it did not write
+            raise ValueError(
+                f"{name} {str(path)!r} lies inside the livefocus output {str(parent)!r}; "
+                f"choose a {name} outside it"
             )
     exists = path.exists() or path.is_symlink()
     if exists and not overwrite:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,8 @@ from livefocus._output import check_complete
 __all__ = ["check_planes_written", "read_stack", "stack_z_step"]
 
 _TIFF = (".tif", ".tiff")
+#: Held while tifffile's log is silenced (:func:`_tifffile_quiet`).
+_TIFFFILE_LOG = threading.Lock()
 #: Files at the root of a Zarr v3 (``zarr.json``) or v2 (``.zarray``, ``.zgroup``) store.
 _ZARR_ROOTS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -43,12 +46,13 @@ def _tifffile_quiet() -> Iterator[None]:
     """tifffile's own log silenced: a damaged file it warns about ("invalid page offset")
     fails with one error that names the stack, not a log line before it."""
     log = logging.getLogger("tifffile")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
+    with _TIFFFILE_LOG:  # threads reading at once restore the level they found, in turn
+        level = log.level
+        log.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            log.setLevel(level)
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, str]:

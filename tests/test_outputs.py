@@ -96,6 +96,71 @@ def test_overwrite_replaces_what_livefocus_wrote(
     assert store_status(out) == "complete"
 
 
+def test_overwrite_keeps_a_zarr_array_a_user_added_and_takes_back_a_crashed_store(
+    stack_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label image a user added under ``labels/`` (as napari or ome-zarr-py do) is a Zarr
+    node livefocus did not write: refused. What a killed run leaves in its own store (Zarr's
+    ``zarr.<uuid>.partial`` beside a node's ``zarr.json``, a recorded node's folder without
+    its ``zarr.json``) and an operating system's ``.DS_Store`` do not keep it from being
+    replaced."""
+    import zarr
+
+    out = tmp_path / "l.ome.zarr"
+    argv = ["label", str(stack_npy), "--out", str(out), "--window", "16", "--strides", "8"]
+    assert cli(argv, capsys)[0] == 0
+    nodes = open_store(out).meta["nodes"]
+    assert "" in nodes and "labels/mask_otsu/0" in nodes and "focus/0" in nodes
+    added = zarr.open_group(str(out / "labels"), mode="r+").create_array(
+        "my_annotation", data=np.ones((1, 1, 3, 64, 64), np.uint8)
+    )
+    assert added is not None
+    code, err = cli([*argv, "--overwrite"], capsys)
+    assert code == 2 and "'labels/my_annotation'" in err, err
+    assert (out / "labels" / "my_annotation" / "zarr.json").is_file()
+    import shutil
+
+    shutil.rmtree(out / "labels" / "my_annotation")
+    (out / "labels" / "zarr.0123456789abcdef0123456789abcdef.partial").write_text("{")
+    (out / "focus" / "zarr.json").unlink()  # killed between the folder and its zarr.json
+    (out / ".DS_Store").write_bytes(b"\0")
+    assert cli([*argv, "--overwrite"], capsys)[0] == 0
+    assert store_status(out) == "complete" and not (out / ".DS_Store").exists()
+
+
+def test_every_node_a_store_makes_is_recorded(tmp_path: Path) -> None:
+    """The nodes a writer records are those it made: several positions (the bioformats2raw
+    layout with its OME group), pyramid levels, every mask and map."""
+    from livefocus._output import store_nodes
+
+    store = StoreWriter(
+        tmp_path / "s.ome.zarr", shape=(2, 1, 1, 3, 2100, 64), z_step=1.0,
+        mask_modes=("depth", "otsu", "model"),
+    )  # fmt: skip
+    recorded = store.meta["nodes"]
+    assert recorded == store_nodes(store.path) and "OME" in recorded and "1/labels" in recorded
+    assert "0/1" in recorded  # a pyramid level of a frame taller than 1024 px
+
+
+def test_an_output_inside_a_livefocus_output_is_refused(
+    stack_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another output inside a store or a model folder would become part of it (which then
+    holds what its writer did not write): refused, nothing written."""
+    store = tmp_path / "l.ome.zarr"
+    assert cli(["label", str(stack_npy), "--out", str(store), "--window", "16"], capsys)[0] == 0
+    for argv in (
+        ["simulate", "--shape", "3,64,64", "--out", str(store / "s.zarr")],
+        ["export", "default", "--out", str(store / "x.onnx")],
+        ["label", str(stack_npy), "--out", str(store / "labels" / "l2.zarr")],
+    ):
+        code, err = cli(argv, capsys)
+        assert code == 2 and "lies inside the livefocus output" in err, (argv, err)
+    from livefocus._output import foreign_entry
+
+    assert foreign_entry(store) is None and store_status(store) == "complete"
+
+
 def test_overwrite_keeps_what_a_user_put_in_a_store(
     stack_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import check_complete, prepare_output, remove_partial
+from livefocus._output import (
+    NODES_KEY,
+    check_complete,
+    made_elsewhere,
+    prepare_output,
+    remove_partial,
+    store_nodes,
+)
 from livefocus.focus._validate import check_in_range, check_memory, check_positive_number
 from livefocus.sim.optics import Camera, Optics
 from livefocus.sim.phantom import Specimen
@@ -225,10 +232,16 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
         truth.create_array("mask", data=stack.mask, chunks=plane)
         truth.create_array("depth", data=stack.depth, fill_value=np.nan)
         truth.create_array("all_in_focus", data=stack.all_in_focus)
-        group.attrs["livefocus"] = {**marker, "status": "complete"}
+        group.attrs["livefocus"] = {
+            **marker,
+            "status": "complete",
+            NODES_KEY: store_nodes(path),
+        }
     except BaseException as exc:
-        # a Ctrl-C, a full disk: the half-written group goes (nothing else was there)
-        remove_partial(path)
+        # a Ctrl-C, a full disk: the half-written group goes (nothing else was there; not
+        # what another process made at the same path meanwhile)
+        if not made_elsewhere(exc):
+            remove_partial(path)
         if isinstance(exc, OSError):
             why = exc.strerror or str(exc)
             raise OSError(f"path {str(path)!r} could not be written: {why}") from exc

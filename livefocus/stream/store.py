@@ -42,7 +42,13 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import prepare_output, remove_partial
+from livefocus._output import (
+    NODES_KEY,
+    made_elsewhere,
+    prepare_output,
+    remove_partial,
+    store_nodes,
+)
 from livefocus._vocab import MASK_MODES, check_choice
 from livefocus.focus._validate import check_positive_number
 from livefocus.stream._ngff import (
@@ -240,7 +246,7 @@ class StoreWriter:
         try:
             # the marker in the root's first write: a crash from here on leaves it too
             self.root = zarr.open_group(
-                str(self.path), mode="w", zarr_format=3, attributes={"livefocus": self.meta}
+                str(self.path), mode="w-", zarr_format=3, attributes={"livefocus": self.meta}
             )
             self._geometry = [
                 Geometry(
@@ -260,10 +266,15 @@ class StoreWriter:
                 self.root if npos == 1 else self.root.create_group(str(p)) for p in range(npos)
             ]
             self._arrays = [self._create(p, maps) for p in range(npos)]
+            # what it made, so that --overwrite knows every node that is its own
+            self.meta[NODES_KEY] = store_nodes(self.path)
+            self.root.attrs["livefocus"] = self.meta
         except BaseException as exc:
             # a Ctrl-C, a full disk: what this writer began to make goes (nothing else was
-            # there), so no half-made store is left behind
-            remove_partial(self.path)
+            # there), so no half-made store is left behind; not what another process made at
+            # the same path meanwhile
+            if not made_elsewhere(exc):
+                remove_partial(self.path)
             if isinstance(exc, OSError):
                 why = exc.strerror or str(exc)
                 raise OSError(f"out {str(self.path)!r} could not be written: {why}") from exc
