@@ -162,6 +162,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("export default --out e.onnx --opset 0", "--opset"),
     ("export default --out e.onnx --opset 99", "--opset"),
     ("export no-such-model --out e.onnx", "model 'no-such-model' is neither"),
+    ("export default --out nodir/e.onnx", "folder 'nodir' does not exist"),  # as every writer
     # view, bench
     ("view missing.zarr --screenshot v.png", "does not exist"),
     ("view IN/good.npy --screenshot v.png", "not a livefocus"),

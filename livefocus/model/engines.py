@@ -232,6 +232,7 @@ def _onnx_file(model: Model) -> Path:
     name = _cache_name(model)
     path = cache_dir() / "onnx" / (name or f"unsaved-{os.getpid()}.onnx")
     if name is None or not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)  # the cache is livefocus's own
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         export_onnx(model, tmp)
         tmp.replace(path)

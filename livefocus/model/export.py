@@ -58,8 +58,7 @@ def export_onnx(
         raise ValueError(
             f"example_size must be a multiple of {net.config.multiple}, got {example_size!r}"
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)  # its folder must exist, as for every writer (prepare_output)
     source = model.path if isinstance(model, Model) else None
     if isinstance(model, (str, Path)) and Path(model).exists():
         source = Path(model)
