@@ -28,7 +28,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "check_complete",
     "check_file_output",
     "check_output",
+    "creating",
     "foreign_entry",
     "is_livefocus_file",
     "is_livefocus_output",
@@ -213,6 +215,23 @@ def made_elsewhere(exc: BaseException) -> bool:
     from zarr.errors import ContainsArrayError, ContainsGroupError
 
     return isinstance(exc, (ContainsArrayError, ContainsGroupError))
+
+
+@contextmanager
+def creating(path: str | Path, name: str) -> Iterator[None]:
+    """Around a writer's creation of the store ``path`` (which :func:`prepare_output` left
+    empty): when it fails (a Ctrl-C, a full disk) what it began to make goes
+    (:func:`remove_partial`), unless the failure is that another process made the path
+    meanwhile (:func:`made_elsewhere`); an ``OSError`` becomes one that names ``name``."""
+    try:
+        yield
+    except BaseException as exc:
+        if not made_elsewhere(exc):
+            remove_partial(path)
+        if isinstance(exc, OSError):
+            why = exc.strerror or str(exc)
+            raise OSError(f"{name} {str(path)!r} could not be written: {why}") from exc
+        raise
 
 
 def remove_partial(path: str | Path) -> None:

@@ -9,14 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import (
-    NODES_KEY,
-    check_complete,
-    made_elsewhere,
-    prepare_output,
-    remove_partial,
-    store_nodes,
-)
+from livefocus._output import NODES_KEY, check_complete, creating, prepare_output, store_nodes
 from livefocus.focus._validate import check_in_range, check_memory, check_positive_number
 from livefocus.sim.optics import Camera, Optics
 from livefocus.sim.phantom import Specimen
@@ -223,7 +216,8 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
         "parameters": meta["parameters"],
         "livefocus": {**marker, "status": "running"},
     }
-    try:
+    # a Ctrl-C or a full disk meanwhile: the half-written group goes
+    with creating(path, "path"):
         # the marker in the root's first write
         group = zarr.open_group(str(path), mode="w-", zarr_format=3, attributes=attrs)
         plane = (1, ny, nx)
@@ -237,15 +231,6 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
             "status": "complete",
             NODES_KEY: store_nodes(path),
         }
-    except BaseException as exc:
-        # a Ctrl-C, a full disk: the half-written group goes (nothing else was there; not
-        # what another process made at the same path meanwhile)
-        if not made_elsewhere(exc):
-            remove_partial(path)
-        if isinstance(exc, OSError):
-            why = exc.strerror or str(exc)
-            raise OSError(f"path {str(path)!r} could not be written: {why}") from exc
-        raise
     return path
 
 

@@ -42,13 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import (
-    NODES_KEY,
-    made_elsewhere,
-    prepare_output,
-    remove_partial,
-    store_nodes,
-)
+from livefocus._output import NODES_KEY, creating, prepare_output, store_nodes
 from livefocus._vocab import MASK_MODES, check_choice
 from livefocus.focus._validate import check_positive_number
 from livefocus.stream._ngff import (
@@ -243,7 +237,9 @@ class StoreWriter:
             levels=self.levels,
             status="running",
         )
-        try:
+        # a Ctrl-C or a full disk meanwhile: what this writer began to make goes, so no
+        # half-made store is left behind
+        with creating(self.path, "out"):
             # the marker in the root's first write: a crash from here on leaves it too
             self.root = zarr.open_group(
                 str(self.path), mode="w-", zarr_format=3, attributes={"livefocus": self.meta}
@@ -269,16 +265,6 @@ class StoreWriter:
             # what it made, so that --overwrite knows every node that is its own
             self.meta[NODES_KEY] = store_nodes(self.path)
             self.root.attrs["livefocus"] = self.meta
-        except BaseException as exc:
-            # a Ctrl-C, a full disk: what this writer began to make goes (nothing else was
-            # there), so no half-made store is left behind; not what another process made at
-            # the same path meanwhile
-            if not made_elsewhere(exc):
-                remove_partial(self.path)
-            if isinstance(exc, OSError):
-                why = exc.strerror or str(exc)
-                raise OSError(f"out {str(self.path)!r} could not be written: {why}") from exc
-            raise
 
     def _create(self, p: int, maps: bool) -> dict[str, list[Any]]:
         """The groups and arrays of position ``p`` (``planes`` is a one-item list too)."""
