@@ -244,20 +244,26 @@ def test_model_writers_never_overwrite_silently(
 
 
 # -- defect 8: incomplete output looks complete ------------------------------------------------
-def test_simulate_on_a_full_disk_leaves_nothing(tmp_path: Path) -> None:
-    """A real write failure: the process may write no file above 8 KB (RLIMIT_FSIZE). The
-    half-written store goes (until 2026-12-02 it stayed, marked incomplete)."""
-    out = tmp_path / "full.zarr"
+def _cli_with_file_limit(limit: int, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """The CLI run in a process that may write no file above ``limit`` bytes (RLIMIT_FSIZE:
+    a real write failure, EFBIG, where a disk would be full)."""
     script = textwrap.dedent(
         f"""
         import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
-        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
         from livefocus.cli import main
-        main(["simulate", "--shape", "2,128,128", "--out", {str(out)!r}])
+        main({argv!r})
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+
+def test_simulate_on_a_full_disk_leaves_nothing(tmp_path: Path) -> None:
+    """No file above 8 KB: the half-written store goes (until 2026-12-02 it stayed, marked
+    incomplete)."""
+    out = tmp_path / "full.zarr"
+    done = _cli_with_file_limit(8192, ["simulate", "--shape", "2,128,128", "--out", str(out)])
     assert done.returncode == 2 and "File too large" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "could not be written" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -268,16 +274,7 @@ def test_a_store_that_cannot_be_made_leaves_nothing(tmp_path: Path, stack_npy: P
     """The same for the streaming store's writer (``label`` uses it): no half-made store,
     one line naming --out."""
     out = tmp_path / "full.ome.zarr"
-    script = textwrap.dedent(
-        f"""
-        import resource, signal
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1200, 1200))
-        from livefocus.cli import main
-        main(["label", {str(stack_npy)!r}, "--out", {str(out)!r}])
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    done = _cli_with_file_limit(1200, ["label", str(stack_npy), "--out", str(out)])
     assert done.returncode == 2 and "--out" in done.stderr, done.stderr
     assert "could not be written" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
