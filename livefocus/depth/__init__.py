@@ -14,6 +14,7 @@ from livefocus.depth._result import StackResult
 from livefocus.depth._settings import POLARITIES, REFINEMENTS, ReconstructSettings
 from livefocus.depth._signal import noise_sigma, plane_support
 from livefocus.depth._smooth import guided_smooth, smooth_depth
+from livefocus.depth._warm import warm_up
 
 __all__ = [
     "POLARITIES",
@@ -30,4 +31,5 @@ __all__ = [
     "plane_support",
     "reconstruct",
     "smooth_depth",
+    "warm_up",
 ]

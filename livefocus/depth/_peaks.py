@@ -1,5 +1,5 @@
-"""Per-pixel kernels of focus peaks: the vertex of a parabola through three samples, and the
-height of a second, separate peak."""
+"""Per-pixel kernels of focus peaks: the candidates of a plane and their bases, the vertex of a
+parabola through three samples, and the height of a second, separate peak."""
 
 from __future__ import annotations
 
@@ -7,10 +7,75 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fit_vertex", "rival_peak", "rival_peak_reference"]
+from livefocus._jit import kernel
+
+__all__ = [
+    "fit_vertex",
+    "peak_candidates",
+    "peak_candidates_reference",
+    "rival_peak",
+    "rival_peak_reference",
+]
 
 #: A rival peak must be separated from the highest by a dip below this fraction of itself.
 DIP = 0.5
+
+
+def peak_candidates(
+    window: np.ndarray, j: int, one_sided: bool, buffer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels whose score on row ``j`` of ``window`` is positive and the highest of the window,
+    and their peaks' bases.
+
+    ``window`` is float32 (planes, pixels), C-contiguous; ``buffer`` an intp array of at least
+    its pixels. The base is the window's lowest score (``one_sided``), or else the higher of
+    the lowest scores on either side of row ``j`` (both sides include it). Returns the pixels
+    in ascending order (a view of ``buffer``) and their bases; one numba pass
+    (:mod:`livefocus._jit`), refereed by :func:`peak_candidates_reference`.
+    """
+    bases = np.empty(window.shape[1], np.float32)
+    count = _candidates(window, j, one_sided, buffer, bases)
+    return buffer[:count], bases[:count]
+
+
+@kernel
+def _candidates(window: Any, j: int, one_sided: bool, idx: Any, bases: Any) -> int:
+    m, size = window.shape
+    count = 0
+    for i in range(size):
+        fj = window[j, i]
+        if not fj > 0:
+            continue
+        highest = True
+        for r in range(m):
+            if window[r, i] > fj:
+                highest = False
+                break
+        if not highest:
+            continue
+        low = window[0, i]
+        for r in range(1, j + 1):
+            low = min(low, window[r, i])
+        high = window[j, i]
+        for r in range(j + 1, m):
+            high = min(high, window[r, i])
+        idx[count] = i
+        bases[count] = min(low, high) if one_sided else max(low, high)
+        count += 1
+    return count
+
+
+def peak_candidates_reference(
+    window: np.ndarray, j: int, one_sided: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`peak_candidates` in numpy reductions (the referee)."""
+    fj = window[j]
+    cand = np.flatnonzero((fj >= window.max(axis=0)) & (fj > 0))
+    if one_sided:
+        base = window.min(axis=0)
+    else:
+        base = np.maximum(window[: j + 1].min(axis=0), window[j:].min(axis=0))
+    return cand, base[cand]
 
 
 def fit_vertex(
@@ -46,28 +111,31 @@ def rival_peak(focus: np.ndarray, arg: np.ndarray) -> np.ndarray:
     does for a mixed pixel at a step in depth or for two layers. One sweep up and one down
     the stack, O(Z * Y * X); the same as :func:`rival_peak_reference`.
     """
-    f = np.asarray(focus, np.float32)
-    n = f.shape[0]
-    peak = np.asarray(arg, np.int32)
-    top = np.take_along_axis(f, peak[None].astype(np.intp), 0)[0]
+    f = np.ascontiguousarray(focus, np.float32)
+    peak = np.ascontiguousarray(arg, np.intp)
+    top = np.take_along_axis(f, peak[None], 0)[0]
     best = np.zeros(top.shape, np.float32)
-    dip = np.float32(DIP)
-    half = np.empty(top.shape, np.float32)
-    tmp = np.empty(top.shape, np.float32)
-    beyond = np.empty(top.shape, bool)
-    rival = np.empty(top.shape, bool)
-    # (ufuncs with where= are slow in numpy; copyto with where= is not)
-    for planes, compare in ((range(n), np.less), (range(n - 1, -1, -1), np.greater)):
-        low = np.full(top.shape, np.inf, np.float32)  # lowest score past the peak, this side
-        for k in planes:
-            compare(peak, k, out=beyond)  # plane k lies past the peak on this side
-            fk = f[k]
-            np.multiply(fk, dip, out=half)
-            np.less(low, half, out=rival)
-            rival &= beyond
-            np.copyto(best, np.maximum(best, fk, out=tmp), where=rival)
-            np.copyto(low, np.minimum(low, fk, out=tmp), where=beyond)
+    _rivals(f.reshape(f.shape[0], -1), peak.reshape(-1), best.reshape(-1))
     return np.asarray(np.divide(best, top, out=np.zeros_like(best), where=top > 0))
+
+
+@kernel
+def _rivals(f: Any, peak: Any, best: Any) -> None:
+    """Into ``best``: the highest rival score of each pixel (one sweep up, one down)."""
+    n, size = f.shape
+    dip = np.float32(DIP)
+    low = np.empty(size, np.float32)  # lowest score past the peak, on the sweep's side
+    for up in (True, False):
+        low[:] = np.inf
+        for step in range(n):
+            k = step if up else n - 1 - step
+            for i in range(size):
+                if (peak[i] < k) if up else (peak[i] > k):
+                    v = f[k, i]
+                    if low[i] < v * dip and v > best[i]:
+                        best[i] = v
+                    if v < low[i]:
+                        low[i] = v
 
 
 def rival_peak_reference(focus: np.ndarray, arg: np.ndarray) -> np.ndarray:

@@ -82,13 +82,14 @@ from livefocus.depth._calibration import calibrated, depth_density, peak_feature
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._holes import enclosed
 from livefocus.depth._outliers import consistent
-from livefocus.depth._peaks import fit_vertex, rival_peak
+from livefocus.depth._peaks import fit_vertex, peak_candidates, rival_peak
 from livefocus.depth._regions import grown
 from livefocus.depth._result import StackResult
 from livefocus.depth._settings import ReconstructSettings, check_shape
 from livefocus.depth._signal import noise_sigma, plane_support
 from livefocus.depth._smooth import guided_smooth, smooth_depth
 from livefocus.depth._specks import without_specks
+from livefocus.depth._state import CURVE_FIELDS, update_curves
 from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
 from livefocus.focus.labels import otsu_threshold, weak_labels
 
@@ -247,6 +248,8 @@ class StackReconstructor:
         self._features: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._off_inner = np.zeros((ny, nx), np.float32)  # refined offset of interior peaks
         self._zarg = np.zeros((ny, nx), np.float32)  # position of the highest plane
+        self._after = np.empty(ny * nx, np.intp)  # update_curves' buffer
+        self._cand = np.empty(ny * nx, np.intp)  # peak_candidates' buffer
 
     # -- input ----------------------------------------------------------------------------
     @property
@@ -396,38 +399,33 @@ class StackReconstructor:
     def _update_global(self, f: np.ndarray, frame: np.ndarray, k: int, z: float) -> None:
         """Update each pixel's highest peak so far and the samples around it (O(H * W))."""
         self._cache.clear()
-        new = f > self._fmax
-        np.minimum(self._runmin, f, out=self._runmin)
-        np.copyto(self._s_at, self._support[k], where=new)
-        np.maximum(self._s_max, self._support[k], out=self._s_max)
-        np.copyto(self._leftmin, self._runmin, where=new)
-        np.minimum(self._rightmin, f, out=self._rightmin)
-        np.copyto(self._rightmin, f, where=new)
         pixels = frame.astype(np.float32)
-        if k > 0:
-            after_peak = (self._arg == k - 1) & ~new
-            np.copyto(self._fp, f, where=after_peak)
-            np.copyto(self._raw_p, pixels, where=after_peak)
-            if k >= 2 and self.settings.refine != "none":
-                # these peaks (on plane k - 1) now have both neighbours: refine them for good
-                idx = np.flatnonzero(after_peak)
-                fm, f0, fp = (v.ravel()[idx] for v in (self._fm, self._fmax, f))
-                if self.settings.refine == "gaussian":
-                    fm, f0, fp = (np.log(np.maximum(v, _TINY)) for v in (fm, f0, fp))
-                a, b = self._z[k - 2] - self._z[k - 1], z - self._z[k - 1]
-                off, ok = fit_vertex(fm, f0, fp, a, b)
-                lo, hi = sorted((a / 2.0, b / 2.0))
-                off = np.where(ok, np.clip(off, np.float32(lo), np.float32(hi)), np.float32(0))
-                self._off_inner.reshape(-1)[idx] = off
-            np.copyto(self._fm, self._focus[k - 1], where=new)
-            np.copyto(self._raw_m, self._prev, where=new)
-        np.copyto(self._raw_at, pixels, where=new)
-        np.copyto(self._fp, np.float32(-np.inf), where=new)
-        np.copyto(self._off_inner, np.float32(0), where=new)
-        np.copyto(self._zarg, np.float32(z - (self._z[0] if self._z else z)), where=new)
+        flat = f.reshape(-1)
+        before = self._focus[k - 1].reshape(-1) if k > 0 else flat
+        zrel = z - (self._z[0] if self._z else z)
+        state = tuple(getattr(self, "_" + name).reshape(-1) for name in CURVE_FIELDS)
+        idx = update_curves(
+            flat,
+            self._support[k].reshape(-1),
+            pixels.reshape(-1),
+            self._prev.reshape(-1),
+            before,
+            k,
+            zrel,
+            state,
+            self._after,
+        )
+        if k >= 2 and self.settings.refine != "none":
+            # these peaks (on plane k - 1) now have both neighbours: refine them for good
+            fm, f0, fp = (v.ravel()[idx] for v in (self._fm, self._fmax, f))
+            if self.settings.refine == "gaussian":
+                fm, f0, fp = (np.log(np.maximum(v, _TINY)) for v in (fm, f0, fp))
+            a, b = self._z[k - 2] - self._z[k - 1], z - self._z[k - 1]
+            off, ok = fit_vertex(fm, f0, fp, a, b)
+            lo, hi = sorted((a / 2.0, b / 2.0))
+            off = np.where(ok, np.clip(off, np.float32(lo), np.float32(hi)), np.float32(0))
+            self._off_inner.reshape(-1)[idx] = off
         self._prev = pixels
-        self._arg[new] = k
-        np.maximum(self._fmax, f, out=self._fmax)
 
     def _rel_z(self) -> np.ndarray:
         """Plane positions in µm above the lowest plane so far (the first, going up)."""
@@ -475,19 +473,15 @@ class StackReconstructor:
         lo, hi = max(0, j - r), min(n - 1, j + r)
         window = self._focus[lo : hi + 1].reshape(hi + 1 - lo, -1)
         fj = window[j - lo]
-        cand = np.flatnonzero((fj >= window.max(axis=0)) & (fj > 0))
         edge = j == 0 or j == n - 1
         if edge and (n < 3 or hi - lo < 2):
-            return cand[:0], None
-        if j == 0:
-            base = window.min(axis=0)
-        elif j == n - 1:
-            base = window.min(axis=0)
-        else:
-            base = np.maximum(window[: j - lo + 1].min(axis=0), window[j - lo :].min(axis=0))
-        conf = 1 - base[cand] / fj[cand]
+            return np.zeros(0, np.intp), None
+        cand, base = peak_candidates(window, j - lo, edge, self._cand)
+        cand = cand.copy()  # a view of the buffer, which the next call reuses
+        peak = fj[cand]
+        conf = 1 - base / peak
         keep = conf > np.float32(self.settings.min_confidence)
-        keep &= self._clear_of_noise(fj[cand], base[cand], j)
+        keep &= self._clear_of_noise(peak, base, j)
         sup = self._support[lo : hi + 1].reshape(hi + 1 - lo, -1)[:, cand]
         # a mask paints the planes around the refined peak, which lies between j - 1 and
         # j + 1: the support there counts (a halo has its most support planes further away)

@@ -10,14 +10,18 @@ focus peak can be asked to stand clear of what the camera's noise gives.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from livefocus._morph import closing, max_filter, opening
+from livefocus._jit import kernel
+from livefocus._morph import closing, max_filter, mean3, opening
 from livefocus.depth._settings import ReconstructSettings
 
 __all__ = [
+    "median_abs_residual",
+    "median_abs_residual_reference",
     "noise_sigma",
     "noise_sigma_reference",
     "plane_support",
@@ -80,7 +84,7 @@ def plane_support(frame: np.ndarray, settings: ReconstructSettings, sigma: float
     if settings.support_edge > 0:
         # an object's edge lies where its contrast falls to a fraction of the local peak
         # contrast: the pixels beyond, lit only by the blur of the edge, are background
-        peak = max_filter(ndimage.uniform_filter(out, 3), 7)
+        peak = max_filter(mean3(out), 7)
         out = np.where(out >= np.float32(settings.support_edge) * peak, out, np.float32(0))
     return np.asarray(out / np.float32(sigma), dtype=np.float32)
 
@@ -118,10 +122,60 @@ def noise_sigma(frame: np.ndarray, settings: ReconstructSettings) -> float:
         # so the floor errs high)
         var = (float(np.median(np.abs(img - np.median(img)))) * _MAD_TO_STD) ** 2
     else:
-        c = img[1:-1, 1:-1]
-        r = c - np.float32(0.25) * (img[:-2, 1:-1] + img[2:, 1:-1] + img[1:-1, :-2] + img[1:-1, 2:])
-        var = (float(np.median(np.abs(r))) * _MAD_TO_STD / _RESIDUAL_GAIN) ** 2
+        var = (median_abs_residual(img) * _MAD_TO_STD / _RESIDUAL_GAIN) ** 2
     return max(math.sqrt(var + rounding), _MIN_SIGMA)
+
+
+def median_abs_residual(img: np.ndarray) -> float:
+    """Median of ``|x - mean of its 4 neighbours|`` over the interior of float32 ``img`` (at
+    least 3 x 3), as :func:`numpy.median` gives it (:func:`median_abs_residual_reference`).
+
+    One numba pass (:mod:`livefocus._jit`) writes the residuals and counts them by the upper
+    16 bits of their float32 patterns (which order non-negative floats); the middle one or two
+    are then selected among the few values in their bins.
+    """
+    ny, nx = img.shape
+    values = np.empty((ny - 2) * (nx - 2), np.float32)
+    counts = np.zeros(1 << 16, np.int64)
+    if _abs_residuals(np.ascontiguousarray(img), values, counts):
+        return median_abs_residual_reference(img)  # a NaN residual: numpy's NaN rules
+    n = values.size
+    ranks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    cum = np.cumsum(counts)
+    bits = values.view(np.uint32) >> np.uint32(16)
+    picked = []
+    for rank in ranks:
+        b = int(np.searchsorted(cum, rank, side="right"))  # the bin of the rank-th value
+        within = rank - int(cum[b] - counts[b])
+        picked.append(np.partition(values[bits == b], within)[within])
+    return float(np.mean(np.asarray(picked, np.float32)))
+
+
+@kernel
+def _abs_residuals(img: Any, out: Any, counts: Any) -> bool:
+    ny, nx = img.shape
+    q = np.float32(0.25)
+    i = 0
+    nan = False
+    for y in range(1, ny - 1):
+        for x in range(1, nx - 1):
+            s = ((img[y - 1, x] + img[y + 1, x]) + img[y, x - 1]) + img[y, x + 1]
+            v = abs(img[y, x] - q * s)
+            nan |= v != v
+            out[i] = v
+            i += 1
+    bits = out.view(np.uint32)
+    for i in range(bits.size):
+        counts[bits[i] >> 16] += 1
+    return nan
+
+
+def median_abs_residual_reference(img: np.ndarray) -> float:
+    """The referee of :func:`median_abs_residual`: numpy's arithmetic and median."""
+    c = img[1:-1, 1:-1]
+    with np.errstate(over="ignore", invalid="ignore"):  # sums beyond float32: inf, as the kernel
+        r = c - np.float32(0.25) * (img[:-2, 1:-1] + img[2:, 1:-1] + img[1:-1, :-2] + img[1:-1, 2:])
+        return float(np.median(np.abs(r)))
 
 
 def rounding_variance(frame: np.ndarray) -> float:

@@ -43,7 +43,13 @@ from typing import Any
 import numpy as np
 
 from livefocus._vocab import DEVICES, POLICIES, Device, MaskMode, Policy, check_choice
-from livefocus.depth import ReconstructSettings, StackReconstructor, StackResult, plane_focus
+from livefocus.depth import (
+    ReconstructSettings,
+    StackReconstructor,
+    StackResult,
+    plane_focus,
+    warm_up,
+)
 from livefocus.focus._validate import check_positive_int, check_positive_number
 from livefocus.model.zpeaks import ZPeakFinaliser, ZPeaks
 from livefocus.stream.store import StoreWriter
@@ -308,8 +314,10 @@ class Pipeline:
 
     # -- acquisition side -----------------------------------------------------------------
     def start(self) -> Pipeline:
-        """Start the processing and writer threads (and the watchdog)."""
+        """Compile the reconstruction's kernels (:func:`~livefocus.depth.warm_up`), then start
+        the processing and writer threads (and the watchdog)."""
         if not self._started:
+            warm_up()
             self._started = True
             for thread in self._threads:
                 thread.start()

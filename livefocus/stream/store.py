@@ -90,6 +90,11 @@ def pyramid_levels(frame: tuple[int, int]) -> int:
     return levels
 
 
+#: Chunks are written even where they hold only the fill value: zarr's test of that compares
+#: each chunk with it (with NaN equal for the float maps), which cost more than the write.
+_WRITE_ALL = {"write_empty_chunks": True}
+
+
 def _codecs() -> dict[str, Any]:
     from zarr.codecs import BloscCodec
 
@@ -285,6 +290,7 @@ class StoreWriter:
                         dtype=dtype,
                         fill_value=np.nan if np.dtype(dtype).kind == "f" else 0,
                         dimension_names=list(axes),
+                        config=_WRITE_ALL,
                         **codecs,
                     )
                 )
