@@ -20,6 +20,15 @@ def test_focus_bench_rows_are_exact() -> None:
     assert any(row["measure"].startswith("std, 20-slice stack") for row in rows)
 
 
+def test_kernel_bench_rows_are_bit_exact() -> None:
+    from livefocus.bench import kernels
+
+    rows = kernels.run(quick=True)
+    assert len(rows) == 5 and all(row["equal"] is True for row in rows), rows
+    assert all(row["baseline ms"] > 0 and row["kernel ms"] > 0 for row in rows)
+    assert rows[2]["OpenCV ms"] > 0  # the 3 x 3 mean's well-known baseline, timed beside it
+
+
 def test_bench_cli_writes_json(tmp_path: Path) -> None:
     result = run_cli("bench", "nothing")
     assert result.returncode == 2 and "target must be one of" in result.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = ["TARGETS", "run"]
 
-TARGETS = ("focus", "model", "stream", "soak")
+TARGETS = ("focus", "kernels", "model", "stream", "soak")
 
 
 def run(target: str, *, quick: bool = False) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 @app.command()
 def bench(
     target: str = typer.Argument(
-        "focus", help="What to measure: focus, model, stream, soak or all."
+        "focus", help="What to measure: focus, kernels, model, stream, soak or all."
     ),
     quick: bool = typer.Option(False, help="Smaller sizes, for a smoke test."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the rows as JSON."),

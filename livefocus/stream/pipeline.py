@@ -720,12 +720,15 @@ class Pipeline:
 
     def _finish_stack(self, key: Key, stack: _Stack) -> None:
         """A stack's end-of-stack work (its faults are counted by :meth:`_finisher`)."""
-        result, _ = stack.recon.finish()  # every plane's final mask is in result.mask_depth
+        result, rest = stack.recon.finish()  # every plane's final mask is in result.mask_depth
         p, t, c = key
         masks: dict[str, np.ndarray] = {}
         plane_finals: dict[Index, dict[str, np.ndarray]] = {}
         if stack.planes == list(range(self.n_planes)):  # whole stack at once
-            masks = {"otsu": result.mask_otsu, "depth": result.mask_depth}
+            # the stack's Otsu masks; of the depth masks only those that become final now (the
+            # others went to the store as each became final, equal to result.mask_depth's)
+            masks = {"otsu": result.mask_otsu}
+            plane_finals = {(p, t, c, z): {"depth": mask} for z, mask in rest.items()}
         else:  # planes missing (dropped frames): write the final masks plane by plane
             plane_finals = {
                 (p, t, c, z): {"depth": result.mask_depth[k], "otsu": result.mask_otsu[k]}
