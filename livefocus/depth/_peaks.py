@@ -41,24 +41,23 @@ def peak_candidates(
 @kernel
 def _candidates(window: Any, j: int, one_sided: bool, idx: Any, bases: Any) -> int:
     m, size = window.shape
-    top = window[j].copy()  # the window's highest score
-    low = window[j].copy()  # lowest on planes <= j
-    high = window[j].copy()  # lowest on planes >= j
-    for r in range(m):  # plane by plane: each pass runs along memory
+    top = window[0].copy()  # the window's highest score, plane by plane (along memory)
+    for r in range(1, m):
         row = window[r]
         for i in range(size):
-            v = row[i]
-            top[i] = max(top[i], v)
-            if r < j:
-                low[i] = min(low[i], v)
-            elif r > j:
-                high[i] = min(high[i], v)
+            top[i] = max(top[i], row[i])
     fj = window[j]
     count = 0
-    for i in range(size):
+    for i in range(size):  # the bases of the few candidates only
         if fj[i] > 0 and fj[i] >= top[i]:
+            low = window[0, i]
+            for r in range(1, j + 1):
+                low = min(low, window[r, i])
+            high = window[j, i]
+            for r in range(j + 1, m):
+                high = min(high, window[r, i])
             idx[count] = i
-            bases[count] = min(low[i], high[i]) if one_sided else max(low[i], high[i])
+            bases[count] = min(low, high) if one_sided else max(low, high)
             count += 1
     return count
 
