@@ -103,12 +103,14 @@ def test_mean3_equals_scipy(ny: int, nx: int, seed: int, kind: int, scale: float
 def test_peak_candidates_equal_numpy(
     m: int, size: int, seed: int, kind: int, one_sided: bool, data: st.DataObject
 ) -> None:
-    window = _values(np.random.default_rng(seed), (m, size), kind, 1.0).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    window = _values(rng, (m, size), kind, 1.0).astype(np.float32)
+    support = _values(rng, (m, size), kind, 2.0).astype(np.float32)
     j = data.draw(st.integers(0, m - 1))
-    cand, base = peak_candidates(window, j, one_sided, np.empty(size, np.intp))
-    expected_cand, expected_base = peak_candidates_reference(window, j, one_sided)
-    np.testing.assert_array_equal(cand, expected_cand)
-    np.testing.assert_array_equal(base, expected_base)
+    got = peak_candidates(window, support, j, one_sided, np.empty(size, np.intp))
+    expected = peak_candidates_reference(window, support, j, one_sided)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def _state(size: int) -> tuple[np.ndarray, ...]:
@@ -154,12 +156,12 @@ def test_kernels_run_as_plain_python_too() -> None:
     out = np.empty_like(img)
     _morph._mean3.py_func(img, out)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(out, _morph.mean3(img))
-    window = rng.random((5, 50)).astype(np.float32)
-    idx, bases = np.empty(50, np.intp), np.empty(50, np.float32)
-    count = peak_candidates.__globals__["_candidates"].py_func(window, 2, False, idx, bases)
-    cand, base = peak_candidates(window, 2, False, np.empty(50, np.intp))
-    np.testing.assert_array_equal(idx[:count], cand)
-    np.testing.assert_array_equal(bases[:count], base)
+    window, support = rng.random((2, 5, 50)).astype(np.float32)
+    idx, out = np.empty(50, np.intp), np.empty((4, 50), np.float32)
+    count = peak_candidates.__globals__["_candidates"].py_func(window, support, 2, False, idx, out)
+    got = peak_candidates(window, support, 2, False, np.empty(50, np.intp))
+    np.testing.assert_array_equal(idx[:count], got[0])
+    np.testing.assert_array_equal(out[:, :count], np.stack(got[1:]))
 
 
 def test_a_stack_through_the_kernels_matches_its_planes_read_back() -> None:

@@ -120,6 +120,7 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
     # a focus curve's 9 planes around plane 4: each pixel peaks on one of them (a ninth here)
     curve = -((np.arange(9)[:, None] - rng.uniform(0, 8, size * size)) ** 2)
     window = np.exp(curve / 8.0 + 0.1 * rng.normal(size=curve.shape)).astype(np.float32)
+    support = rng.gamma(2.0, 1.0, window.shape).astype(np.float32)
     buffer = np.empty(size * size, np.intp)
     rows = [
         _row(
@@ -148,11 +149,11 @@ def run(*, quick: bool = False) -> list[dict[str, Any]]:
         ),
         _curve_row(size, repeats),
         _row(
-            "peak candidates, 9 planes",
+            "peak candidates, bases, support (9 planes)",
             "numpy reductions",
             size,
-            lambda _: peak_candidates_reference(window, 4, False),
-            lambda _: tuple(a.copy() for a in peak_candidates(window, 4, False, buffer)),
+            lambda _: peak_candidates_reference(window, support, 4, False),
+            lambda _: tuple(a.copy() for a in peak_candidates(window, support, 4, False, buffer)),
             repeats,
         ),
     ]

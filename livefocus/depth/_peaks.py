@@ -22,24 +22,25 @@ DIP = 0.5
 
 
 def peak_candidates(
-    window: np.ndarray, j: int, one_sided: bool, buffer: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    window: np.ndarray, support: np.ndarray, j: int, one_sided: bool, buffer: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Pixels whose score on row ``j`` of ``window`` is positive and the highest of the window,
-    and their peaks' bases.
+    their peaks' bases, and their support on row ``j``, at most, and at most near row ``j``.
 
-    ``window`` is float32 (planes, pixels), C-contiguous; ``buffer`` an intp array of at least
-    its pixels. The base is the window's lowest score (``one_sided``), or else the higher of
-    the lowest scores on either side of row ``j`` (both sides include it). Returns the pixels
-    in ascending order (a view of ``buffer``) and their bases; one numba pass
-    (:mod:`livefocus._jit`), refereed by :func:`peak_candidates_reference`.
+    ``window`` and ``support`` are float32 (planes, pixels), C-contiguous; ``buffer`` an intp
+    array of at least its pixels. The base is the window's lowest score (``one_sided``), or
+    else the higher of the lowest scores on either side of row ``j`` (both sides include it);
+    "near" is rows ``j - 1`` to ``j + 1``. Returns the pixels in ascending order (a view of
+    ``buffer``) and the four float32 arrays at them; one numba pass (:mod:`livefocus._jit`),
+    refereed by :func:`peak_candidates_reference`.
     """
-    bases = np.empty(window.shape[1], np.float32)
-    count = _candidates(window, j, one_sided, buffer, bases)
-    return buffer[:count], bases[:count]
+    out = np.empty((4, window.shape[1]), np.float32)
+    count = _candidates(window, support, j, one_sided, buffer, out)
+    return (buffer[:count], *out[:, :count])
 
 
 @kernel
-def _candidates(window: Any, j: int, one_sided: bool, idx: Any, bases: Any) -> int:
+def _candidates(window: Any, support: Any, j: int, one_sided: bool, idx: Any, out: Any) -> int:
     m, size = window.shape
     top = window[0].copy()  # the window's highest score, plane by plane (along memory)
     for r in range(1, m):
@@ -48,7 +49,7 @@ def _candidates(window: Any, j: int, one_sided: bool, idx: Any, bases: Any) -> i
             top[i] = max(top[i], row[i])
     fj = window[j]
     count = 0
-    for i in range(size):  # the bases of the few candidates only
+    for i in range(size):  # the rest at the few candidates only
         if fj[i] > 0 and fj[i] >= top[i]:
             low = window[0, i]
             for r in range(1, j + 1):
@@ -56,15 +57,24 @@ def _candidates(window: Any, j: int, one_sided: bool, idx: Any, bases: Any) -> i
             high = window[j, i]
             for r in range(j + 1, m):
                 high = min(high, window[r, i])
+            most = support[0, i]
+            for r in range(1, m):
+                most = max(most, support[r, i])
+            near = support[max(j - 1, 0), i]
+            for r in range(max(j - 1, 0) + 1, min(j + 2, m)):
+                near = max(near, support[r, i])
             idx[count] = i
-            bases[count] = min(low, high) if one_sided else max(low, high)
+            out[0, count] = min(low, high) if one_sided else max(low, high)
+            out[1, count] = support[j, i]
+            out[2, count] = most
+            out[3, count] = near
             count += 1
     return count
 
 
 def peak_candidates_reference(
-    window: np.ndarray, j: int, one_sided: bool
-) -> tuple[np.ndarray, np.ndarray]:
+    window: np.ndarray, support: np.ndarray, j: int, one_sided: bool
+) -> tuple[np.ndarray, ...]:
     """:func:`peak_candidates` in numpy reductions (the referee)."""
     fj = window[j]
     cand = np.flatnonzero((fj >= window.max(axis=0)) & (fj > 0))
@@ -72,7 +82,9 @@ def peak_candidates_reference(
         base = window.min(axis=0)
     else:
         base = np.maximum(window[: j + 1].min(axis=0), window[j:].min(axis=0))
-    return cand, base[cand]
+    sup = support[:, cand]
+    near = sup[max(j - 1, 0) : j + 2].max(axis=0)
+    return cand, base[cand], sup[j], sup.max(axis=0), near
 
 
 def fit_vertex(

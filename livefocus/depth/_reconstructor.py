@@ -476,18 +476,17 @@ class StackReconstructor:
         edge = j == 0 or j == n - 1
         if edge and (n < 3 or hi - lo < 2):
             return np.zeros(0, np.intp), None
-        cand, base = peak_candidates(window, j - lo, edge, self._cand)
+        sup = self._support[lo : hi + 1].reshape(hi + 1 - lo, -1)
+        # a mask paints the planes around the refined peak, which lies between j - 1 and
+        # j + 1: the support there counts (a halo has its most support planes further away)
+        cand, base, s_j, s_most, s_near = peak_candidates(window, sup, j - lo, edge, self._cand)
         cand = cand.copy()  # a view of the buffer, which the next call reuses
         peak = fj[cand]
         conf = 1 - base / peak
         keep = conf > np.float32(self.settings.min_confidence)
         keep &= self._clear_of_noise(peak, base, j)
-        sup = self._support[lo : hi + 1].reshape(hi + 1 - lo, -1)[:, cand]
-        # a mask paints the planes around the refined peak, which lies between j - 1 and
-        # j + 1: the support there counts (a halo has its most support planes further away)
-        near = sup[max(j - lo - 1, 0) : j - lo + 2].max(axis=0)
         peaks = keep.copy()
-        keep &= self._supported(sup[j - lo], sup.max(axis=0), near)
+        keep &= self._supported(s_j, s_most, s_near)
         if self.settings.min_support > 0:
             # support propagates within an object: a peak enclosed by supported peaks of the
             # same plane (a weakly textured interior, wider than the top-hat; the supported
