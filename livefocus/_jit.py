@@ -31,10 +31,18 @@ def kernel(func: F) -> F:
         if not compiled:
             with _LOCK:
                 if not compiled:
-                    import numba
-
-                    compiled.append(numba.njit(cache=True, nogil=True)(func))
+                    compiled.append(_compile(func))
         return compiled[0](*args)
 
     call.py_func = func  # type: ignore[attr-defined]
     return cast(F, call)
+
+
+def _compile(func: Callable[..., Any]) -> Callable[..., Any]:
+    try:
+        import numba
+    except ImportError as exc:  # a core dependency: only a broken install lacks it
+        raise ImportError(
+            "livefocus's per-pixel kernels need numba, which is missing: pip install numba"
+        ) from exc
+    return cast(Callable[..., Any], numba.njit(cache=True, nogil=True)(func))
