@@ -95,6 +95,26 @@ def pyramid_levels(frame: tuple[int, int]) -> int:
 _WRITE_ALL = {"write_empty_chunks": True}
 
 
+def _chunk_writers(root: Path, arrays: dict[str, list[Any]]) -> dict[str, Any]:
+    """tensorstore handles on the full-resolution arrays (the ones written plane by plane),
+    by name; none without tensorstore (zarr-python writes them then)."""
+    from livefocus._xp import has_module
+
+    if not has_module("tensorstore"):
+        return {}
+    import tensorstore as ts
+
+    context = ts.Context({"cache_pool": {"total_bytes_limit": 0}})  # no cache: reads see disk
+    return {
+        name: ts.open(
+            {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(root / levels[0].path)}},
+            open=True,
+            context=context,
+        ).result()
+        for name, levels in arrays.items()
+    }
+
+
 def _codecs() -> dict[str, Any]:
     from zarr.codecs import BloscCodec
 
@@ -270,6 +290,7 @@ class StoreWriter:
             # what it made, so that --overwrite knows every node that is its own
             self.meta[NODES_KEY] = store_nodes(self.path)
             self.root.attrs["livefocus"] = self.meta
+        self._chunks = [_chunk_writers(self.path, arrays) for arrays in self._arrays]
 
     def _create(self, p: int, maps: bool) -> dict[str, list[Any]]:
         """The groups and arrays of position ``p`` (``planes`` is a one-item list too)."""
@@ -353,11 +374,12 @@ class StoreWriter:
         """
         p, t, c, z = index
         arrays = self._arrays[p]
-        arrays["raw"][0][t, c, z] = raw
+        self._put(p, "raw", (t, c, z), raw)
         if focus is not None:
-            arrays["focus"][0][t, c, z] = focus.astype(np.float32, copy=False)
-        self._write_masks(arrays, (t, c, z), masks or {})
-        arrays["planes"][0][t, c, z] = PLANE_PROVISIONAL if focus is not None else PLANE_RAW
+            self._put(p, "focus", (t, c, z), focus.astype(np.float32, copy=False))
+        self._write_masks(p, (t, c, z), masks or {})
+        status = PLANE_PROVISIONAL if focus is not None else PLANE_RAW
+        self._put(p, "planes", (t, c, z), np.uint8(status))
         coarse = raw  # the raw pyramid plane by plane: nothing is read back at stack end
         for level in arrays["raw"][1:]:
             coarse = _halve(coarse, mean=True)
@@ -368,19 +390,30 @@ class StoreWriter:
         if hi > self._hi[p, c]:
             self._hi[p, c] = hi
 
-    def _write_masks(
-        self, arrays: dict[str, list[Any]], tcz: tuple[int, ...], masks: Mapping[str, np.ndarray]
-    ) -> None:
+    def _put(self, p: int, name: str, index: tuple[int, ...], value: Any) -> None:
+        """Write ``value`` at ``index`` of position ``p``'s array ``name`` (its full level):
+        through tensorstore where it is installed (half zarr-python's CPU time per chunk, and
+        the same chunks), its I/O errors as OSError, as zarr-python's are."""
+        writer = self._chunks[p].get(name)
+        if writer is None:
+            self._arrays[p][name][0][index] = value
+            return
+        try:
+            writer[index].write(value).result()
+        except ValueError as exc:  # tensorstore's failures (a full disk among them)
+            raise OSError(str(exc)) from exc
+
+    def _write_masks(self, p: int, tcz: tuple[int, ...], masks: Mapping[str, np.ndarray]) -> None:
         for name, mode in self.mask_arrays.items():
             if mode in masks:
-                arrays[name][0][tcz] = np.asarray(masks[mode]).astype(np.uint8, copy=False)
+                self._put(p, name, tcz, np.asarray(masks[mode]).astype(np.uint8, copy=False))
 
     def write_final(
         self, index: tuple[int, int, int, int], masks: Mapping[str, np.ndarray]
     ) -> None:
         """Replace the plane's provisional masks by final ones (only the modes given)."""
         p, t, c, z = index
-        self._write_masks(self._arrays[p], (t, c, z), masks)
+        self._write_masks(p, (t, c, z), masks)
 
     def write_stack(
         self,
@@ -410,15 +443,13 @@ class StoreWriter:
         arrays = self._arrays[p]
         for name in MAP_ARRAYS:
             if name in arrays:
-                arrays[name][0][t, c] = np.asarray(maps[name], dtype=np.float32)
-        self._write_masks(arrays, (t, c), masks)
-        status = arrays["planes"][0]
-        if planes is None:
-            status[t, c] = PLANE_FINAL
-        else:
-            marks = np.asarray(status[t, c])
+                self._put(p, name, (t, c), np.asarray(maps[name], dtype=np.float32))
+        self._write_masks(p, (t, c), masks)
+        marks = np.full(self.shape[3], PLANE_FINAL, np.uint8)
+        if planes is not None:
+            marks = np.asarray(arrays["planes"][0][t, c])
             marks[list(planes)] = PLANE_FINAL
-            status[t, c] = marks
+        self._put(p, "planes", (t, c), marks)
         if self.levels > 1:
             self._write_pyramid(arrays, (t, c), maps, masks)
         with self._lock:
