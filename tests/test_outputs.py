@@ -4,6 +4,7 @@ say so (issue 13, defects 1, 2 and 8). Real files and folders, the real CLI and 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -268,6 +269,22 @@ def test_simulate_on_a_full_disk_leaves_nothing(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and "could not be written" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not out.exists()
+
+
+def test_a_disk_that_fills_during_a_run_counts_the_frames_lost(tmp_path: Path) -> None:
+    """The store is made (its metadata fits), then its first frame's chunk does not: tensorstore's
+    failure is one log line, the frames captured are counted lost, the store records the error,
+    and no logging traceback is printed (pymmcore-plus's log file cannot grow either)."""
+    out = tmp_path / "full.ome.zarr"
+    argv = ["demo", "--no-preview", "--size", "256", "--out", str(out)]
+    done = _cli_with_file_limit(40_000, argv)
+    text = done.stdout + done.stderr
+    assert done.returncode == 1, text
+    assert "writing to the store failed" in done.stderr and "File too large" in done.stderr
+    assert "Traceback" not in text and "Logging error" not in text
+    lost = re.search(r"frames\s+0/21 written, (\d+) lost", done.stdout)
+    assert lost is not None and int(lost.group(1)) >= 1, done.stdout
+    assert (store_status(out) or "").startswith("error: writing the store failed")
 
 
 def test_a_store_that_cannot_be_made_leaves_nothing(tmp_path: Path, stack_npy: Path) -> None:

@@ -12,6 +12,7 @@ that parameter is an option of the command that ran, :func:`main` puts its flag 
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from typing import Any
@@ -73,6 +74,9 @@ def _for_cli(message: str, argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``livefocus`` console script."""
     args = sys.argv[1:] if argv is None else argv
+    # a log handler that cannot write (its file on a full disk: pymmcore-plus logs to one)
+    # loses the record quietly instead of printing a traceback for every record
+    logging.raiseExceptions = False
     try:
         code = app(args=args, prog_name="livefocus", standalone_mode=False)
     except typer.Abort:  # Ctrl-C outside a run that handles it: as click does
