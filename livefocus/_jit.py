@@ -45,4 +45,7 @@ def _compile(func: Callable[..., Any]) -> Callable[..., Any]:
         raise ImportError(
             "livefocus's per-pixel kernels need numba, which is missing: pip install numba"
         ) from exc
-    return cast(Callable[..., Any], numba.njit(cache=True, nogil=True)(func))
+    try:
+        return cast(Callable[..., Any], numba.njit(cache=True, nogil=True)(func))
+    except RuntimeError:  # no writable cache folder (a read-only install): compiled each run
+        return cast(Callable[..., Any], numba.njit(nogil=True)(func))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from support.cli import run_cli
 
 from livefocus.bench import focus
@@ -27,6 +29,24 @@ def test_kernel_bench_rows_are_bit_exact() -> None:
     assert len(rows) == 5 and all(row["equal"] is True for row in rows), rows
     assert all(row["baseline ms"] > 0 and row["kernel ms"] > 0 for row in rows)
     assert rows[2]["OpenCV ms"] > 0  # the 3 x 3 mean's well-known baseline, timed beside it
+
+
+def test_kernel_bench_sees_a_kernel_that_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The equality column compares the kernel's state with the referee's (a corrupted
+    kernel reads False), so the bit-exactness it reports can fail."""
+    from livefocus.bench import kernels
+    from livefocus.depth import _state
+
+    right = _state.update_curves
+
+    def wrong(*args: Any) -> Any:
+        out = right(*args)
+        args[7][0][0] += 1  # fmax of one pixel
+        return out
+
+    monkeypatch.setattr(_state, "update_curves", wrong)
+    rows = kernels.run(quick=True)
+    assert rows[3]["kernel"] == "curve state update" and rows[3]["equal"] is False
 
 
 def test_bench_cli_writes_json(tmp_path: Path) -> None:

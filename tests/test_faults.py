@@ -267,6 +267,46 @@ def test_store_failure_is_reported_and_counted(
     assert len(failed) == 1 and failed[0].exc_info is None
 
 
+def test_a_frame_that_does_not_fit_the_store_is_lost_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A camera whose ROI changed mid-run: its odd frames are counted lost (one warning), the
+    others are written and the run goes on."""
+    store = StoreWriter(
+        tmp_path / "roi.ome.zarr", shape=(1, 1, 1, N_PLANES, 64, 64), dtype=np.uint16,
+        z_step=2.0, mask_modes=("depth",),
+    )  # fmt: skip
+    pipeline = Pipeline(ReconstructSettings.for_frame((64, 64)), n_planes=N_PLANES, store=store)
+    pipeline.start()
+    rng = np.random.default_rng(0)
+    for z in range(N_PLANES):
+        shape = (64, 80) if z in (3, 4) else (64, 64)
+        pipeline.submit(rng.integers(0, 4000, shape, dtype=np.uint16), {"z": z}, z * 2.0)
+    m = pipeline.close(timeout=30)
+    assert pipeline.error is None and not pipeline.failed
+    assert m.frames_lost == 2 and m.frames_out == N_PLANES - 2
+    warned = [r for r in caplog.records if "do not fit the store" in r.getMessage()]
+    assert len(warned) == 1
+    np.testing.assert_array_equal(_written(store.path)[0, 0], [z not in (3, 4) for z in range(9)])
+
+
+def test_store_errors_that_are_not_io_stay_what_they_are(tmp_path: Path) -> None:
+    """tensorstore raises ValueError for I/O failures and for bad arguments alike: only the
+    former become OSError (a full disk), a mask of the wrong shape stays a ValueError."""
+    store = StoreWriter(tmp_path / "s.ome.zarr", shape=(1, 1, 1, 2, 32, 32), mask_modes=("depth",))
+    frame = np.zeros((32, 32), np.uint16)
+    with pytest.raises(ValueError, match="raw must be a"):
+        store.write_plane((0, 0, 0, 0), raw=np.zeros((32, 40), np.uint16))
+    with pytest.raises(ValueError) as info:
+        store.write_plane(
+            (0, 0, 0, 0), raw=frame, focus=frame.astype(np.float32),
+            masks={"depth": np.zeros((16, 16), bool)},
+        )  # fmt: skip
+    assert not isinstance(info.value, OSError)
+    store.write_plane((0, 0, 0, 1), raw=frame.astype(np.int32) + 7)  # cast as zarr-python does
+    assert int(open_store(store.path).array("raw")[0, 0, 1, 0, 0]) == 7
+
+
 def test_drop_policy_keeps_open_stacks_bounded() -> None:
     """A stack whose last plane was dropped is closed by the next time point's first frame."""
     pipeline = Pipeline(

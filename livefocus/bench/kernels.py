@@ -44,10 +44,10 @@ def _row(
     slow: Callable[[Any], Any],
     fast: Callable[[Any], Any],
     n: int,
-    setup: Callable[[], Any] = lambda: None,
+    setups: tuple[Callable[[], Any], Callable[[], Any]] = (lambda: None, lambda: None),
 ) -> dict[str, Any]:
-    slow_ms, expected = _best_ms(slow, n, setup)
-    fast_ms, got = _best_ms(fast, n, setup)
+    slow_ms, expected = _best_ms(slow, n, setups[0])
+    fast_ms, got = _best_ms(fast, n, setups[1])
     return {
         "kernel": name,
         "baseline": baseline,
@@ -76,21 +76,21 @@ def _curve_row(size: int, repeats: int) -> dict[str, Any]:
     )
     template[0][:] = planes[1]  # fmax: plane 1 was the highest so far
     template[1][:] = 1
-    state = tuple(a.copy() for a in template)
+    slow_state = tuple(a.copy() for a in template)
+    fast_state = tuple(a.copy() for a in template)
 
-    def fresh() -> tuple[np.ndarray, ...]:  # the same arrays each run, reset (no page faults)
-        for a, b in zip(state, template, strict=True):
-            np.copyto(a, b)
-        return state
+    def reset(state: tuple[np.ndarray, ...]) -> None:  # the same arrays each run: no page faults
+        for a, start in zip(state, template, strict=True):
+            np.copyto(a, start)
 
     return _row(
         "curve state update",
         "numpy (20 passes)",
         size,
-        lambda state: (update_curves_reference(*args, state), state),
-        lambda state: (update_curves(*args, state, after).copy(), state),
+        lambda _: (update_curves_reference(*args, slow_state), slow_state),
+        lambda _: (update_curves(*args, fast_state, after).copy(), fast_state),
         repeats,
-        fresh,
+        (lambda: reset(slow_state), lambda: reset(fast_state)),
     )
 
 

@@ -273,6 +273,7 @@ class Pipeline:
         self.z_step = check_positive_number(z_step, "z_step", "µm")
         self.pixel_size = check_positive_number(pixel_size, "pixel_size", "µm")
         self.store = store
+        self._wrong_shape = False  # warned of a frame that does not fit the store
         self.mask_modes = mask_modes
         self.engine = engine
         self.on_result = on_result
@@ -354,6 +355,19 @@ class Pipeline:
                 self._track.start = now
         if self._write_failed.is_set():
             self._lose(1)  # the store is gone; the acquisition is being cancelled
+            return
+        shape = getattr(image, "shape", None)
+        fits = getattr(self.store, "shape", None)
+        if fits is not None and shape != tuple(fits[4:]):
+            # a frame the store cannot hold (the camera's ROI or binning changed): lost alone
+            if not self._wrong_shape:
+                log.warning(
+                    "frames of shape %s do not fit the store's %s: counted lost",
+                    shape,
+                    tuple(fits[4:]),
+                )
+            self._wrong_shape = True
+            self._lose(1)
             return
         try:
             self._frames.put_nowait(item)

@@ -90,9 +90,22 @@ def pyramid_levels(frame: tuple[int, int]) -> int:
     return levels
 
 
-#: Chunks are written even where they hold only the fill value: zarr's test of that compares
-#: each chunk with it (with NaN equal for the float maps), which cost more than the write.
+#: zarr-python writes chunks even where they hold only the fill value: its test of that
+#: compares each chunk with it (with NaN equal for the float maps), which cost more than the
+#: write. (It writes the coarser levels, and everything without tensorstore; tensorstore, which
+#: writes the full levels, leaves such chunks out itself, at little cost.)
 _WRITE_ALL = {"write_empty_chunks": True}
+#: The status codes of tensorstore's I/O failures (its errors are ValueErrors whose text starts
+#: with the code; a failed system call also names its ``os_error_code``).
+_IO_STATUS = (
+    "OUT_OF_RANGE",
+    "RESOURCE_EXHAUSTED",
+    "PERMISSION_DENIED",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "ABORTED",
+    "DEADLINE_EXCEEDED",
+)
 
 
 def _chunk_writers(root: Path, arrays: dict[str, list[Any]]) -> dict[str, Any]:
@@ -374,7 +387,11 @@ class StoreWriter:
         """
         p, t, c, z = index
         arrays = self._arrays[p]
-        self._put(p, "raw", (t, c, z), raw)
+        raw = np.asarray(raw)
+        if raw.shape != self.shape[4:]:
+            raise ValueError(f"raw must be a {self.shape[4:]} frame, got shape {raw.shape}")
+        # the camera's values in the store's dtype, as zarr-python casts them
+        self._put(p, "raw", (t, c, z), raw.astype(self.dtype, copy=False))
         if focus is not None:
             self._put(p, "focus", (t, c, z), focus.astype(np.float32, copy=False))
         self._write_masks(p, (t, c, z), masks or {})
@@ -400,8 +417,11 @@ class StoreWriter:
             return
         try:
             writer[index].write(value).result()
-        except ValueError as exc:  # tensorstore's failures (a full disk among them)
-            raise OSError(str(exc)) from exc
+        except ValueError as exc:
+            text = str(exc)
+            if "os_error_code" in text or text.startswith(_IO_STATUS):  # a full disk, ...
+                raise OSError(text) from exc
+            raise  # not I/O: a frame of the wrong shape, say
 
     def _write_masks(self, p: int, tcz: tuple[int, ...], masks: Mapping[str, np.ndarray]) -> None:
         for name, mode in self.mask_arrays.items():
