@@ -92,8 +92,8 @@ def pyramid_levels(frame: tuple[int, int]) -> int:
 
 #: zarr-python writes chunks even where they hold only the fill value: its test of that
 #: compares each chunk with it (with NaN equal for the float maps), which cost more than the
-#: write. (It writes the coarser levels, and everything without tensorstore; tensorstore, which
-#: writes the full levels, leaves such chunks out itself, at little cost.)
+#: write. (It writes the coarser levels; tensorstore, which writes the full levels, leaves such
+#: chunks out itself, at little cost.)
 _WRITE_ALL = {"write_empty_chunks": True}
 #: The status codes of tensorstore's I/O failures (its errors are ValueErrors whose text starts
 #: with the code; a failed system call also names its ``os_error_code``).
@@ -110,11 +110,7 @@ _IO_STATUS = (
 
 def _chunk_writers(root: Path, arrays: dict[str, list[Any]]) -> dict[str, Any]:
     """tensorstore handles on the full-resolution arrays (the ones written plane by plane),
-    by name; none without tensorstore (zarr-python writes them then)."""
-    from livefocus._xp import has_module
-
-    if not has_module("tensorstore"):
-        return {}
+    by name."""
     import tensorstore as ts
 
     context = ts.Context({"cache_pool": {"total_bytes_limit": 0}})  # no cache: reads see disk
@@ -408,15 +404,11 @@ class StoreWriter:
             self._hi[p, c] = hi
 
     def _put(self, p: int, name: str, index: tuple[int, ...], value: Any) -> None:
-        """Write ``value`` at ``index`` of position ``p``'s array ``name`` (its full level):
-        through tensorstore where it is installed (half zarr-python's CPU time per chunk, and
-        the same chunks), its I/O errors as OSError, as zarr-python's are."""
-        writer = self._chunks[p].get(name)
-        if writer is None:
-            self._arrays[p][name][0][index] = value
-            return
+        """Write ``value`` at ``index`` of position ``p``'s array ``name`` (its full level)
+        through tensorstore (half zarr-python's CPU time per chunk, and the same chunks), its
+        I/O errors as OSError, as zarr-python's are."""
         try:
-            writer[index].write(value).result()
+            self._chunks[p][name][index].write(value).result()
         except ValueError as exc:
             text = str(exc)
             if "os_error_code" in text or text.startswith(_IO_STATUS):  # a full disk, ...
