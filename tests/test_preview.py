@@ -196,6 +196,42 @@ def test_window_draws_every_panel(qtbot: Any, results: list[FrameResult]) -> Non
     assert window._state.snapshot().result is results[-1]
 
 
+def test_draw_interval_follows_the_guis_cost() -> None:
+    from livefocus.preview._window import DRAW_SHARE, MAX_INTERVAL_MS, draw_interval_ms
+
+    assert draw_interval_ms(0.0, 50) == 50
+    assert draw_interval_ms(0.04, 50) == round(40 / DRAW_SHARE)  # 40 ms of drawing
+    assert draw_interval_ms(0.001, 50) == 50  # cheap draws: the refresh rate
+    assert draw_interval_ms(100.0, 50) == MAX_INTERVAL_MS
+    assert draw_interval_ms(float("nan"), 50) == 50
+    assert draw_interval_ms(-1.0, 50) == 50
+
+
+def test_a_busy_gui_thread_draws_less_often(qtbot: Any, results: list[FrameResult]) -> None:
+    """The timer's period follows the GUI thread's CPU between two ticks (real Qt timer,
+    real thread CPU clock): 60 ms of work stretches it to 300 ms, an idle period brings the
+    refresh rate back."""
+    from livefocus.preview import PreviewWindow
+    from livefocus.preview._window import DRAW_SHARE
+
+    window = PreviewWindow(title="test", refresh_hz=50)
+    qtbot.addWidget(window)
+    window.submit(results[0])
+    window._tick()  # draws
+    time.sleep(0.05)
+    window._tick()  # nothing new to draw, and little CPU used since the last tick
+    assert window.draw_interval_ms == 20
+    start = time.thread_time()
+    while time.thread_time() - start < 0.06:  # the GUI thread busy, as a slow draw
+        sum(range(1000))
+    window._tick()
+    assert window.draw_interval_ms >= round(60 / DRAW_SHARE)
+    time.sleep(0.05)  # idle: no CPU used
+    window._tick()
+    assert window.draw_interval_ms == 20
+    window.close()
+
+
 def test_a_curve_without_finite_points_draws_quietly(
     qtbot: Any, results: list[FrameResult]
 ) -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from livefocus._output import check_file_output
+from livefocus._output import check_file_output, check_output
 from livefocus._vocab import MEASURES
 from livefocus.cli._app import app
 from livefocus.cli._focus import _check_step
@@ -332,8 +332,17 @@ def _refuse_existing(out: Path, options: StreamOptions, inputs: list[Path] | Non
     inside --out, or is a file livefocus did not write."""
     if out.exists() and not options.overwrite:
         raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+    # the rest of the store's checks (a missing or read-only folder, an input), before a
+    # window opens
+    folders = [Path(p) for p in (options.model, options.calibrate) if p and Path(p).is_dir()]
+    check_output(
+        out,
+        overwrite=options.overwrite,
+        inputs=[*(inputs or []), *folders],
+        name="--out",
+        kind="store",
+    )
     if options.screenshot is not None:
-        folders = [Path(p) for p in (options.model, options.calibrate) if p and Path(p).is_dir()]
         made = [out, *([options.calibrate] if options.calibrate is not None else [])]
         check_file_output(
             options.screenshot,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 import numpy as np
@@ -22,12 +24,27 @@ from livefocus.preview._sizes import PANEL_MAX_SIDE, VOLUME_MAX_SIDE
 from livefocus.preview._state import PreviewState, Snapshot, StackVolume
 from livefocus.stream.types import FrameResult, Metrics
 
-__all__ = ["PreviewWindow", "format_metrics"]
+__all__ = ["DRAW_SHARE", "PreviewWindow", "draw_interval_ms", "format_metrics"]
 
 log = logging.getLogger(__name__)
 
 #: Longest side drawn of the smaller panels (focus, depth, all-in-focus).
 SIDE_MAX = PANEL_MAX_SIDE
+#: Most of the wall time the GUI thread may spend drawing (see :func:`draw_interval_ms`).
+DRAW_SHARE = 0.2
+#: Longest wait between draws (ms), however slow a draw: the window stays live.
+MAX_INTERVAL_MS = 2000
+
+
+def draw_interval_ms(cpu_s: float, base_ms: int, share: float = DRAW_SHARE) -> int:
+    """Milliseconds until the next draw after a timer period in which the GUI thread used
+    ``cpu_s`` seconds of CPU (drawing, painting, the user's clicks): at least ``base_ms`` (the
+    refresh rate), and long enough that drawing takes at most ``share`` of the wall time, up
+    to :data:`MAX_INTERVAL_MS`. The GUI thread holds Python's lock while it draws, so a
+    window that drew at a fixed 20 Hz whatever a draw cost slowed the pipeline's threads (a
+    draw of the 512² demo costs about 40 ms)."""
+    wanted = math.ceil(1000.0 * max(cpu_s, 0.0) / share) if math.isfinite(cpu_s) else 0
+    return max(base_ms, min(MAX_INTERVAL_MS, wanted))
 
 
 def format_metrics(m: Metrics) -> str:
@@ -52,7 +69,8 @@ class PreviewWindow(QtWidgets.QMainWindow):
 
     :meth:`submit` may be called from any thread: it stores the result (and adds its plane to
     the XZ/YZ volume) under a lock. A timer in the GUI thread draws the latest result
-    ``refresh_hz`` times a second, so a slow display never slows the acquisition. Once the
+    up to ``refresh_hz`` times a second, and less often when drawing is slow: the GUI thread
+    spends at most :data:`DRAW_SHARE` of the time on it (:func:`draw_interval_ms`). Once the
     window is closed, :meth:`submit` does nothing.
     """
 
@@ -180,8 +198,10 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self.setStatusBar(status)
 
         self._timer = QtCore.QTimer(self)
-        self._timer.setInterval(max(1, round(1000.0 / max(refresh_hz, 0.1))))
+        self._base_ms = max(1, round(1000.0 / max(refresh_hz, 0.1)))
+        self._timer.setInterval(self._base_ms)
         self._timer.timeout.connect(self._tick)
+        self._cpu_mark = time.thread_time()
         self._errors = 0
         self._timer.start()
 
@@ -229,6 +249,12 @@ class PreviewWindow(QtWidgets.QMainWindow):
         if snap.summary is not None:
             self.summary_label.setText(snap.summary)
 
+    @property
+    def draw_interval_ms(self) -> int:
+        """The timer's current period (ms): ``1000 / refresh_hz`` or longer (see
+        :func:`draw_interval_ms`)."""
+        return int(self._timer.interval())
+
     def _tick(self) -> None:
         # an exception escaping a Qt slot aborts the process (and the acquisition with it)
         try:
@@ -238,6 +264,12 @@ class PreviewWindow(QtWidgets.QMainWindow):
             if self._errors == 1:
                 log.exception("preview: drawing failed")
             self.status_label.setText(f"preview error: {exc}")
+        # the GUI thread's CPU since the last tick: the last draw's painting and this one
+        now = time.thread_time()
+        interval = draw_interval_ms(now - self._cpu_mark, self._base_ms)
+        self._cpu_mark = now
+        if interval != self._timer.interval():
+            self._timer.setInterval(interval)
 
     def auto_contrast(self) -> None:
         """Set the display levels from the current frame's percentiles."""
