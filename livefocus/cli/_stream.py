@@ -260,6 +260,20 @@ def _execute(
     return job(None)
 
 
+#: Drift lines the summary prints at most (``--json`` gives them all).
+_DRIFT_LINES = 5
+
+
+def _drift_text(entry: dict[str, Any]) -> str:
+    """One stack's measured drift in words."""
+    where = f"p {entry['p']} " if entry["p"] else ""
+    z = "z not measured" if entry["z_um"] is None else f"z {entry['z_um']:+.2f} µm"
+    return (
+        f"{where}t {entry['since_t']} -> {entry['t']}: x {entry['x_um']:+.2f} µm, "
+        f"y {entry['y_um']:+.2f} µm, {z}"
+    )
+
+
 def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
     m = report.metrics
     data = {
@@ -276,6 +290,8 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
     if report.calibration is not None:
         data["calibration"] = report.calibration
         data["engine_switches"] = report.engine_switches
+    if report.drift:
+        data["drift"] = report.drift
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
@@ -294,6 +310,10 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             )
             text = cal.get("error") or f"{cal['model']} in {cal['seconds']:.1f} s, {when}"
             typer.echo(f"calibration  {text}")
+        for entry in report.drift[:_DRIFT_LINES]:
+            typer.echo(f"drift    {_drift_text(entry)}")
+        if len(report.drift) > _DRIFT_LINES:
+            typer.echo(f"drift    ... {len(report.drift) - _DRIFT_LINES} more (--json)")
         if "noise" in extra:
             typer.echo(f"noise    {extra['noise']}")
         if "iou_vs_truth" in extra and not extra["iou_vs_truth"] and m.frames_lost:
@@ -305,6 +325,19 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _parse_drift(text: str | None) -> tuple[float, float, float] | None:
+    """``--drift 'x,y,z'``: three speeds in µm/s (None: no drift)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and abs(v) <= 1e3 for v in values):
+        raise ValueError(f"--drift must be three speeds 'x,y,z' in µm/s within ±1000, got {text!r}")
+    return (values[0], values[1], values[2])
 
 
 def _noise(options: StreamOptions) -> str:
@@ -389,6 +422,13 @@ def demo(
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
     calibrate: CalibrateOpt = None,
+    drift: Annotated[
+        str | None,
+        typer.Option(
+            help="Make the specimen drift at 'x,y,z' µm/s (e.g. '0.5,0,1': +z upwards); the "
+            "summary and the store give the drift measured from each stack to the next."
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -405,6 +445,7 @@ def demo(
 
     options = StreamOptions.pick(locals())
     _check_plan(z_range, step)
+    speeds = _parse_drift(drift)
     if size < MIN_FIELD_PX:
         raise ValueError(f"size must be at least {MIN_FIELD_PX} pixels, got {size}")
     _refuse_existing(out, options)
@@ -414,6 +455,10 @@ def demo(
     if estimate_noise and given:
         raise ValueError(f"--estimate-noise excludes a camera model ({', '.join(given)})")
     core = demo_core(seed=seed, contrast=contrast, shape=(size, size))
+    if speeds is not None:
+        label = demo_camera(core).get_label()
+        for axis, speed in zip("XYZ", speeds, strict=True):
+            core.setProperty(label, f"Drift{axis}UmPerS", speed)
     if not estimate_noise:
         # the simulated camera's own model (the demo knows it exactly); parts given replace it
         cam = demo_camera(core).camera_model
@@ -432,7 +477,13 @@ def demo(
         meta={"source": "demo", "seed": seed, "contrast": contrast},
     )
     scores: dict[str, dict[str, float]] = {}
-    if report.path is not None and report.status == "complete" and not report.metrics.frames_lost:
+    scored = speeds is None  # the truth of a drifting specimen changes during the stack
+    if (
+        scored
+        and report.path is not None
+        and report.status == "complete"
+        and not report.metrics.frames_lost
+    ):
         reader = open_store(report.path)
         zs = next(iter(report.z_positions.values()))
         truth = demo_truth(core, zs)

@@ -5,6 +5,7 @@ it. The same code serves the online path (:class:`StackReconstructor`, one plane
 during acquisition) and the offline one (:func:`reconstruct`), so both give identical results.
 """
 
+from livefocus.depth._drift import Drift, stack_drift
 from livefocus.depth._focus import plane_focus
 from livefocus.depth._offline import reconstruct
 from livefocus.depth._outliers import consistent
@@ -19,6 +20,7 @@ from livefocus.depth._warm import warm_up
 __all__ = [
     "POLARITIES",
     "REFINEMENTS",
+    "Drift",
     "PlaneUpdate",
     "ReconstructSettings",
     "StackReconstructor",
@@ -31,5 +33,6 @@ __all__ = [
     "plane_support",
     "reconstruct",
     "smooth_depth",
+    "stack_drift",
     "warm_up",
 ]

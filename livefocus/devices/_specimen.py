@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+import cv2
 import numpy as np
 
 from livefocus._vocab import CONTRASTS
@@ -38,6 +40,11 @@ class SpecimenCamera(LinkedCamera):
     initialisation rebuilds the specimen at the next frame. Rendered planes are cached by Z;
     each frame gets fresh shot and read noise. The frame's metadata carries ``SimZ_um``, the Z
     it was rendered at.
+
+    ``DriftXUmPerS``, ``DriftYUmPerS`` and ``DriftZUmPerS`` (default 0) make the specimen
+    drift at that speed from the first frame taken with a drift set (+x / +y: toward higher
+    columns / rows of the frame, +z: upwards, toward larger stage Z); each frame's metadata
+    then carries ``SimDrift_um``, the ``x,y,z`` offset it was rendered with.
     """
 
     def __init__(self) -> None:
@@ -53,6 +60,8 @@ class SpecimenCamera(LinkedCamera):
         }
         self._specimen: Specimen | None = None
         self._last_z = 0.0
+        self._drift = [0.0, 0.0, 0.0]  # µm/s along x, y, z
+        self._drift_start: float | None = None
         self._moment_cache: OrderedDict[
             tuple[int, float], tuple[np.ndarray, np.ndarray, np.ndarray]
         ] = OrderedDict()
@@ -73,6 +82,14 @@ class SpecimenCamera(LinkedCamera):
                 property_type=kind,
                 getter=_getter(name),
                 setter=_setter(name),
+            )
+        for i, axis in enumerate("XYZ"):
+            self.register_property(
+                f"Drift{axis}UmPerS",
+                default_value=0.0,
+                property_type=float,
+                getter=_drift_getter(i),
+                setter=_drift_setter(i),
             )
         self.register_property(
             "Contrast",
@@ -135,14 +152,34 @@ class SpecimenCamera(LinkedCamera):
     def snap(self, buffer: np.ndarray) -> Mapping[str, Any]:
         """Render the specimen at the stage's Z with fresh noise into ``buffer``."""
         spec = self.specimen
-        z = spec.check_z(self.stage_z(), "stage Z")
+        stage = spec.check_z(self.stage_z(), "stage Z")
+        offset = self._drift_offset()
+        # the specimen higher by dz: the stage at z sees what was at z - dz
+        z = stage if offset is None else spec.check_z(stage - offset[2], "drifted Z")
         step, self._last_z = z - self._last_z, z
         if step:
             # Software-timed Z-stacks move by a constant step: render the next planes on the
             # other core while this one is exposed.
             spec.prefetch([z + step, z + 2 * step])
-        self._camera_model.expose_moments(self._moments(spec, z), self._rng, out=buffer)
-        return {"SimZ_um": f"{z:.6g}"}
+        moments = self._moments(spec, z)
+        meta = {"SimZ_um": f"{z:.6g}"}
+        if offset is not None:
+            pixel = float(self._settings["PixelSizeUm"])
+            moments = _shifted(moments, offset[0] / pixel, offset[1] / pixel)
+            meta["SimDrift_um"] = ",".join(f"{v:.6g}" for v in offset)
+        self._camera_model.expose_moments(moments, self._rng, out=buffer)
+        return meta
+
+    def _drift_offset(self) -> tuple[float, float, float] | None:
+        """The specimen's (x, y, z) offset in µm now, None without a drift."""
+        if not any(self._drift):
+            return None
+        now = time.monotonic()
+        if self._drift_start is None:
+            self._drift_start = now
+        elapsed = now - self._drift_start
+        x, y, z = (v * elapsed for v in self._drift)
+        return (x, y, z)
 
     def _moments(self, spec: Specimen, z: float) -> tuple[np.ndarray, np.ndarray]:
         """Noise model of the plane at ``z`` for the current exposure (cached with the plane)."""
@@ -159,6 +196,42 @@ class SpecimenCamera(LinkedCamera):
         else:
             self._moment_cache.move_to_end(key)
         return moments[1], moments[2]
+
+
+def _shifted(
+    moments: tuple[np.ndarray, np.ndarray], dx: float, dy: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The image's mean and std moved by (dx, dy) pixels (bilinear; the edge repeated)."""
+    shape = moments[0].shape
+    move = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float64)
+    return tuple(  # type: ignore[return-value]
+        cv2.warpAffine(
+            np.ascontiguousarray(m, np.float32),
+            move,
+            (shape[1], shape[0]),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        for m in moments
+    )
+
+
+def _drift_getter(axis: int) -> Any:
+    def get(self: SpecimenCamera) -> float:
+        return self._drift[axis]
+
+    return get
+
+
+def _drift_setter(axis: int) -> Any:
+    def set_(self: SpecimenCamera, value: Any) -> None:
+        speed = float(value)
+        if not np.isfinite(speed) or abs(speed) > 1e3:
+            raise ValueError(f"drift must be a speed within ±1000 µm/s, got {value!r}")
+        self._drift[axis] = speed
+        self._drift_start = None  # drifts from the next frame on
+
+    return set_
 
 
 def _getter(name: str) -> Any:

@@ -67,6 +67,11 @@ class StreamReport:
         taken before the switch, time, the model folder.
     calibration : dict or None
         What the self-calibration did (its metrics, or its error), when asked for.
+    drift : list of dict
+        The specimen's move from each stack to the next of its position and channel
+        (:func:`livefocus.depth.stack_drift`: ``p``, ``t``, ``c``, ``since_t``, ``x_px``,
+        ``y_px``, ``x_um``, ``y_um``, ``z_um``, ``response``, ``pixels``); the store's
+        ``livefocus`` attribute holds the same list as ``drift``.
     """
 
     path: Path | None
@@ -79,6 +84,7 @@ class StreamReport:
     faults: int = 0
     engine_switches: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] | None = None
+    drift: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -496,6 +502,7 @@ class MDAHandler:
                         status,
                         **extra,
                         metrics=metrics.as_dict(),
+                        drift=list(pipeline.drift),
                         z_um=_stack_z(pipeline.z_positions(), layout.planes, layout.z_step),
                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     )
@@ -512,6 +519,7 @@ class MDAHandler:
                 faults=pipeline.faults,
                 engine_switches=list(pipeline.engine_switches),
                 calibration=self._calibration_result,
+                drift=list(pipeline.drift),
             )
             return self.report
 

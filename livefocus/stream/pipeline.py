@@ -48,6 +48,7 @@ from livefocus.depth import (
     StackReconstructor,
     StackResult,
     plane_focus,
+    stack_drift,
     warm_up,
 )
 from livefocus.focus._validate import check_positive_int, check_positive_number
@@ -283,6 +284,11 @@ class Pipeline:
         self.on_stack = on_stack
         #: When the U-Net engine was replaced (:meth:`set_engine`): frame count, time, note.
         self.engine_switches: list[dict[str, Any]] = []
+        #: The specimen's move from each stack to the next of its position and channel
+        #: (:func:`~livefocus.depth.stack_drift`), one dict per stack after the first.
+        self.drift: list[dict[str, Any]] = []
+        # (p, c) -> (t, all-in-focus, depth, lowest stage Z) of its latest finished stack
+        self._last_stack: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray, float]] = {}
         #: The error that stopped the writing (None while writing works).
         self.error: BaseException | None = None
         #: Frames whose processing raised (written anyway), with the first error's text.
@@ -752,7 +758,28 @@ class Pipeline:
             }
         if stack.peaks is not None:  # the model's last planes become final now
             _model_finals(plane_finals, key, stack.peaks.finish())
+        try:
+            self._drift(key, stack, result)
+        except Exception as exc:  # a measurement, never a reason to lose the stack
+            self._fault_text(f"drift of stack {key}", exc)
         self._put_write(_StackWrite(key, result, masks, plane_finals, stack.planes))
+
+    def _drift(self, key: Key, stack: _Stack, result: StackResult) -> None:
+        """Measure how far the specimen moved since the previous stack of the position and
+        channel, and keep this stack's maps for the next one."""
+        p, t, c = key
+        low = float(min(stack.z))
+        previous = self._last_stack.get((p, c))
+        self._last_stack[(p, c)] = (t, result.all_in_focus, result.depth, low)
+        if previous is None:
+            return
+        t0, aif, depth, low0 = previous
+        moved = stack_drift(aif, depth, result.all_in_focus, result.depth, z_offset_um=low - low0)
+        entry: dict[str, Any] = {"p": p, "t": t, "c": c, "since_t": t0, **moved.as_dict()}
+        entry["x_um"] = moved.x_px * self.pixel_size
+        entry["y_um"] = moved.y_px * self.pixel_size
+        with self._z_lock:
+            self.drift.append(entry)
 
     def _write(self) -> None:
         try:
@@ -785,7 +812,10 @@ class Pipeline:
                     "confidence": job.result.confidence,
                 }
                 store.write_stack(job.key, maps=maps, masks=job.masks, planes=job.planes)
-                store.update_meta(metrics=self.metrics().as_dict())  # while running
+                with self._z_lock:
+                    drift = list(self.drift)
+                # while running
+                store.update_meta(metrics=self.metrics().as_dict(), drift=drift)
             if self.on_stack is not None:
                 try:
                     self.on_stack(job.key, job.result)

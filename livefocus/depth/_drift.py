@@ -1,0 +1,101 @@
+"""How far the specimen moved between two Z-stacks of one position: :func:`stack_drift`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["Drift", "stack_drift"]
+
+#: Fewest pixels with a depth in both stacks (after the lateral shift) for a Z drift.
+MIN_DEPTH_PIXELS = 50
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The specimen's move from one stack to the next (the later one's content relative to the
+    earlier one's).
+
+    Attributes
+    ----------
+    x_px, y_px : float
+        Lateral move in pixels (+x: toward higher columns, +y: toward higher rows), from the
+        phase correlation of the two all-in-focus images (OpenCV's ``phaseCorrelate``,
+        sub-pixel, under a Hann window).
+    z_um : float
+        Axial move in µm (+: the specimen higher, toward larger stage Z): the median change
+        of the depth over the pixels that keep a depth in both stacks, once aligned
+        laterally; NaN when fewer than :data:`MIN_DEPTH_PIXELS` do.
+    response : float
+        The phase correlation's peak (about 1 for a clean match, near 0 for none).
+    pixels : int
+        Pixels that gave the Z drift.
+    """
+
+    x_px: float
+    y_px: float
+    z_um: float
+    response: float
+    pixels: int
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The fields, NaN as None (JSON)."""
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(self).items()
+        }
+
+
+def _overlap(shift: int, size: int) -> tuple[slice, slice]:
+    """Slices of the earlier and the later image that show the same content for a move of
+    ``shift`` pixels along an axis of ``size``."""
+    if shift >= 0:
+        return slice(0, size - shift), slice(shift, size)
+    return slice(-shift, size), slice(0, size + shift)
+
+
+def stack_drift(
+    before_aif: np.ndarray,
+    before_depth: np.ndarray,
+    after_aif: np.ndarray,
+    after_depth: np.ndarray,
+    *,
+    z_offset_um: float = 0.0,
+) -> Drift:
+    """The specimen's move between two stacks of one position (see :class:`Drift`).
+
+    Parameters
+    ----------
+    before_aif, after_aif : ndarray
+        (Y, X) all-in-focus images of the earlier and the later stack
+        (:attr:`StackResult.all_in_focus`).
+    before_depth, after_depth : ndarray
+        (Y, X) depth maps (µm above each stack's lowest plane, NaN where none).
+    z_offset_um : float
+        How much higher the later stack's lowest plane lies than the earlier one's (0 when
+        both stacks have the same Z plan).
+    """
+    a = np.asarray(before_aif, np.float32)
+    b = np.asarray(after_aif, np.float32)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"the all-in-focus images must be (Y, X) of one shape, got {a.shape}")
+    if np.asarray(before_depth).shape != a.shape or np.asarray(after_depth).shape != a.shape:
+        raise ValueError(f"the depth maps must have the images' shape {a.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("the all-in-focus images must be finite")
+    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), window)
+    ny, nx = a.shape
+    sy, sx = round(dy), round(dx)
+    if abs(sy) >= ny or abs(sx) >= nx:
+        return Drift(float(dx), float(dy), math.nan, float(response), 0)
+    (ya, yb), (xa, xb) = _overlap(sy, ny), _overlap(sx, nx)
+    d0 = np.asarray(before_depth, np.float64)[ya, xa]
+    d1 = np.asarray(after_depth, np.float64)[yb, xb] + z_offset_um
+    both = np.isfinite(d0) & np.isfinite(d1)
+    n = int(both.sum())
+    dz = float(np.median(d1[both] - d0[both])) if n >= MIN_DEPTH_PIXELS else math.nan
+    return Drift(float(dx), float(dy), dz, float(response), n)
