@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -88,16 +86,3 @@ def test_the_checks_can_fail(
     bad = ast.parse('raise ValueError(f"give --overwrite for {x}")\n')
     raises = [n for n in ast.walk(bad) if isinstance(n, ast.Raise)]
     assert "--overwrite" in _raised_text(raises[0])
-
-
-def test_streaming_without_a_model_imports_no_torch() -> None:
-    """The rule's stream (and the demo's devices) never import torch or onnx: the model
-    package's names load on first use (about 2 s of start-up otherwise)."""
-    code = (
-        "import sys, livefocus.stream, livefocus.devices, livefocus.cli; "
-        "import livefocus.model as m; assert 'engine' in dir(m); "
-        "print(sorted(k for k in ('torch', 'onnx', 'onnxruntime') if k in sys.modules)); "
-        "m.UNet; print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split("\n")[:2] == ["[]", "True"]
