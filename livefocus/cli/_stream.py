@@ -331,12 +331,16 @@ def _parse_drift(text: str | None) -> tuple[float, float, float] | None:
     """``--drift 'x,y,z'``: three speeds in µm/s (None: no drift)."""
     if text is None:
         return None
+    from livefocus.devices._specimen import MAX_DRIFT_UM_PER_S as most
+
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or not all(math.isfinite(v) and abs(v) <= 1e3 for v in values):
-        raise ValueError(f"--drift must be three speeds 'x,y,z' in µm/s within ±1000, got {text!r}")
+    if len(values) != 3 or not all(math.isfinite(v) and abs(v) <= most for v in values):
+        raise ValueError(
+            f"--drift must be three speeds 'x,y,z' in µm/s within ±{most:g}, got {text!r}"
+        )
     return (values[0], values[1], values[2])
 
 

@@ -15,10 +15,12 @@ from livefocus._vocab import CONTRASTS
 from livefocus.devices._camera import REFERENCE_EXPOSURE_MS, LinkedCamera
 from livefocus.sim import MIN_FIELD_PX, Camera, Optics, Specimen
 
-__all__ = ["MAX_SENSOR_PX", "SpecimenCamera"]
+__all__ = ["MAX_DRIFT_UM_PER_S", "MAX_SENSOR_PX", "SpecimenCamera"]
 
 #: Largest sensor side (pixels) of the specimen camera.
 MAX_SENSOR_PX = 8192
+#: Fastest drift (µm/s, each axis) the specimen camera takes.
+MAX_DRIFT_UM_PER_S = 1e3
 
 
 def _int_prop(name: str, value: Any, lo: int, hi: int) -> int:
@@ -204,16 +206,19 @@ def _shifted(
     """The image's mean and std moved by (dx, dy) pixels (bilinear; the edge repeated)."""
     shape = moments[0].shape
     move = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float64)
-    return tuple(  # type: ignore[return-value]
-        cv2.warpAffine(
-            np.ascontiguousarray(m, np.float32),
-            move,
-            (shape[1], shape[0]),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
+
+    def shift(m: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            cv2.warpAffine(
+                np.ascontiguousarray(m, np.float32),
+                move,
+                (shape[1], shape[0]),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
         )
-        for m in moments
-    )
+
+    return shift(moments[0]), shift(moments[1])
 
 
 def _drift_getter(axis: int) -> Any:
@@ -226,8 +231,10 @@ def _drift_getter(axis: int) -> Any:
 def _drift_setter(axis: int) -> Any:
     def set_(self: SpecimenCamera, value: Any) -> None:
         speed = float(value)
-        if not np.isfinite(speed) or abs(speed) > 1e3:
-            raise ValueError(f"drift must be a speed within ±1000 µm/s, got {value!r}")
+        if not np.isfinite(speed) or abs(speed) > MAX_DRIFT_UM_PER_S:
+            raise ValueError(
+                f"drift must be a speed within ±{MAX_DRIFT_UM_PER_S:g} µm/s, got {value!r}"
+            )
         self._drift[axis] = speed
         self._drift_start = None  # drifts from the next frame on
 
