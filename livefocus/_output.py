@@ -339,15 +339,16 @@ def check_output(
                 f"choose a {name} outside it"
             )
     exists = path.exists() or path.is_symlink()
+    # what livefocus did not write is refused first: overwrite would not replace it either
+    if exists and not owned(path):
+        what = "folder" if path.is_dir() else "file"
+        raise FileExistsError(
+            f"{name} {str(path)!r} is a {what} that livefocus did not write; "
+            "it is never replaced, choose another path"
+        )
     if exists and not overwrite:
         raise FileExistsError(
             f"{name} {str(path)!r} already exists; pass overwrite=True to replace it"
-        )
-    if exists and not owned(path):
-        kind = "folder" if path.is_dir() else "file"
-        raise FileExistsError(
-            f"{name} {str(path)!r} is a {kind} that livefocus did not write; "
-            "it is never replaced, choose another path"
         )
     if exists and path.is_dir():
         foreign = foreign_entry(path)

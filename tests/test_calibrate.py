@@ -189,9 +189,9 @@ def test_cli_calibrate_a_store_and_use_the_folder(
         (["STACK", "--seconds", "0"], "--seconds: seconds must be a positive number"),
         (["STACK", "--model", "nope"], "--model: model 'nope' is neither"),
         (["STACK", "--z-step", "-1"], "--z-step: z_step must be a positive number"),
-        (["FLAT"], "at least 2 planes"),
+        (["FLAT"], "at least 2 planes, got 1 plane of"),
         (["STACK", "--out", "STACK"], "would overwrite the input"),
-        (["STACK", "--out", "USER"], "already exists"),
+        (["STACK", "--out", "USER"], "did not write"),
         (["STACK", "--json", "NODIR/m.json"], "--json"),
     ],
 )

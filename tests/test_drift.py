@@ -136,3 +136,29 @@ def test_demo_cli_reports_drift(tmp_path: Path) -> None:
     )
     assert code == 2 and "--drift" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_drift_without_a_pixel_size_is_given_in_pixels(specimen: Specimen) -> None:
+    """A camera that reports no pixel size: the drift keeps its pixels and gives no lateral
+    µm (the pipeline's stand-in pixel size of 1 is not a measurement)."""
+    from livefocus.depth import ReconstructSettings
+    from livefocus.stream import Pipeline
+
+    first = _stack(specimen, 0.0, 0.0, 0.0, seed=1)
+    moved = _stack(specimen, 3.0, -2.0, 0.0, seed=2)
+    shape = first.shape[1:]
+    runs = {}
+    for pixel in (None, 0.5):
+        pipeline = Pipeline(
+            ReconstructSettings.for_frame(shape), n_planes=len(first), pixel_size=pixel
+        )
+        pipeline.start()
+        for t, stack in enumerate((first, moved)):
+            for z, (frame, z_um) in enumerate(zip(stack, ZS, strict=True)):
+                pipeline.submit(frame, {"t": t, "z": z}, float(z_um))
+        pipeline.close()
+        (runs[pixel],) = pipeline.drift
+    assert runs[None]["x_um"] is None and runs[None]["y_um"] is None
+    assert runs[None]["x_px"] == pytest.approx(runs[0.5]["x_px"])
+    assert runs[0.5]["x_um"] == pytest.approx(0.5 * runs[0.5]["x_px"])
+    assert abs(runs[None]["x_px"]) > 1.0  # it really moved

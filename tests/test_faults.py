@@ -410,3 +410,9 @@ def test_calibrate_during_streaming_switches_the_engine(tmp_path: Path) -> None:
     meta = open_store(out).meta
     assert meta["engine_switches"] == report.engine_switches
     assert "model" in report.mask_modes
+    # the switch and the store name the calibrated model by its absolute folder and checksum
+    switched = report.engine_switches[0]["model"]
+    assert switched["name"] == str(folder.resolve())
+    assert switched["weights_sha256"] == load(folder).config["weights_sha256"]
+    assert meta["model"]["name"] == switched["name"] and meta["model"]["base"]["name"] == "depth"
+    assert Path(load(folder).config["calibration"]["base_path"]).is_absolute()

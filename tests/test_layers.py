@@ -1,9 +1,12 @@
-"""The layering is checked, not just written down: import-linter contracts and two AST walks."""
+"""The layering is checked, not just written down: import-linter contracts, two AST walks and
+what streaming imports."""
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,11 @@ def test_the_checks_can_fail(
     bad = ast.parse('raise ValueError(f"give --overwrite for {x}")\n')
     raises = [n for n in ast.walk(bad) if isinstance(n, ast.Raise)]
     assert "--overwrite" in _raised_text(raises[0])
+
+
+def test_streaming_without_a_model_imports_no_torch() -> None:
+    """The streaming layer needs torch only for a U-Net: its import (and the depth rule's
+    z-peak finaliser) must not pull torch in, a 1.5-2 s start-up of every run."""
+    code = "import sys, livefocus.stream; print(*(m in sys.modules for m in ('torch', 'onnx')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]

@@ -295,8 +295,7 @@ def test_shipped_depth_is_within_reach_of_the_rule_on_sim(contrast: str) -> None
     """Leaning z-peak masks (a peak paints its higher neighbour's side): on held-out `sim`
     the shipped `depth` scored 0.701 / 0.745 against the rule's 0.671 / 0.691 here (masks
     painted on both sides of each peak: 0.563 / 0.643)."""
-    from livefocus.depth import reconstruct
-    from livefocus.model.zpeaks import peak_masks
+    from livefocus.depth import peak_masks, reconstruct
     from livefocus.sim import mask_scores, simulate_stack
 
     st = simulate_stack((20, 128, 128), seed=7, contrast=contrast)

@@ -19,7 +19,7 @@ from hypothesis import strategies as hst
 
 import livefocus.model as lm
 from livefocus.depth import ReconstructSettings
-from livefocus.model.zpeaks import ZPeakFinaliser, ZPeaks, peak_masks, peak_masks_reference
+from livefocus.depth._zpeaks import ZPeakFinaliser, ZPeaks, peak_masks, peak_masks_reference
 from livefocus.stream import StoreWriter, open_store
 from livefocus.stream.pipeline import Pipeline
 

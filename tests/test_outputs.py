@@ -236,7 +236,8 @@ def test_model_writers_never_overwrite_silently(
     code, err = cli(["train", "--out", str(folder), "--overwrite", "--no-progress"], capsys)
     assert code == 2 and "did not write" in err and intact(folder)
     code, err = cli(["finetune", "default", "--out", str(folder), "--no-progress"], capsys)
-    assert code == 2 and "already exists" in err and intact(folder)
+    # without --overwrite too: it is refused as not livefocus's, not with a hint to overwrite
+    assert code == 2 and "did not write" in err and "--overwrite" not in err and intact(folder)
     shipped = load_model("default").path
     assert shipped is not None
     code, err = cli(["finetune", str(shipped), "--out", str(shipped), "--overwrite"], capsys)
@@ -315,7 +316,7 @@ def test_label_stores_carry_a_status(tmp_path: Path, stack_npy: Path) -> None:
 # -- the API underneath ----------------------------------------------------------------------
 def test_prepare_output_rules(tmp_path: Path) -> None:
     folder = user_folder(tmp_path / "user")
-    with pytest.raises(FileExistsError, match="already exists"):
+    with pytest.raises(FileExistsError, match="folder that livefocus did not write"):
         prepare_output(folder, overwrite=False)
     with pytest.raises(FileExistsError, match="folder that livefocus did not write"):
         prepare_output(folder, overwrite=True)
@@ -361,7 +362,7 @@ def test_store_writer_refuses_unmarked_paths_and_inputs(tmp_path: Path) -> None:
 
 def test_train_refuses_before_training(tmp_path: Path) -> None:
     folder = user_folder(tmp_path / "m")
-    with pytest.raises(FileExistsError, match="already exists"):
+    with pytest.raises(FileExistsError, match="did not write"):
         train_model(folder, n_train=1, epochs=1, progress=False)
     with pytest.raises(FileExistsError, match="did not write"):
         train_model(folder, n_train=1, epochs=1, progress=False, overwrite=True)

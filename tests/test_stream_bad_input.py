@@ -39,6 +39,7 @@ CLI_CASES = [
     ([*DEMO, "--queue-size", "0"], "queue_size"),
     ([*DEMO, "--mask", "model"], "model"),
     ([*DEMO, "--model", "no-such-model"], "no-such-model"),
+    ([*DEMO, "--model", "none", "--calibrate", "cal"], "--calibrate fine-tunes a U-Net"),
     ([*DEMO, "--measure", "sharpness"], "measure"),
     ([*DEMO, "--measure", "std+vollath"], "--measure: measure 'std+vollath': vollath cannot"),
     ([*DEMO, "--measure", "std+std"], "--measure: measure 'std+std'"),

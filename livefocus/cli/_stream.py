@@ -29,7 +29,11 @@ Screenshot = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option(help="Focus kernels on 'cpu' (numpy) or 'gpu' (CuPy).")]
 ModelOpt = Annotated[
-    str, typer.Option(help="U-Net for 'model' masks: a shipped name, a folder, or none.")
+    str | None,
+    typer.Option(
+        help="U-Net for 'model' masks: a shipped name, a folder, or none "
+        "(default: none; depth with --calibrate)."
+    ),
 ]
 MaskOpt = Annotated[
     str | None, typer.Option(help="Primary mask: depth, otsu or model (default: model if --model).")
@@ -108,7 +112,7 @@ class StreamOptions:
     no_preview: bool = False
     screenshot: Path | None = None
     device: str = "cpu"
-    model: str = "none"
+    model: str | None = None
     mask: str | None = None
     measure: str = "std"
     window: int | None = None
@@ -134,7 +138,17 @@ class StreamOptions:
 
     @property
     def model_name(self) -> str | None:
-        return None if self.model.lower() in ("", "none") else self.model
+        """The U-Net to load: None for none; ``depth`` when ``--calibrate`` names no model."""
+        if self.model is None:
+            return "depth" if self.calibrate is not None else None
+        if self.model.lower() in ("", "none"):
+            if self.calibrate is not None:
+                raise ValueError(
+                    "--calibrate fine-tunes a U-Net, and --model none names none: "
+                    "pass --model NAME|DIR, or leave --model out for depth"
+                )
+            return None
+        return self.model
 
     def settings(self, shape: tuple[int, int]) -> Any:
         """Reconstruction settings for frames of ``shape``."""
@@ -212,6 +226,7 @@ def _execute(
 
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
     options.settings(shape)  # bad options: one line, before a window opens or a store is made
+    _ = options.model_name  # likewise: --model none with --calibrate
     runs: list[MDAHandler] = []
 
     def job(on_result: Callable[[Any], None] | None) -> Any:
@@ -268,10 +283,11 @@ def _drift_text(entry: dict[str, Any]) -> str:
     """One stack's measured drift in words."""
     where = f"p {entry['p']} " if entry["p"] else ""
     z = "z not measured" if entry["z_um"] is None else f"z {entry['z_um']:+.2f} µm"
-    return (
-        f"{where}t {entry['since_t']} -> {entry['t']}: x {entry['x_um']:+.2f} µm, "
-        f"y {entry['y_um']:+.2f} µm, {z}"
-    )
+    if entry["x_um"] is None:  # no pixel size from the camera
+        x, y = f"{entry['x_px']:+.1f} px", f"{entry['y_px']:+.1f} px"
+    else:
+        x, y = f"{entry['x_um']:+.2f} µm", f"{entry['y_um']:+.2f} µm"
+    return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}"
 
 
 def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
@@ -406,7 +422,7 @@ def demo(
     no_preview: NoPreview = False,
     screenshot: Screenshot = None,
     device: DeviceOpt = "cpu",
-    model: ModelOpt = "none",
+    model: ModelOpt = None,
     mask: MaskOpt = None,
     measure: MeasureOpt = "std",
     window: WindowOpt = None,
@@ -510,7 +526,7 @@ def replay(
     no_preview: NoPreview = False,
     screenshot: Screenshot = None,
     device: DeviceOpt = "cpu",
-    model: ModelOpt = "none",
+    model: ModelOpt = None,
     mask: MaskOpt = None,
     measure: MeasureOpt = "std",
     window: WindowOpt = None,
@@ -624,7 +640,7 @@ def acquire(
     no_preview: NoPreview = False,
     screenshot: Screenshot = None,
     device: DeviceOpt = "cpu",
-    model: ModelOpt = "none",
+    model: ModelOpt = None,
     mask: MaskOpt = None,
     measure: MeasureOpt = "std",
     window: WindowOpt = None,

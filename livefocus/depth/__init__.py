@@ -1,5 +1,8 @@
 """Z-stack analysis: per-pixel focus peaks, depth, all-in-focus, confidence and in-focus masks.
 
+It also holds the peaks in z of a model's in-focus probability (:class:`ZPeaks`,
+:func:`peak_masks`, :class:`ZPeakFinaliser`): the same analysis of a stack, of another map.
+
 Pure numpy (CuPy focus maps are accepted), built on :mod:`livefocus.focus` and nothing above
 it. The same code serves the online path (:class:`StackReconstructor`, one plane at a time,
 during acquisition) and the offline one (:func:`reconstruct`), so both give identical results.
@@ -16,6 +19,13 @@ from livefocus.depth._settings import POLARITIES, REFINEMENTS, ReconstructSettin
 from livefocus.depth._signal import noise_sigma, plane_support
 from livefocus.depth._smooth import guided_smooth, smooth_depth
 from livefocus.depth._warm import warm_up
+from livefocus.depth._zpeaks import (
+    ZPeakFinaliser,
+    ZPeaks,
+    peak_masks,
+    peak_masks_reference,
+    stack_masks,
+)
 
 __all__ = [
     "POLARITIES",
@@ -25,14 +35,19 @@ __all__ = [
     "ReconstructSettings",
     "StackReconstructor",
     "StackResult",
+    "ZPeakFinaliser",
+    "ZPeaks",
     "consistent",
     "fit_vertex",
     "guided_smooth",
     "noise_sigma",
+    "peak_masks",
+    "peak_masks_reference",
     "plane_focus",
     "plane_support",
     "reconstruct",
     "smooth_depth",
     "stack_drift",
+    "stack_masks",
     "warm_up",
 ]

@@ -12,6 +12,7 @@
   stack (self-calibration), never worse than the base model on held-out tiles.
 """
 
+from livefocus.depth import ZPeakFinaliser, ZPeaks, peak_masks
 from livefocus.model.calibrate import calibrate, calibrate_on
 from livefocus.model.data import model_input
 from livefocus.model.engines import Engine, engine
@@ -20,7 +21,6 @@ from livefocus.model.registry import Model, available, load
 from livefocus.model.tiling import predict_tiled
 from livefocus.model.train import PRESETS, evaluate, finetune, predict_probabilities, train
 from livefocus.model.unet import UNet, UNetConfig, unet_paper
-from livefocus.model.zpeaks import ZPeakFinaliser, ZPeaks, peak_masks
 
 __all__ = [
     "PRESETS",

@@ -11,7 +11,7 @@ batch normalisation frozen; every 10 steps the held-out tiles are scored (IoU ag
 rule's masks), with early stopping and a wall-clock budget checked before every step. The
 base model is scored on the same tiles before training: the model written is the calibrated
 one only if it beats the base there, else the base's weights (``"kept"`` in the metrics says
-which). A model with a z-peak rule (:mod:`livefocus.model.zpeaks`) is scored with its final
+which). A model with a z-peak rule (:mod:`livefocus.depth`) is scored with its final
 masks of each held-out tile position's planes, as it gives them. A model of several planes
 (``context`` > 1) is calibrated on each plane's window of the stack in its order, the planes
 before it included, as the streaming pipeline feeds it.
@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from livefocus._output import check_output, prepare_output
+from livefocus.depth import ZPeaks, stack_masks
 from livefocus.focus._validate import check_positive_int, check_positive_number
 from livefocus.model.data import check_frames, dihedral, label_config, label_stack, model_input
 from livefocus.model.losses import combined_loss
 from livefocus.model.registry import Model, load, save
 from livefocus.model.unet import UNet
-from livefocus.model.zpeaks import ZPeaks, stack_masks
 
 __all__ = ["LABEL_SOURCE", "calibrate", "calibrate_on", "holdout_tiles"]
 
@@ -52,6 +52,8 @@ _MAX_VAL_TILES = 48
 _PATIENCE = 10
 #: Training steps between two validations.
 _EVAL_EVERY = 10
+#: Seconds of the budget kept for writing the model folder and exiting (at most 5 % of it).
+_WRITE_RESERVE_S = 2.0
 
 
 def holdout_tiles(
@@ -153,9 +155,14 @@ def _check_not_empty(masks: np.ndarray, name: str) -> np.ndarray:
 
 def _check_stack(raw: Any, name: str = "stack") -> np.ndarray:
     arr = check_frames(raw, name=name)
-    if np.asarray(raw).ndim != 3 or len(arr) < 2:
-        raise ValueError(f"{name} must be a (Z, Y, X) stack of at least 2 planes, got {arr.shape}")
-    return arr
+    ndim = np.asarray(raw).ndim
+    if ndim != 3:
+        got = f"an array of shape {np.shape(raw)}"
+    elif len(arr) < 2:
+        got = f"{len(arr)} plane of {arr.shape[1]} x {arr.shape[2]}"
+    else:
+        return arr
+    raise ValueError(f"{name} must be a (Z, Y, X) stack of at least 2 planes, got {got}")
 
 
 def _fit(
@@ -309,7 +316,7 @@ def _run(
         corners,
         threshold=base.threshold,
         rule=base.z_peaks,
-        deadline=start + seconds,
+        deadline=start + seconds - min(_WRITE_RESERVE_S, 0.05 * seconds),
         seed=seed,
         lr=lr,
         batch_size=batch_size,
@@ -331,7 +338,7 @@ def _run(
     config["labels"] = {**label_config("depth", raw.shape[1:]), "source": LABEL_SOURCE}
     config["calibration"] = {
         "from": base.name,
-        "base_path": str(base.path) if base.path is not None else None,
+        "base_path": str(Path(base.path).resolve()) if base.path is not None else None,
         "stack": source,
         "stack_shape": list(raw.shape),
         "z_step": z_step,
@@ -484,6 +491,7 @@ def calibrate(
     batch_size: int = 8,
     overwrite: bool = False,
     threads: int | None = 2,
+    started: float | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` on the rule's masks of ``stack``; write the model folder ``out``.
 
@@ -512,6 +520,9 @@ def calibrate(
         Replace a model folder ``out`` written by livefocus (never an input).
     threads : int, optional
         Torch threads (default 2); None leaves torch's setting.
+    started : float, optional
+        The :func:`time.perf_counter` time the budget counts from (the command line passes
+        its process's start, so that ``seconds`` bounds the whole command); default: now.
 
     Returns
     -------
@@ -522,7 +533,7 @@ def calibrate(
     """
     from livefocus.io import stack_z_step
 
-    start = time.perf_counter()
+    start = time.perf_counter() if started is None else float(started)
     base = _check_common(model, out, seconds, seed, lr, batch_size)
     if z_step is not None:
         check_positive_number(z_step, "z_step", "µm")

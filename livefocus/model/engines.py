@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from livefocus._xp import has_module, require
+from livefocus.depth import stack_masks
 from livefocus.focus._validate import check_count, check_positive_int
 from livefocus.model.data import model_input
 from livefocus.model.registry import Model, load
 from livefocus.model.tiling import pad_to_multiple, predict_tiled
-from livefocus.model.zpeaks import stack_masks
 
 __all__ = [
     "BACKENDS",
@@ -165,7 +165,7 @@ class Engine:
 
         A model without a z-peak rule marks each pixel whose probability is above its
         threshold. One with a rule (:attr:`Model.z_peaks`) gives a stack's final masks: the
-        planes around each pixel's peaks in z (:func:`~livefocus.model.zpeaks.peak_masks`;
+        planes around each pixel's peaks in z (:func:`~livefocus.depth.peak_masks`;
         (N, H, W) or (N, context, H, W) are then the planes of one stack in order); a frame
         given alone is its own peak (its probability above the threshold).
         """

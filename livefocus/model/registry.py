@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from livefocus._output import write_marker
+from livefocus.depth import ZPeaks
 from livefocus.model.unet import UNet, UNetConfig
-from livefocus.model.zpeaks import ZPeaks
 
 __all__ = ["FORMAT", "SHIPPED", "Model", "available", "load", "model_dir", "normalisation", "save"]
 
@@ -51,7 +51,7 @@ class Model:
     @property
     def z_peaks(self) -> ZPeaks | None:
         """The rule that makes a stack's final masks from its probabilities
-        (:mod:`livefocus.model.zpeaks`); None: each plane's probability above the threshold
+        (:mod:`livefocus.depth`); None: each plane's probability above the threshold
         (folders without ``"z_peaks"`` in config.json)."""
         return ZPeaks.from_config(self.config)
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from livefocus._output import check_output, prepare_output
+from livefocus.depth import stack_masks
 from livefocus.focus._validate import (
     check_count,
     check_memory,
@@ -37,7 +38,6 @@ from livefocus.model.randomise import MAKERS, pairs_from_randomised
 from livefocus.model.registry import Model, load, save
 from livefocus.model.tiling import pad_to_multiple
 from livefocus.model.unet import UNet, UNetConfig
-from livefocus.model.zpeaks import stack_masks
 
 __all__ = ["PRESETS", "evaluate", "finetune", "predict_probabilities", "train"]
 

@@ -281,15 +281,7 @@ class MDAHandler:
 
         backend = "auto" if self.device == "gpu" else "onnxruntime"
         self.engine = make_engine(model, backend=backend)
-        config = self.engine.model.config
-        self.model_meta = {
-            "name": str(model),
-            "config_name": self.engine.model.name,
-            "format": config.get("format"),
-            "version": str(config.get("weights_sha256", ""))[:12],  # the weights' checksum
-            "weights_sha256": config.get("weights_sha256"),
-            "backend": self.engine.backend,
-        }
+        self.model_meta = _model_meta(self.engine, model)
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(
@@ -315,7 +307,7 @@ class MDAHandler:
             _check_pipeline_memory(layout, (height, width), dtype, self.queue_size)
             settings = self.settings or ReconstructSettings.for_frame((height, width))
             self.settings = settings
-            pixel = float(pixel_size) if pixel_size else 1.0
+            pixel = float(pixel_size) if pixel_size else None
             pipeline = Pipeline(
                 settings,
                 n_planes=layout.planes,
@@ -453,7 +445,13 @@ class MDAHandler:
             backend = "auto" if self.device == "gpu" else "onnxruntime"
             engine = make_engine(folder, backend=backend)
             assert self.pipeline is not None
-            self.pipeline.set_engine(engine, note=str(folder))
+            meta = _model_meta(engine, Path(folder).resolve())
+            self.pipeline.set_engine(engine, note=meta["name"], model=meta)
+            if self.store is not None:  # the masks from here on are the calibrated model's
+                self.store.update_meta(
+                    model={**meta, "base": self.model_meta},
+                    engine_switches=list(self.pipeline.engine_switches),
+                )
             self._calibration_result = {
                 "model": str(folder),
                 "stack": {"p": p, "t": t, "c": c},
@@ -551,3 +549,16 @@ class MDAHandler:
             detail = f" ({messages[-1]})" if messages else ""
             return f"error: camera delivered {metrics.frames_in} of {layout.frames} frames{detail}"
         return "complete"  # every frame was captured (a late Ctrl-C only hurried the writing)
+
+
+def _model_meta(engine: Any, name: str | Path) -> dict[str, Any]:
+    """What the store records of the U-Net an engine runs (``name``: as given, or a folder)."""
+    config = engine.model.config
+    return {
+        "name": str(name),
+        "config_name": engine.model.name,
+        "format": config.get("format"),
+        "version": str(config.get("weights_sha256", ""))[:12],  # the weights' checksum
+        "weights_sha256": config.get("weights_sha256"),
+        "backend": engine.backend,
+    }

@@ -47,12 +47,13 @@ from livefocus.depth import (
     ReconstructSettings,
     StackReconstructor,
     StackResult,
+    ZPeakFinaliser,
+    ZPeaks,
     plane_focus,
     stack_drift,
     warm_up,
 )
 from livefocus.focus._validate import check_positive_int, check_positive_number
-from livefocus.model.zpeaks import ZPeakFinaliser, ZPeaks
 from livefocus.stream.store import StoreWriter
 from livefocus.stream.types import FrameResult, Metrics
 
@@ -210,8 +211,9 @@ class Pipeline:
         last plane arrives, or when a frame of a later time point or another position does.
     z_step : float
         Plane spacing in µm, used when a frame has no Z position.
-    pixel_size : float
-        µm per pixel, handed on in each :class:`FrameResult` (for the preview's true scale).
+    pixel_size : float or None
+        µm per pixel, handed on in each :class:`FrameResult` (for the preview's true scale);
+        None: not known (1 is handed on, and the drift is given in pixels only).
     store : StoreWriter, optional
         Where to write (nothing is written without one).
     mask_modes : tuple of str
@@ -243,7 +245,7 @@ class Pipeline:
         *,
         n_planes: int,
         z_step: float = 1.0,
-        pixel_size: float = 1.0,
+        pixel_size: float | None = 1.0,
         store: StoreWriter | None = None,
         mask_modes: tuple[MaskMode, ...] = ("depth", "otsu"),
         engine: Any = None,
@@ -273,7 +275,11 @@ class Pipeline:
                 raise ImportError(f"device 'gpu': {exc}") from exc
         self.settings = settings
         self.z_step = check_positive_number(z_step, "z_step", "µm")
-        self.pixel_size = check_positive_number(pixel_size, "pixel_size", "µm")
+        #: Whether the pixel size is known (else the drift has no lateral µm).
+        self.pixel_size_known = pixel_size is not None
+        self.pixel_size = (
+            1.0 if pixel_size is None else check_positive_number(pixel_size, "pixel_size", "µm")
+        )
         self.store = store
         self._wrong_shape = False  # warned of a frame that does not fit the store
         self.mask_modes = mask_modes
@@ -394,11 +400,12 @@ class Pipeline:
         with self._track.lock:
             self._track.blocked += time.perf_counter() - now
 
-    def set_engine(self, engine: Any, note: str = "") -> None:
+    def set_engine(self, engine: Any, note: str = "", model: dict[str, Any] | None = None) -> None:
         """Use ``engine`` for the ``model`` masks from the next frame on (any thread).
 
         The switch is recorded in :attr:`engine_switches` with the number of frames taken so
-        far: frames after it were segmented by the new engine.
+        far (frames after it were segmented by the new engine), ``note`` and, when given, what
+        ``model`` says of the new engine's U-Net (its folder, weights checksum, backend).
         """
         if "model" not in self.mask_modes:
             raise ValueError("set_engine: this pipeline computes no 'model' masks")
@@ -406,9 +413,10 @@ class Pipeline:
         with self._track.lock:
             taken = self._track.frames_in
         self.engine = engine  # one reference swap: the processing thread reads it per frame
-        self.engine_switches.append(
-            {"after_frames": taken, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "note": note}
-        )
+        switch = {"after_frames": taken, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "note": note}
+        if model is not None:
+            switch["model"] = dict(model)
+        self.engine_switches.append(switch)
 
     def metrics(self) -> Metrics:
         """Current figures."""
@@ -776,8 +784,9 @@ class Pipeline:
         t0, aif, depth, low0 = previous
         moved = stack_drift(aif, depth, result.all_in_focus, result.depth, z_offset_um=low - low0)
         entry: dict[str, Any] = {"p": p, "t": t, "c": c, "since_t": t0, **moved.as_dict()}
-        entry["x_um"] = moved.x_px * self.pixel_size
-        entry["y_um"] = moved.y_px * self.pixel_size
+        known = self.pixel_size_known
+        entry["x_um"] = moved.x_px * self.pixel_size if known else None
+        entry["y_um"] = moved.y_px * self.pixel_size if known else None
         with self._z_lock:
             self.drift.append(entry)
 
