@@ -181,8 +181,8 @@ def test_bad_input(tmp_path: Path, demo: Any) -> None:
     core = demo
     with pytest.raises(ValueError, match="no Z plan"):
         stream(core, useq.MDASequence(time_plan={"interval": 0, "loops": 2}), out=None)
-    (tmp_path / "x.ome.zarr").mkdir()
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    (tmp_path / "x.ome.zarr").mkdir()  # the user's folder: refused as such, not "overwrite"
+    with pytest.raises(FileExistsError, match="livefocus did not write"):
         stream(core, z_stack(), out=tmp_path / "x.ome.zarr")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         stream(core, z_stack(), out=tmp_path / "missing" / "x.ome.zarr")
