@@ -103,6 +103,14 @@ CalibrateOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+FollowOpt = Annotated[
+    bool,
+    typer.Option(
+        "--follow-drift",
+        help="Follow the focus in a time lapse: from the third stack on, move each stack's "
+        "planes by the specimen's measured axial drift (stacks then run event by event).",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ class StreamOptions:
     policy: str = "block"
     frame_timeout: float = 60.0
     calibrate: Path | None = None
+    follow_drift: bool = False
     overwrite: bool = False
     as_json: bool = False
 
@@ -247,6 +256,7 @@ def _execute(
             frame_timeout=options.frame_timeout,
             calibrate=options.calibrate,
             handler=runs.append,
+            follow=options.follow_drift,
         )
 
     preview = not options.no_preview
@@ -308,6 +318,8 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
         data["engine_switches"] = report.engine_switches
     if report.drift:
         data["drift"] = report.drift
+    if report.focus_offsets:
+        data["focus_offsets"] = report.focus_offsets
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
@@ -330,6 +342,13 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             typer.echo(f"drift    {_drift_text(entry)}")
         if len(report.drift) > _DRIFT_LINES:
             typer.echo(f"drift    ... {len(report.drift) - _DRIFT_LINES} more (--json)")
+        for entry in report.focus_offsets[:_DRIFT_LINES]:
+            where = f"p {entry['p']} " if entry["p"] else ""
+            how = "" if entry["measured"] else " (extrapolated: no drift measured in time)"
+            moved = f"planes moved {entry['offset_um']:+.2f} µm"
+            typer.echo(f"follow   {where}t {entry['t']}: {moved}{how}")
+        if len(report.focus_offsets) > _DRIFT_LINES:
+            typer.echo(f"follow   ... {len(report.focus_offsets) - _DRIFT_LINES} more (--json)")
         if "noise" in extra:
             typer.echo(f"noise    {extra['noise']}")
         if "iou_vs_truth" in extra and not extra["iou_vs_truth"] and m.frames_lost:
@@ -449,6 +468,7 @@ def demo(
             "summary and the store give the drift measured from each stack to the next."
         ),
     ] = None,
+    follow_drift: FollowOpt = False,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -656,6 +676,7 @@ def acquire(
     policy: PolicyOpt = "block",
     frame_timeout: TimeoutOpt = 60.0,
     calibrate: CalibrateOpt = None,
+    follow_drift: FollowOpt = False,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -64,6 +64,10 @@ class SpecimenCamera(LinkedCamera):
         self._last_z = 0.0
         self._drift = [0.0, 0.0, 0.0]  # µm/s along x, y, z
         self._drift_start: float | None = None
+        #: The (x, y, z) drift offset (µm) of the last frame rendered (None without a drift):
+        #: its ``SimDrift_um``, also for frames taken one by one, whose camera metadata
+        #: pymmcore-plus does not pass on.
+        self.last_drift_um: tuple[float, float, float] | None = None
         self._moment_cache: OrderedDict[
             tuple[int, float], tuple[np.ndarray, np.ndarray, np.ndarray]
         ] = OrderedDict()
@@ -169,6 +173,7 @@ class SpecimenCamera(LinkedCamera):
             pixel = float(self._settings["PixelSizeUm"])
             moments = _shifted(moments, offset[0] / pixel, offset[1] / pixel)
             meta["SimDrift_um"] = ",".join(f"{v:.6g}" for v in offset)
+        self.last_drift_um = offset
         self._camera_model.expose_moments(moments, self._rng, out=buffer)
         return meta
 

@@ -5,6 +5,7 @@
 - :class:`Pipeline`: bounded queues, processing and writer threads, metrics.
 - :class:`StoreWriter`, :func:`open_store`: the OME-Zarr (NGFF 0.5) store.
 - :func:`z_sequence`, :func:`sequence_layout`: the useq sequences livefocus streams.
+- :class:`FocusFollower`: each stack's Z plan moved by the measured drift (``stream(follow=)``).
 
 The Z-stack analysis itself is :mod:`livefocus.depth` (re-exported here for old imports).
 """
@@ -12,6 +13,7 @@ The Z-stack analysis itself is :mod:`livefocus.depth` (re-exported here for old 
 from livefocus._vocab import MASK_MODES, POLICIES
 from livefocus.depth import PlaneUpdate, ReconstructSettings, StackReconstructor, reconstruct
 from livefocus.stream.acquisition import stream
+from livefocus.stream.follow import FocusFollower
 from livefocus.stream.handler import DEFAULT_FRAME_TIMEOUT_S, MDAHandler, StreamReport
 from livefocus.stream.pipeline import Pipeline
 from livefocus.stream.sequence import SequenceLayout, sequence_layout, z_sequence
@@ -22,6 +24,7 @@ __all__ = [
     "DEFAULT_FRAME_TIMEOUT_S",
     "MASK_MODES",
     "POLICIES",
+    "FocusFollower",
     "FrameResult",
     "MDAHandler",
     "Metrics",

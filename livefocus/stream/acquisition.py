@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -13,6 +14,7 @@ import numpy as np
 
 from livefocus._vocab import MASK_MODES, Device, MaskMode, Policy
 from livefocus.depth import ReconstructSettings
+from livefocus.stream.follow import FocusFollower
 from livefocus.stream.handler import DEFAULT_FRAME_TIMEOUT_S, MDAHandler, StreamReport
 from livefocus.stream.sequence import sequence_layout, z_sequence
 from livefocus.stream.types import FrameResult
@@ -44,6 +46,8 @@ def stream(
     calibrate: str | Path | None = None,
     calibrate_seconds: float = 60.0,
     handler: Callable[[MDAHandler], None] | None = None,
+    follow: bool = False,
+    follow_wait_s: float = 10.0,
 ) -> StreamReport:
     """Acquire ``sequence`` on ``core`` and segment every frame online into a store.
 
@@ -67,6 +71,14 @@ def stream(
     handler : callable, optional
         Called with the :class:`MDAHandler` before the acquisition starts (a preview uses
         it to cancel the run with :meth:`MDAHandler.cancel_acquisition`).
+    follow : bool
+        Follow the focus: from the third time point on, each stack's Z plan moves by the
+        specimen's measured axial drift, extrapolated
+        (:class:`~livefocus.stream.follow.FocusFollower`; the report's and the store's
+        ``focus_offsets`` say by how much). Hardware-sequenced Z stacks are then run event by
+        event, as the next stack's Z is decided only once the previous stack is analysed.
+    follow_wait_s : float
+        With ``follow``: the longest wait before a stack for the previous stack's drift.
 
     Returns
     -------
@@ -79,6 +91,10 @@ def stream(
     _check_travel(core, sequence)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if follow and not (math.isfinite(follow_wait_s) and follow_wait_s >= 0):
+        raise ValueError(
+            f"follow_wait_s must be a non-negative number of seconds, got {follow_wait_s!r}"
+        )
     run = MDAHandler(
         out,
         settings=settings,
@@ -100,6 +116,15 @@ def stream(
     events: Iterable[Any] = sequence
     if fps is not None:
         events = [e.model_copy(update={"min_start_time": i / fps}) for i, e in enumerate(sequence)]
+    if follow:
+        follower = FocusFollower(
+            run.drift,
+            wait_s=follow_wait_s,
+            limits=_travel(core),
+            cancelled=lambda: run.interrupted,
+            on_offset=run.note_focus_offset,
+        )
+        events = follower.events(events)
     error: str | None = None
     # from the store's creation on (a Ctrl-C then only stops the run: the store is whole and
     # says it was interrupted), also while the queued frames are written
@@ -109,7 +134,8 @@ def stream(
             handler(run)
         try:
             if not run.interrupted:  # a Ctrl-C before the first frame: none is acquired
-                with _connected(core, run), _camera_thread_errors(run), _paced(core, fps):
+                one_by_one = fps is not None or follow
+                with _connected(core, run), _camera_thread_errors(run), _paced(core, one_by_one):
                     core.mda.run(events)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -117,11 +143,13 @@ def stream(
 
 
 @contextmanager
-def _paced(core: Any, fps: float | None) -> Iterator[None]:
-    """With ``fps``, frames one event at a time: a hardware-triggered sequence (which the
-    engine makes of a Z stack on a sequenceable stage) would ignore the events' start times."""
+def _paced(core: Any, one_by_one: bool) -> Iterator[None]:
+    """Frames one event at a time when paced (``fps``: a hardware-triggered sequence, which
+    the engine makes of a Z stack on a sequenceable stage, would ignore the events' start
+    times) or following the focus (the engine would take the next stack's first event, and so
+    decide its Z, before the stack now running is acquired)."""
     engine = getattr(core.mda, "engine", None)
-    if fps is None or engine is None or not hasattr(engine, "use_hardware_sequencing"):
+    if not one_by_one or engine is None or not hasattr(engine, "use_hardware_sequencing"):
         yield
         return
     before = engine.use_hardware_sequencing
@@ -140,16 +168,25 @@ class _Feed:
         self.sequenceCanceled = run.sequenceCanceled
 
 
+def _travel(core: Any) -> tuple[float, float] | None:
+    """The focus stage's travel (µm), where the stage states it."""
+    stage = core.getFocusDevice()
+    try:
+        return float(core.getProperty(stage, "LowerLimitUm")), float(
+            core.getProperty(stage, "UpperLimitUm")
+        )
+    except Exception:  # a stage that does not state its travel
+        return None
+
+
 def _check_travel(core: Any, sequence: Any) -> None:
     """Refuse a Z plan beyond the focus stage's travel, where the stage states it (the
     ``LowerLimitUm`` and ``UpperLimitUm`` of the simulated stage), before the store exists:
     the run would fail at its first move, after ``overwrite`` removed the old store."""
-    stage = core.getFocusDevice()
-    try:
-        lo = float(core.getProperty(stage, "LowerLimitUm"))
-        hi = float(core.getProperty(stage, "UpperLimitUm"))
-    except Exception:  # a stage that does not state its travel: it judges each move itself
+    travel = _travel(core)
+    if travel is None:  # a stage that does not state its travel: it judges each move itself
         return
+    (lo, hi), stage = travel, core.getFocusDevice()
     offsets = [float(v) for v in sequence.z_plan]
     bases = [float(core.getPosition(stage))] if sequence.z_plan.is_relative else [0.0]
     if sequence.z_plan.is_relative:

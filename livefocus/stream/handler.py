@@ -72,6 +72,11 @@ class StreamReport:
         (:func:`livefocus.depth.stack_drift`: ``p``, ``t``, ``c``, ``since_t``, ``x_px``,
         ``y_px``, ``x_um``, ``y_um``, ``z_um``, ``response``, ``pixels``); the store's
         ``livefocus`` attribute holds the same list as ``drift``.
+    focus_offsets : list of dict
+        With focus following (``stream(follow=True)``): each moved stack's ``p``, ``t``,
+        ``offset_um`` (its planes' move from the plan), ``predicted_um``, ``measured``,
+        ``waited_s`` (:class:`livefocus.stream.follow.FocusFollower`); also in the store as
+        ``focus_offsets``.
     """
 
     path: Path | None
@@ -85,6 +90,7 @@ class StreamReport:
     engine_switches: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] | None = None
     drift: list[dict[str, Any]] = field(default_factory=list)
+    focus_offsets: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -261,6 +267,8 @@ class MDAHandler:
         self.calibrate = Path(calibrate).expanduser() if calibrate is not None else None
         self.calibrate_seconds = float(calibrate_seconds)
         self._calibration: threading.Thread | None = None
+        #: The stacks moved to follow the focus (:meth:`note_focus_offset`).
+        self.focus_offsets: list[dict[str, Any]] = []
         self._calibration_result: dict[str, Any] | None = None
         self.engine: Any = None
         self.model_meta: dict[str, Any] | None = None
@@ -462,6 +470,20 @@ class MDAHandler:
             logging.getLogger("livefocus.stream").error("calibration failed: %s", exc)
             self._calibration_result = {"error": f"{type(exc).__name__}: {exc}"}
 
+    def drift(self) -> list[dict[str, Any]]:
+        """The drifts measured so far (:attr:`Pipeline.drift`; empty before the first frame)."""
+        pipeline = self.pipeline
+        return [] if pipeline is None else list(pipeline.drift)
+
+    def note_focus_offset(self, entry: dict[str, Any]) -> None:
+        """Record a stack moved to follow the focus (the store's ``focus_offsets`` too)."""
+        self.focus_offsets.append(dict(entry))
+        if self.store is not None:
+            try:
+                self.store.update_meta(focus_offsets=list(self.focus_offsets))
+            except Exception as exc:  # the writer reports a failed store; this is a note
+                logging.getLogger("livefocus.stream").error("recording a focus offset: %s", exc)
+
     def note_error(self, message: str) -> None:
         """Record an acquisition error seen outside the handler (it becomes the status)."""
         self._errors.messages.append(message)
@@ -501,6 +523,7 @@ class MDAHandler:
                         **extra,
                         metrics=metrics.as_dict(),
                         drift=list(pipeline.drift),
+                        **({"focus_offsets": self.focus_offsets} if self.focus_offsets else {}),
                         z_um=_stack_z(pipeline.z_positions(), layout.planes, layout.z_step),
                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     )
@@ -518,6 +541,7 @@ class MDAHandler:
                 engine_switches=list(pipeline.engine_switches),
                 calibration=self._calibration_result,
                 drift=list(pipeline.drift),
+                focus_offsets=list(self.focus_offsets),
             )
             return self.report
 

@@ -1,0 +1,146 @@
+"""Focus following (:class:`livefocus.stream.follow.FocusFollower`): the offsets it gives a
+useq sequence for known drifts, its bounds, and a streamed demo specimen drifting in z that
+the stacks follow, against the camera's own record of the drift it rendered."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import useq
+from support.cli import run_cli
+
+from livefocus.devices import demo_camera, demo_core
+from livefocus.stream import open_store, stream
+from livefocus.stream.follow import FocusFollower
+
+PLAN = useq.ZRangeAround(range=8.0, step=2.0)  # planes at -4 .. 4 µm
+
+
+def _sequence(loops: int) -> useq.MDASequence:
+    return useq.MDASequence(
+        z_plan=PLAN, time_plan=useq.TIntervalLoops(interval=0, loops=loops), axis_order="tpcz"
+    )
+
+
+def _run(
+    follower: FocusFollower, drifts: list[dict[str, Any]], moves: list[float | None], loops: int
+) -> dict[int, list[float]]:
+    """Consume the follower's events as an acquisition would: after each stack's last plane,
+    the pipeline's drift of that stack (``moves[t]``, µm; None: not measured) appears."""
+    planes = len(list(PLAN))
+    zs: dict[int, list[float]] = {}
+    events: Iterator[Any] = follower.events(_sequence(loops))
+    for event in events:
+        t = event.index["t"]
+        zs.setdefault(t, []).append(float(event.z_pos))
+        if event.index["z"] == planes - 1 and t >= 1:
+            drifts.append({"p": 0, "t": t, "c": 0, "since_t": t - 1, "z_um": moves[t]})
+    return zs
+
+
+def test_a_steady_drift_is_followed_from_the_third_stack() -> None:
+    drifts: list[dict[str, Any]] = []
+    follower = FocusFollower(lambda: list(drifts), wait_s=1.0)
+    zs = _run(follower, drifts, [None, 1.5, 1.5, 1.5, 1.5], loops=5)
+    plan = [float(z) for z in PLAN]
+    assert zs[0] == plan and zs[1] == plan  # nothing is known before the second stack ends
+    for t, offset in ((2, 3.0), (3, 4.5), (4, 6.0)):  # where a steady drift puts it
+        np.testing.assert_allclose(zs[t], np.add(plan, offset))
+    assert [(o["t"], o["offset_um"], o["measured"]) for o in follower.offsets] == [
+        (2, 3.0, True),
+        (3, 4.5, True),
+        (4, 6.0, True),
+    ]
+
+
+def test_a_move_not_measured_is_extrapolated() -> None:
+    drifts: list[dict[str, Any]] = []
+    follower = FocusFollower(lambda: list(drifts), wait_s=1.0)
+    _run(follower, drifts, [None, 2.0, None, -1.0, 0.0], loops=5)
+    # t2: 2 + 2; t3: stack 2's move not measured, taken as 2 again -> 4 + 2; t4: 4 - 1 - 1
+    assert [(o["t"], o["offset_um"], o["measured"]) for o in follower.offsets] == [
+        (2, 4.0, True),
+        (3, 6.0, False),
+        (4, 2.0, True),
+    ]
+
+
+def test_the_offset_stays_within_the_travel_and_the_bound() -> None:
+    drifts: list[dict[str, Any]] = []
+    follower = FocusFollower(lambda: list(drifts), wait_s=1.0, limits=(-10.0, 10.0))
+    zs = _run(follower, drifts, [None, 5.0, 5.0, 5.0], loops=4)
+    assert max(zs[2]) == pytest.approx(10.0) and max(zs[3]) == pytest.approx(10.0)  # 10, not 14
+    assert follower.offsets[0]["predicted_um"] == pytest.approx(10.0)
+    drifts.clear()
+    bounded = FocusFollower(lambda: list(drifts), wait_s=1.0, max_offset_um=3.0)
+    _run(bounded, drifts, [None, -5.0, -5.0], loops=3)
+    assert bounded.offsets[0]["offset_um"] == pytest.approx(-3.0)
+
+
+def test_the_wait_is_bounded_and_ends_when_cancelled() -> None:
+    follower = FocusFollower(lambda: [], wait_s=0.2)
+    started = time.perf_counter()
+    events = list(follower.events(_sequence(3)))
+    assert 0.2 <= time.perf_counter() - started < 2.0
+    assert follower.offsets[0]["measured"] is False and follower.offsets[0]["offset_um"] == 0.0
+    assert len(events) == 3 * len(list(PLAN))
+    cancelled = FocusFollower(lambda: [], wait_s=60.0, cancelled=lambda: True)
+    started = time.perf_counter()
+    list(cancelled.events(_sequence(3)))
+    assert time.perf_counter() - started < 5.0
+
+
+@pytest.mark.parametrize(("name", "value"), [("wait_s", -1.0), ("max_offset_um", float("nan"))])
+def test_bad_bounds_are_refused(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=name):
+        FocusFollower(lambda: [], **{name: value})
+
+
+def test_a_drifting_demo_specimen_stays_in_its_stacks() -> None:
+    """The demo specimen rises 3 µm/s through 6 stacks (about 12 µm in all); with following,
+    each stack's centre from the third on lies within 1 µm of the specimen's rendered drift."""
+    core = demo_core(shape=(128, 128), seed=4, object_range=6.0)
+    camera = demo_camera(core)
+    core.setProperty(camera.get_label(), "DriftZUmPerS", 3.0)
+    seen: dict[int, list[tuple[float, float]]] = {}
+
+    def record(img: Any, event: useq.MDAEvent, meta: dict[str, Any]) -> None:
+        assert camera.last_drift_um is not None  # frames one by one: this frame's drift
+        seen.setdefault(event.index.get("t", 0), []).append(
+            (camera.last_drift_um[2], float(event.z_pos or 0.0))
+        )
+
+    core.mda.events.frameReady.connect(record)
+    sequence = useq.MDASequence(
+        z_plan=useq.ZRangeAround(range=16.0, step=2.0),
+        time_plan=useq.TIntervalLoops(interval=0.8, loops=6),
+        axis_order="tpcz",
+    )
+    report = stream(core, sequence, out=None, follow=True)
+    assert report.ok, report.status
+    assert [o["t"] for o in report.focus_offsets] == [2, 3, 4, 5]
+    assert all(o["measured"] for o in report.focus_offsets)
+    drift = {t: np.mean([d for d, _ in v]) for t, v in seen.items()}
+    centre = {t: np.mean([z for _, z in v]) for t, v in seen.items()}
+    assert drift[5] > 6.0  # without following, the specimen would be this far off centre
+    for t in range(2, 6):
+        assert abs(drift[t] - centre[t]) < 1.0, (t, drift[t], centre[t])
+
+
+def test_demo_cli_follows_and_records_the_offsets(tmp_path: Path) -> None:
+    out = tmp_path / "f.ome.zarr"
+    argv = ["demo", "--no-preview", "--size", "64", "--time-points", "4", "--drift", "0,0,2"]
+    code, text, err = run_cli(*argv, "--follow-drift", "--json", "-o", str(out))
+    assert code == 0, err
+    summary = json.loads(text)
+    assert summary["status"] == "complete" and summary["lost"] == 0
+    offsets = summary["focus_offsets"]
+    assert [o["t"] for o in offsets] == [2, 3]
+    assert all(o["offset_um"] > 0 for o in offsets)  # the specimen rose: so did the planes
+    assert open_store(out).meta["focus_offsets"] == offsets
