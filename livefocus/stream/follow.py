@@ -79,15 +79,9 @@ class FocusFollower:
         self._decided: dict[tuple[int, int], float] = {}  # (p, t) -> its offset
 
     def events(self, sequence: Iterable[Any]) -> Iterator[Any]:
-        """The events of ``sequence``, each stack's Z positions moved by its offset."""
-        events = list(sequence)
-        start = 0
-        while start < len(events):
-            key = _stack_key(events[start])
-            end = start
-            while end < len(events) and _stack_key(events[end]) == key:
-                end += 1
-            stack = events[start:end]
+        """The events of ``sequence``, each stack's Z positions moved by its offset (lazily:
+        one stack's events are held at a time, to know its Z range before it starts)."""
+        for key, stack in _stacks(sequence):
             if key not in self._decided:
                 zs = [float(e.z_pos) for e in stack if e.z_pos is not None]
                 self._decided[key] = self._decide(key, zs)
@@ -97,7 +91,6 @@ class FocusFollower:
                     yield event
                 else:
                     yield event.model_copy(update={"z_pos": float(event.z_pos) + offset})
-            start = end
 
     def _decide(self, key: tuple[int, int], zs: list[float]) -> float:
         """Stack ``key``'s offset, within the stage's travel; recorded from stack 2 on."""
@@ -158,6 +151,23 @@ class FocusFollower:
             if self._cancelled() or time.perf_counter() >= deadline:
                 return False
             time.sleep(_POLL_S)
+
+
+def _stacks(sequence: Iterable[Any]) -> Iterator[tuple[tuple[int, int], list[Any]]]:
+    """The runs of consecutive events of one stack: ((p, t), events)."""
+    key: tuple[int, int] | None = None
+    stack: list[Any] = []
+    for event in sequence:
+        this = _stack_key(event)
+        if this != key and stack:
+            assert key is not None
+            yield key, stack
+            stack = []
+        key = this
+        stack.append(event)
+    if stack:
+        assert key is not None
+        yield key, stack
 
 
 def _stack_key(event: Any) -> tuple[int, int]:
