@@ -151,10 +151,11 @@ def label(
         "auto", help="Engine of --model: auto, torch, onnxruntime or tensorrt."
     ),
 ) -> None:
-    """Focus-score maps and weak-label masks of every slice, written as they are made to an
-    OME-Zarr store of the same layout as a streaming run (``livefocus view`` opens it).
-    With ``--depth`` the store also gets the depth rule's masks and maps, with ``--model``
-    a U-Net's masks."""
+    """Label a saved stack offline: focus maps and weak-label masks of every slice.
+
+    They are written as they are made to an OME-Zarr store of the same layout as a streaming
+    run ('livefocus view' opens it). With --depth the store also gets the depth rule's masks
+    and maps, with --model a U-Net's masks."""
     from tqdm import tqdm
 
     from livefocus._output import check_output
