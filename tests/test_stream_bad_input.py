@@ -40,6 +40,7 @@ CLI_CASES = [
     ([*DEMO, "--mask", "model"], "model"),
     ([*DEMO, "--model", "no-such-model"], "no-such-model"),
     ([*DEMO, "--model", "none", "--calibrate", "cal"], "--calibrate fine-tunes a U-Net"),
+    ([*DEMO, "--follow-drift", "--time-points", "2"], "--follow-drift: follow_drift needs at"),
     ([*DEMO, "--measure", "sharpness"], "measure"),
     ([*DEMO, "--measure", "std+vollath"], "--measure: measure 'std+vollath': vollath cannot"),
     ([*DEMO, "--measure", "std+std"], "--measure: measure 'std+std'"),

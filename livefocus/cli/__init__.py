@@ -20,7 +20,7 @@ from typing import Any
 import typer
 
 from livefocus.cli import _bench, _focus, _model, _sim, _stream, _view  # noqa: F401  (registers commands)
-from livefocus.cli._app import app
+from livefocus.cli._app import app, mark_entered
 
 __all__ = ["app", "main"]
 
@@ -73,6 +73,7 @@ def _for_cli(message: str, argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``livefocus`` console script."""
+    mark_entered()
     args = sys.argv[1:] if argv is None else argv
     # a log handler that cannot write (its file on a full disk: pymmcore-plus logs to one)
     # loses the record quietly instead of printing a traceback for every record

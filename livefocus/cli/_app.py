@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
-__all__ = ["app"]
+__all__ = ["app", "entered", "mark_entered"]
+
+_ENTERED: list[float] = []  # perf_counter when main() was entered, last call last
+
+
+def mark_entered() -> None:
+    """Note that the command line's entry point runs now (budgets may count from it)."""
+    _ENTERED[:] = [time.perf_counter()]
+
+
+def entered() -> float | None:
+    """When the command line's entry point was last entered (perf_counter), if it was."""
+    return _ENTERED[-1] if _ENTERED else None
+
 
 app = typer.Typer(
     name="livefocus",

@@ -256,7 +256,7 @@ def _execute(
             frame_timeout=options.frame_timeout,
             calibrate=options.calibrate,
             handler=runs.append,
-            follow=options.follow_drift,
+            follow_drift=options.follow_drift,
         )
 
     preview = not options.no_preview

@@ -46,7 +46,7 @@ def stream(
     calibrate: str | Path | None = None,
     calibrate_seconds: float = 60.0,
     handler: Callable[[MDAHandler], None] | None = None,
-    follow: bool = False,
+    follow_drift: bool = False,
     follow_wait_s: float = 10.0,
 ) -> StreamReport:
     """Acquire ``sequence`` on ``core`` and segment every frame online into a store.
@@ -71,14 +71,15 @@ def stream(
     handler : callable, optional
         Called with the :class:`MDAHandler` before the acquisition starts (a preview uses
         it to cancel the run with :meth:`MDAHandler.cancel_acquisition`).
-    follow : bool
+    follow_drift : bool
         Follow the focus: from the third time point on, each stack's Z plan moves by the
         specimen's measured axial drift, extrapolated
         (:class:`~livefocus.stream.follow.FocusFollower`; the report's and the store's
-        ``focus_offsets`` say by how much). Hardware-sequenced Z stacks are then run event by
-        event, as the next stack's Z is decided only once the previous stack is analysed.
+        ``focus_offsets`` say by how much). Needs at least 3 time points, and the time axis
+        before the channel axis in the axis order.
     follow_wait_s : float
-        With ``follow``: the longest wait before a stack for the previous stack's drift.
+        With ``follow_drift``: the longest wait before a stack for the previous stack's
+        drift, beyond the stack's scheduled start.
 
     Returns
     -------
@@ -86,15 +87,13 @@ def stream(
         Camera errors, processing faults, store failures and interruptions do not raise: the
         store keeps every frame it could write and ``status`` says what happened.
     """
-    sequence_layout(sequence)  # a bad sequence fails here, before any set-up
+    layout = sequence_layout(sequence)  # a bad sequence fails here, before any set-up
+    if follow_drift:
+        _check_follow(sequence, layout.time_points, follow_wait_s)
     _check_channels(core, sequence)
     _check_travel(core, sequence)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
-    if follow and not (math.isfinite(follow_wait_s) and follow_wait_s >= 0):
-        raise ValueError(
-            f"follow_wait_s must be a non-negative number of seconds, got {follow_wait_s!r}"
-        )
     run = MDAHandler(
         out,
         settings=settings,
@@ -116,13 +115,16 @@ def stream(
     events: Iterable[Any] = sequence
     if fps is not None:
         events = [e.model_copy(update={"min_start_time": i / fps}) for i, e in enumerate(sequence)]
-    if follow:
+    if follow_drift:
         follower = FocusFollower(
-            run.drift,
+            run.drift_since,
             wait_s=follow_wait_s,
             limits=_travel(core),
-            cancelled=lambda: run.interrupted,
+            cancelled=lambda: run.interrupted or _mda_cancelled(core),
             on_offset=run.note_focus_offset,
+            # a stack may still be one hardware-triggered sequence (the engine looks one event
+            # ahead: given one stack at a time, it cannot take the next before this one is done)
+            combine=getattr(getattr(core.mda, "engine", None), "event_iterator", None),
         )
         events = follower.events(events)
     error: str | None = None
@@ -134,8 +136,7 @@ def stream(
             handler(run)
         try:
             if not run.interrupted:  # a Ctrl-C before the first frame: none is acquired
-                one_by_one = fps is not None or follow
-                with _connected(core, run), _camera_thread_errors(run), _paced(core, one_by_one):
+                with _connected(core, run), _camera_thread_errors(run), _paced(core, fps):
                     core.mda.run(events)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -143,13 +144,11 @@ def stream(
 
 
 @contextmanager
-def _paced(core: Any, one_by_one: bool) -> Iterator[None]:
-    """Frames one event at a time when paced (``fps``: a hardware-triggered sequence, which
-    the engine makes of a Z stack on a sequenceable stage, would ignore the events' start
-    times) or following the focus (the engine would take the next stack's first event, and so
-    decide its Z, before the stack now running is acquired)."""
+def _paced(core: Any, fps: float | None) -> Iterator[None]:
+    """With ``fps``, frames one event at a time: a hardware-triggered sequence (which the
+    engine makes of a Z stack on a sequenceable stage) would ignore the events' start times."""
     engine = getattr(core.mda, "engine", None)
-    if not one_by_one or engine is None or not hasattr(engine, "use_hardware_sequencing"):
+    if fps is None or engine is None or not hasattr(engine, "use_hardware_sequencing"):
         yield
         return
     before = engine.use_hardware_sequencing
@@ -166,6 +165,32 @@ class _Feed:
     def __init__(self, run: MDAHandler) -> None:
         self.frameReady = run.frameReady
         self.sequenceCanceled = run.sequenceCanceled
+
+
+def _check_follow(sequence: Any, time_points: int, wait_s: float) -> None:
+    """Refuse focus following where it cannot follow."""
+    if time_points < 3:
+        raise ValueError(
+            "follow_drift needs at least 3 time points (the first drift is known once the "
+            f"second stack is analysed), got {time_points}"
+        )
+    order = str(getattr(sequence, "axis_order", "") or "")
+    if getattr(sequence, "channels", ()) and "c" in order and order.index("c") < order.index("t"):
+        raise ValueError(
+            f"follow_drift needs the time axis before the channel axis (axis order {order!r}: "
+            "each channel's time lapse would run on its own)"
+        )
+    if not (math.isfinite(wait_s) and wait_s >= 0):
+        raise ValueError(f"follow_wait_s must be a non-negative number of seconds, got {wait_s!r}")
+
+
+def _mda_cancelled(core: Any) -> bool:
+    """Whether the core's MDA was asked to stop (a GUI's stop button: ``core.mda.cancel()``)."""
+    status = getattr(core.mda, "status", None)
+    if status is None:
+        return False
+    phase = getattr(getattr(status, "phase", None), "name", "")
+    return bool(getattr(status, "cancel_requested", False)) or phase == "FINISHING"
 
 
 def _travel(core: Any) -> tuple[float, float] | None:

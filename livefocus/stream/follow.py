@@ -2,20 +2,23 @@
 
 In a time lapse the specimen (or the focus) drifts in z; a fixed Z plan then loses it off one
 end of the stack. :class:`FocusFollower` wraps the sequence's events and, before each new
-stack of a position, moves its planes by where the specimen is expected to be: the drifts the
-pipeline measured between the stacks so far (:func:`livefocus.depth.stack_drift`, after each
-stack), extrapolated by the last one (a steady drift is followed without lag). It is a plain
-event iterable, so pymmcore-plus runs it as it runs a sequence (``core.mda.run(events)``).
+stack of a position, moves its planes to where the specimen is expected: its positions so far
+(the drifts the pipeline measured between stacks, :func:`livefocus.depth.stack_drift`),
+extrapolated in time at the speed of the last two (a steady drift is followed without lag).
+It is a plain event iterator, so pymmcore-plus runs it as it runs a sequence
+(``core.mda.run(events)``).
 
 - Stacks 0 and 1 of a position run at the plan's own Z (one stack gives no drift; the first
-  drift is known after stack 1).
-- Before stack ``t >= 2`` it waits, at most ``wait_s``, for the drift of stack ``t - 1``
-  (the pipeline measures it once that stack is finished); a drift that does not come in time,
-  or was not measured (too few common pixels), is taken as the extrapolation.
+  drift is known once stack 1 is analysed).
+- Before stack ``t >= 2`` it waits for the drift of stack ``t - 1`` from every channel of that
+  stack, until the later of ``wait_s`` from now and the stack's own start time (its
+  ``min_start_time``: the acquisition would wait for it anyway). A drift that does not come in
+  time is not lost: the positions are rebuilt from all the drifts measured, at every stack.
+- A move between stacks ``since_t`` and ``t`` counts as such (a stack without a drift leaves a
+  gap, which the next drift spans).
 - The offset stays within the focus stage's travel where the stage states it, and within
-  ``max_offset_um`` of the plan.
-
-The channels of a position share its offset (the median of their measured drifts).
+  ``max_offset_um`` of the plan. The channels of a stack share its offset (the median of their
+  drifts).
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 __all__ = ["FocusFollower"]
 
-#: Seconds to poll for a drift while waiting for it.
+#: Seconds between two looks at the drifts while waiting for one.
 _POLL_S = 0.01
 
 
@@ -38,10 +41,11 @@ class FocusFollower:
     Parameters
     ----------
     drift : callable
-        Gives the drift entries measured so far (dicts with ``p``, ``t``, ``z_um``), as
-        :attr:`livefocus.stream.Pipeline.drift` holds them.
+        ``drift(since)`` gives the drift entries measured so far from index ``since`` on
+        (dicts with ``p``, ``t``, ``c``, ``since_t``, ``z_um``), as
+        :meth:`livefocus.stream.Pipeline.drift_since` does; the entries only grow.
     wait_s : float
-        Longest wait, before a stack, for the previous stack's drift.
+        Longest wait before a stack for the previous stack's drift, beyond the stack's start.
     max_offset_um : float
         Largest move of a stack from the plan, µm.
     limits : (float, float), optional
@@ -50,17 +54,22 @@ class FocusFollower:
         True once the run is cancelled: a wait ends at once.
     on_offset : callable, optional
         Called with each stack's entry of :attr:`offsets` once it is decided.
+    combine : callable, optional
+        Applied to each stack's moved events before they are given out, e.g. the MDA engine's
+        ``event_iterator``, which merges a stack into a hardware-triggered sequence (it looks
+        one event ahead, so it may only see one stack at a time).
     """
 
     def __init__(
         self,
-        drift: Callable[[], list[dict[str, Any]]],
+        drift: Callable[[int], Sequence[dict[str, Any]]],
         *,
-        wait_s: float = 5.0,
+        wait_s: float = 10.0,
         max_offset_um: float = 50.0,
         limits: tuple[float, float] | None = None,
         cancelled: Callable[[], bool] | None = None,
         on_offset: Callable[[dict[str, Any]], None] | None = None,
+        combine: Callable[[list[Any]], Iterable[Any]] | None = None,
     ) -> None:
         if not (math.isfinite(wait_s) and wait_s >= 0):
             raise ValueError(f"wait_s must be a non-negative number of seconds, got {wait_s!r}")
@@ -72,37 +81,49 @@ class FocusFollower:
         self.limits = limits
         self._cancelled = cancelled or (lambda: False)
         self._on_offset = on_offset
-        #: One entry per stack moved: ``p``, ``t``, ``offset_um`` (the move from the plan),
-        #: ``measured`` (whether the previous stack's drift was there in time), ``waited_s``.
+        self._combine = combine or iter
+        #: One entry per stack moved (from its third on): ``p``, ``t``, ``offset_um`` (the
+        #: planes' move from the plan), ``predicted_um`` (before the bounds), ``measured``
+        #: (whether the previous stack's drift was there in time), ``waited_s``.
         self.offsets: list[dict[str, Any]] = []
-        self._position: dict[int, list[float]] = {}  # p -> specimen z (µm) at stacks 0, 1, ...
+        self._seen = 0  # drift entries read so far
+        self._moves: dict[tuple[int, int], list[dict[str, Any]]] = {}  # (p, t) -> its entries
+        self._starts: dict[tuple[int, int], float] = {}  # (p, t) -> when the stack started
+        self._channels: dict[tuple[int, int], int] = {}  # (p, t) -> channels in the stack
         self._decided: dict[tuple[int, int], float] = {}  # (p, t) -> its offset
+        self._t0: float | None = None  # when the sequence started (perf_counter)
 
     def events(self, sequence: Iterable[Any]) -> Iterator[Any]:
         """The events of ``sequence``, each stack's Z positions moved by its offset (lazily:
         one stack's events are held at a time, to know its Z range before it starts)."""
         for key, stack in _stacks(sequence):
+            if self._t0 is None:
+                self._t0 = time.perf_counter() - _start_time(stack[0])
             if key not in self._decided:
-                zs = [float(e.z_pos) for e in stack if e.z_pos is not None]
-                self._decided[key] = self._decide(key, zs)
+                self._decided[key] = self._decide(key, stack)
             offset = self._decided[key]
-            for event in stack:
-                if event.z_pos is None or offset == 0.0:
-                    yield event
-                else:
-                    yield event.model_copy(update={"z_pos": float(event.z_pos) + offset})
+            moved = [
+                e
+                if e.z_pos is None or offset == 0.0
+                else e.model_copy(update={"z_pos": float(e.z_pos) + offset})
+                for e in stack
+            ]
+            self._starts.setdefault(key, self._expected_start(stack[0]))
+            yield from self._combine(moved)
 
-    def _decide(self, key: tuple[int, int], zs: list[float]) -> float:
-        """Stack ``key``'s offset, within the stage's travel; recorded from stack 2 on."""
+    # -- one stack's offset ---------------------------------------------------------------
+    def _decide(self, key: tuple[int, int], stack: list[Any]) -> float:
+        """Stack ``key``'s offset, within the bounds; recorded from stack 2 on."""
         p, t = key
+        self._channels[key] = len({int(e.index.get("c", 0)) for e in stack})
+        zs = [float(e.z_pos) for e in stack if e.z_pos is not None]
         if t < 2 or not zs:
-            if t == 0:
-                self._position[p] = [0.0]
             return 0.0
         started = time.perf_counter()
-        measured = self._wait_for(p, t - 1)
+        came = self._wait_for((p, t - 1), self._expected_start(stack[0]))
+        measured = came and any(d.get("z_um") is not None for d in self._moves[(p, t - 1)])
         waited = time.perf_counter() - started
-        wanted = self._predict(p, t)
+        wanted = self._predict(p, self._expected_start(stack[0]))
         offset = max(-self.max_offset_um, min(self.max_offset_um, wanted))
         if self.limits is not None:
             lo, hi = self.limits
@@ -120,37 +141,69 @@ class FocusFollower:
             self._on_offset(dict(entry))
         return offset
 
-    # -- one stack's offset ---------------------------------------------------------------
-    def _predict(self, p: int, t: int) -> float:
-        """Where the specimen of position ``p`` is expected at stack ``t >= 2`` (µm from
-        stack 0): the measured moves so far, and the last one once more."""
-        history = self._position.setdefault(p, [0.0])
-        while len(history) < t:  # the specimen at every stack up to t - 1
-            move = self._measured_move(p, len(history))
-            if move is None:  # not measured: the same move as the last one
-                move = history[-1] - history[-2] if len(history) >= 2 else 0.0
-            history.append(history[-1] + move)
-        return history[t - 1] + (history[t - 1] - history[t - 2])
+    def _expected_start(self, first: Any) -> float:
+        """When a stack whose first event is ``first`` starts: now, or its scheduled time."""
+        now = time.perf_counter()
+        return now if self._t0 is None else max(now, self._t0 + _start_time(first))
 
-    def _measured_move(self, p: int, t: int) -> float | None:
-        """The specimen's z move from stack ``t - 1`` to ``t`` of position ``p`` (median over
-        its channels), None when not measured."""
-        moves = [
-            float(d["z_um"])
-            for d in self._drift()
-            if d.get("p") == p and d.get("t") == t and d.get("z_um") is not None
-        ]
-        return statistics.median(moves) if moves else None
+    def _positions(self, p: int) -> dict[int, float]:
+        """The specimen's z (µm from stack 0) at each stack of position ``p`` that a chain of
+        drifts reaches; a stack whose drift was not measured (too few common pixels) is put
+        where the speed before it leads."""
+        where = {0: 0.0}
+        for (q, t), entries in sorted(self._moves.items()):
+            since = entries[0].get("since_t")
+            if q != p or since not in where:
+                continue
+            moves = [float(d["z_um"]) for d in entries if d.get("z_um") is not None]
+            if moves:
+                where[t] = where[since] + statistics.median(moves)
+            elif (p, t) in self._starts:
+                where[t] = self._extrapolate(p, where, self._starts[(p, t)])
+        return where
 
-    def _wait_for(self, p: int, t: int) -> bool:
-        """Wait (bounded) until the drift of stack ``t`` of position ``p`` is known."""
-        deadline = time.perf_counter() + self.wait_s
+    def _predict(self, p: int, at: float) -> float:
+        """Where the specimen of position ``p`` is expected at time ``at`` (µm from stack 0)."""
+        return self._extrapolate(p, self._positions(p), at)
+
+    def _extrapolate(self, p: int, where: dict[int, float], at: float) -> float:
+        """The last position in ``where``, moved on to time ``at`` at the speed between the
+        last two."""
+        known = sorted(where)
+        last = known[-1]
+        if len(known) < 2:
+            return where[last]
+        before = known[-2]
+        t_last, t_before = self._starts.get((p, last)), self._starts.get((p, before))
+        if t_last is None or t_before is None or t_last <= t_before:
+            return where[last]
+        speed = (where[last] - where[before]) / (t_last - t_before)
+        return where[last] + speed * (at - t_last)
+
+    def _read(self) -> None:
+        """Take in the drifts measured since the last look."""
+        new = self._drift(self._seen)
+        self._seen += len(new)
+        for d in new:
+            self._moves.setdefault((int(d.get("p", 0)), int(d["t"])), []).append(d)
+
+    def _wait_for(self, key: tuple[int, int], start: float) -> bool:
+        """Wait until every channel's drift of stack ``key`` is known, at most until the later
+        of ``wait_s`` from now and ``start``; whether all came."""
+        deadline = max(time.perf_counter() + self.wait_s, start)
+        wanted = self._channels.get(key, 1)
         while True:
-            if any(d.get("p") == p and d.get("t") == t for d in self._drift()):
-                return self._measured_move(p, t) is not None
+            self._read()
+            if len(self._moves.get(key, ())) >= wanted:
+                return True
             if self._cancelled() or time.perf_counter() >= deadline:
                 return False
             time.sleep(_POLL_S)
+
+
+def _start_time(event: Any) -> float:
+    """An event's scheduled start (s after the sequence's start; 0 when none)."""
+    return float(getattr(event, "min_start_time", None) or 0.0)
 
 
 def _stacks(sequence: Iterable[Any]) -> Iterator[tuple[tuple[int, int], list[Any]]]:

@@ -456,12 +456,15 @@ class MDAHandler:
             meta = _model_meta(engine, Path(folder).resolve())
             self.pipeline.set_engine(engine, note=meta["name"], model=meta)
             if self.store is not None:  # the masks from here on are the calibrated model's
-                self.store.update_meta(
-                    model={**meta, "base": self.model_meta},
-                    engine_switches=list(self.pipeline.engine_switches),
-                )
+                try:
+                    self.store.update_meta(
+                        model={**meta, "base": self.model_meta},
+                        engine_switches=list(self.pipeline.engine_switches),
+                    )
+                except Exception as exc:  # the switch happened: the writer reports the store
+                    logging.getLogger("livefocus.stream").error("recording the switch: %s", exc)
             self._calibration_result = {
-                "model": str(folder),
+                "model": meta["name"],
                 "stack": {"p": p, "t": t, "c": c},
                 "seconds": round(time.perf_counter() - started, 2),
                 "metrics": engine.model.config.get("calibration"),
@@ -470,10 +473,11 @@ class MDAHandler:
             logging.getLogger("livefocus.stream").error("calibration failed: %s", exc)
             self._calibration_result = {"error": f"{type(exc).__name__}: {exc}"}
 
-    def drift(self) -> list[dict[str, Any]]:
-        """The drifts measured so far (:attr:`Pipeline.drift`; empty before the first frame)."""
+    def drift_since(self, start: int = 0) -> list[dict[str, Any]]:
+        """The drifts measured so far from index ``start`` on (:meth:`Pipeline.drift_since`;
+        none before the first frame)."""
         pipeline = self.pipeline
-        return [] if pipeline is None else list(pipeline.drift)
+        return [] if pipeline is None else pipeline.drift_since(start)
 
     def note_focus_offset(self, entry: dict[str, Any]) -> None:
         """Record a stack moved to follow the focus (the store's ``focus_offsets`` too)."""

@@ -422,6 +422,11 @@ class Pipeline:
         """Current figures."""
         return self._track.snapshot(self._frames.qsize())
 
+    def drift_since(self, start: int = 0) -> list[dict[str, Any]]:
+        """The entries of :attr:`drift` from index ``start`` on (any thread)."""
+        with self._z_lock:
+            return list(self.drift[start:])
+
     def z_positions(self) -> dict[Key, list[float]]:
         """Stage Z (µm) of each processed plane by (p, t, c) stack, in arrival order."""
         with self._z_lock:
