@@ -200,6 +200,28 @@ def test_a_drifting_demo_specimen_stays_in_its_stacks() -> None:
         assert abs(drift[t] - centre[t]) < 1.0, (t, drift[t], centre[t])
 
 
+@pytest.mark.parametrize("order", ["tpcz", "ptcz"])
+def test_each_position_is_followed_on_its_own(order: str) -> None:
+    """Two positions, in either order of positions and time: each has its own offsets."""
+    core = demo_core(shape=(64, 64), seed=5, object_range=6.0)
+    core.setProperty(demo_camera(core).get_label(), "DriftZUmPerS", 2.0)
+    sequence = useq.MDASequence(
+        z_plan=useq.ZRangeAround(range=12.0, step=2.0),
+        time_plan=useq.TIntervalLoops(interval=0.5, loops=4),
+        stage_positions=[(0.0, 0.0, 0.0), (10.0, 0.0, 0.0)],
+        axis_order=order,
+    )
+    report = stream(core, sequence, out=None, follow_drift=True)
+    assert report.ok, report.status
+    assert sorted((o["p"], o["t"]) for o in report.focus_offsets) == [
+        (0, 2),
+        (0, 3),
+        (1, 2),
+        (1, 3),
+    ]
+    assert all(o["measured"] and o["offset_um"] > 0 for o in report.focus_offsets)
+
+
 def test_demo_cli_follows_and_records_the_offsets(tmp_path: Path) -> None:
     out = tmp_path / "f.ome.zarr"
     argv = ["demo", "--no-preview", "--size", "64", "--time-points", "4", "--drift", "0,0,2"]
