@@ -322,14 +322,13 @@ def check_output(
     target = path.resolve()
     if _within(Path.cwd().resolve(), target):
         raise ValueError(
-            f"{name} {str(path)!r} is the current folder or holds it; choose another {name}"
+            f"{name} {str(path)!r} is the current folder or holds it; choose another path"
         )
     for item in inputs:
         source = Path(item).expanduser().resolve()
         if _within(target, source) or _within(source, target):
             raise ValueError(
-                f"{name} {str(path)!r} would overwrite the input {str(item)!r}; "
-                f"choose another {name}"
+                f"{name} {str(path)!r} would overwrite the input {str(item)!r}; choose another path"
             )
     for parent in target.parents:
         if is_livefocus_output(parent):
@@ -377,7 +376,8 @@ def _check_writable(parent: Path, name: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise PermissionError(f"{name}: cannot write in {str(parent)!r} ({exc})") from None
+        why = exc.strerror or type(exc).__name__
+        raise PermissionError(f"{name}: cannot write in {str(parent)!r} ({why})") from None
 
 
 def is_livefocus_file(path: str | Path) -> bool:
@@ -444,24 +444,23 @@ def check_file_output(
     for item in inputs:
         if _within(target, Path(item).expanduser().resolve()):
             raise ValueError(
-                f"{name} {str(path)!r} would overwrite the input {str(item)!r}; "
-                f"choose another {name}"
+                f"{name} {str(path)!r} would overwrite the input {str(item)!r}; choose another path"
             )
     for item in within:
         if _within(target, Path(item).expanduser().resolve()):
             raise ValueError(
-                f"{name} {str(path)!r} lies inside the output {str(item)!r}; choose another {name}"
+                f"{name} {str(path)!r} lies inside the output {str(item)!r}; choose another path"
             )
     for folder in target.parents:
         if is_livefocus_output(folder):
             raise ValueError(
                 f"{name} {str(path)!r} lies inside {str(folder)!r}, which livefocus wrote "
-                f"(a store or model folder); choose another {name}"
+                f"(a store or model folder); choose another path"
             )
     if (path.exists() or path.is_symlink()) and not is_livefocus_file(path):
         raise FileExistsError(
             f"{name} {str(path)!r} is a file livefocus did not write; it is never replaced, "
-            f"choose another {name}"
+            f"choose another path"
         )
     _check_writable(path.parent, name)
     return path

@@ -115,7 +115,10 @@ CLI_CASES: list[tuple[str, str]] = [
     ("label IN/good.npy --out ''", "--out"),
     ("label IN/good.npy --out IN/old.zarr", "exists; pass --overwrite to replace it"),
     # curves
-    ("curves IN/good.npy --measures ''", "--measures: measures must name at least one of"),
+    ("curves IN/good.npy --measures ''", "--measures must not be empty"),
+    ("curves IN/good.npy --measures std,,brenner", "--measures must be comma-separated"),
+    ("label '' --out o.zarr", "STACK must not be empty"),
+    ("label IN/good.npy --out o.zarr --backend onnx", "--backend: backend must be one of"),
     ("curves IN/good.npy --measures std,sharpness", "--measures"),
     ("curves IN/good.npy --plot IN/folder", "--plot"),
     ("curves IN/empty.npy --plot c.png", "is empty"),
@@ -142,7 +145,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("train --out m --labels manual", "--labels"),
     ("train --out m --seed -1", "--seed"),
     ("train --out '' --epochs 1", "--out"),
-    ("train --out m --n-train 0", "nothing to train on"),
+    ("train --out m --n-train 0", "--n-train: n_train is 0 and no stacks were given"),
     ("train --out m --n-train 0 --stack IN/rgb.tif", "colour image"),
     ("train --out m --n-train 0 --stack IN/tiny.npy", "--stack: stacks with frames of 4 x 4"),
     # finetune

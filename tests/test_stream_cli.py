@@ -127,10 +127,19 @@ def test_acquire_far_beyond_the_xy_travel_fails_cleanly(tmp_path: Path) -> None:
     process there (exit 134, "FATAL: exception not rethrown")."""
     code, out, err = run_cli(
         "acquire", "--config", str(DEMO_CFG), "--z-range", "4", "--step", "1",
-        "--positions", "1e9,1e9", "--no-preview", "-o", "far.ome.zarr", cwd=tmp_path,
+        "--positions", "9e5,9e5", "--no-preview", "-o", "far.ome.zarr", cwd=tmp_path,
     )  # fmt: skip
     assert code == 1, (code, err)
     assert "FATAL" not in err and "timed out" in out, (out, err)
+    # the outcome is on stderr too, one line
+    assert err.strip().splitlines()[-1].startswith("error: the run did not complete: error:")
+    # a position beyond any stage (1 m) is refused before anything is made
+    code, _, err = run_cli(
+        "acquire", "--config", str(DEMO_CFG), "--z-range", "4", "--step", "1",
+        "--positions", "1e9,1e9", "--no-preview", "-o", "farther.ome.zarr", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 2 and "--positions must lie within" in err, err
+    assert not (tmp_path / "farther.ome.zarr").exists()
     assert open_store(tmp_path / "far.ome.zarr").meta["status"].startswith("error: acquisition")
 
 

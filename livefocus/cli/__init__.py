@@ -65,10 +65,38 @@ def _for_cli(message: str, argv: list[str]) -> str:
     text = re.sub(
         r"\b([a-z][a-z0-9_]*)=True\b", lambda m: flag_of(m.group(1)) or m.group(0), message
     )
+    # and ``name=VALUE`` (an upper-case placeholder) becomes ``--flag VALUE``
+    text = re.sub(
+        r"\b([a-z][a-z0-9_]*)=([A-Z][A-Z_|]*)\b",
+        lambda m: f"{flag_of(m.group(1))} {m.group(2)}" if flag_of(m.group(1)) else m.group(0),
+        text,
+    )
     # a word, not the start of a path or file name ("config.json: ...", "depth/...")
     first = re.match(r"([a-z][a-z0-9_]*)(?=[\s:=,]|$)", text)
     flag = flag_of(first.group(1)) if first else None
     return f"{flag}: {text}" if flag else text
+
+
+def _empty_value(argv: list[str]) -> str | None:
+    """The message for an empty argument (``''``, which would read as the current folder),
+    naming its option or argument; None when there is none."""
+    command = _command(argv)
+    params = command.params if command is not None else []
+    takes_value = {
+        o for p in params if p.param_type_name == "option" and not p.is_flag for o in p.opts
+    }
+    arguments = [p.name.upper() for p in params if p.param_type_name == "argument" and p.name]
+    for i, word in enumerate(argv):
+        if word.startswith("--") and word.endswith("=") and word[:-1] in takes_value:
+            return f"{word[:-1]} must not be empty"
+        if word != "":
+            continue
+        before = argv[i - 1] if i else ""
+        if before in takes_value:
+            return f"{before} must not be empty"
+        name = arguments[0] if len(arguments) == 1 else "an argument"
+        return f"{name} must not be empty (got '')"
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     # a log handler that cannot write (its file on a full disk: pymmcore-plus logs to one)
     # loses the record quietly instead of printing a traceback for every record
     logging.raiseExceptions = False
+    empty = _empty_value(args)
+    if empty is not None:  # before the parser, which takes '' for the current folder
+        typer.secho(f"error: {empty}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
     try:
         code = app(args=args, prog_name="livefocus", standalone_mode=False)
     except typer.Abort:  # Ctrl-C outside a run that handles it: as click does

@@ -19,8 +19,11 @@ from livefocus.focus.plots import check_figure_path
 
 
 def _parse_strides(text: str) -> tuple[int, ...]:
+    items = text.replace(" ", "").split(",")
     try:
-        return tuple(int(s) for s in text.replace(" ", "").split(",") if s)
+        if "" in items:
+            raise ValueError
+        return tuple(int(s) for s in items)
     except ValueError:
         raise ValueError(f"--strides must be comma-separated integers, got {text!r}") from None
 
@@ -187,6 +190,9 @@ def label(
         raise ValueError("--min-probability is part of --depth's depth map; pass --depth too")
     if min_area is not None and not depth:
         raise ValueError("--min-area is part of --depth's masks; pass --depth too")
+    from livefocus._vocab import BACKENDS, check_choice
+
+    check_choice(backend, "backend", BACKENDS)  # also without --model: a typo is said at once
     engine = None
     if model.lower() not in ("", "none"):
         from livefocus.model import engine as make_engine
@@ -312,7 +318,9 @@ def curves(
     from livefocus.io import read_stack
 
     check_figure_path(plot, "plot", inputs=[stack])
-    names = [m.strip() for m in measures.split(",") if m.strip()]
+    names = [m.strip() for m in measures.split(",")]
+    if "" in names:
+        raise ValueError(f"--measures must be comma-separated measure names, got {measures!r}")
     check_measures(names)
     data = read_stack(stack)
     result = axial_curves(data, names)

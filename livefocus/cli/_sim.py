@@ -42,11 +42,11 @@ def simulate(
     Arrays raw, truth/mask, truth/depth and truth/all_in_focus; attributes z_step_um,
     pixel_size_um, seed, contrast and parameters.
     """
+    from livefocus._output import check_output
     from livefocus.sim import save_simulated, simulate_stack
 
     dims = _parse_shape(shape)
-    if out.exists() and not overwrite:
-        raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+    check_output(out, overwrite=overwrite, name="out", kind="store")  # before any work
     stack = simulate_stack(
         dims,
         seed=seed,

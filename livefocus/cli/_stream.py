@@ -358,7 +358,10 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
                 f"IoU vs truth  {name:<6} {scores['iou']:.3f}  "
                 f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f})"
             )
-    if not report.ok:
+    if not report.ok:  # the run's outcome on stderr too, where a script looks for it
+        typer.secho(
+            f"error: the run did not complete: {report.status}", fg=typer.colors.RED, err=True
+        )
         raise typer.Exit(1)
 
 
@@ -394,8 +397,10 @@ def _check_plan(z_range: float, step: float) -> None:
     """A Z plan's --step and --z-range in µm, before anything is made (1e-300 or 1e300 would
     end in a traceback deep in the sequence)."""
     _check_step(step, "--step")
-    if not (math.isfinite(z_range) and 0 <= z_range <= 1e6):
-        raise ValueError(f"--z-range must be a number of µm from 0 to 1e+06, got {z_range!r}")
+    if not (math.isfinite(z_range) and 0 < z_range <= 1e6):
+        raise ValueError(
+            f"--z-range must be a positive number of µm, at most 1e+06, got {z_range!r}"
+        )
 
 
 def _refuse_existing(out: Path, options: StreamOptions, inputs: list[Path] | None = None) -> None:
@@ -480,6 +485,7 @@ def demo(
     import numpy as np
 
     from livefocus.devices import demo_camera, demo_core, demo_truth
+    from livefocus.devices._specimen import MAX_SENSOR_PX
     from livefocus.sim import MIN_FIELD_PX, mask_scores
     from livefocus.stream import open_store, z_sequence
 
@@ -488,6 +494,10 @@ def demo(
     speeds = _parse_drift(drift)
     if size < MIN_FIELD_PX:
         raise ValueError(f"size must be at least {MIN_FIELD_PX} pixels, got {size}")
+    if size > MAX_SENSOR_PX:
+        raise ValueError(
+            f"size must be at most {MAX_SENSOR_PX} pixels (the simulated camera), got {size}"
+        )
     _refuse_existing(out, options)
     sequence = z_sequence({"range": z_range, "step": step}, time_points=time_points)
     parts = {"--gain": gain, "--offset": offset, "--read-noise": read_noise}
@@ -594,12 +604,19 @@ def replay(
     _summary(report, {"noise": _noise(options)}, as_json)
 
 
+#: Farthest stage coordinate (µm) that ``--positions`` takes: 1 m, beyond any microscope stage.
+_MAX_STAGE_UM = 1e6
+
+
 def _positions(text: str | None) -> list[tuple[float, float, float | None]] | None:
     if not text:
         return None
     result: list[tuple[float, float, float | None]] = []
-    for part in (p for p in text.split(";") if p.strip()):
+    parts = text.split(";")
+    for part in parts:
         try:
+            if not part.strip():
+                raise ValueError
             values = [float(v) for v in part.split(",")]
         except ValueError:
             raise ValueError(
@@ -608,6 +625,11 @@ def _positions(text: str | None) -> list[tuple[float, float, float | None]] | No
         if len(values) not in (2, 3) or not all(math.isfinite(v) for v in values):
             raise ValueError(
                 f"--positions must be 'x,y[,z];x,y[,z]...' in µm (finite numbers), got {text!r}"
+            )
+        if any(abs(v) > _MAX_STAGE_UM for v in values):
+            raise ValueError(
+                f"--positions must lie within ±{_MAX_STAGE_UM:g} µm (1 m) of the origin, "
+                f"got {text!r}"
             )
         result.append((values[0], values[1], values[2] if len(values) == 3 else None))
     return result

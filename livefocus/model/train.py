@@ -181,6 +181,8 @@ def _check_paths(paths: Any, name: str) -> list[Path]:
     for item in items:
         if not isinstance(item, (str, Path)) or str(item) == "":
             raise ValueError(f"{name} must hold file paths, got {item!r}")
+        if not Path(item).exists():
+            raise FileNotFoundError(f"{name}: {str(item)!r} does not exist")
     return [Path(item) for item in items]
 
 
@@ -426,7 +428,7 @@ def train(
             pairs_from_files(stacks, labels=labels, augment=True, tile=tile, context=planes)
         )
     if not parts:
-        raise ValueError("nothing to train on: n_train is 0 and no stacks were given")
+        raise ValueError("n_train is 0 and no stacks were given: nothing to train on")
     train_pairs = Pairs.concat(parts)
     _check_frame_size(train_pairs, net, "stacks")
     val_pairs = source(

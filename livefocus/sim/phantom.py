@@ -442,6 +442,9 @@ def _build_objects(
     vy, vx = crop
     h, w = vy.stop - vy.start, vx.stop - vx.start
     area_um2 = h * w * px * px
+    # at most one object of a kind per 64 pixels: coarse pixels (1000 µm) would otherwise ask
+    # for millions of objects of a few pixels each (the counts follow the area in µm²)
+    most = max(1, h * w // 64)
 
     def centre() -> tuple[float, float]:
         return (
@@ -450,7 +453,7 @@ def _build_objects(
         )
 
     # Cells: ellipses with a rim, granular cytoplasm and a nucleus, each at one height.
-    n_cells = max(3, round(density * area_um2 / 1800.0))
+    n_cells = max(3, min(most, round(density * area_um2 / 1800.0)))
     for _ in range(n_cells):
         cy, cx = centre()
         a_um, b_um = rng.uniform(3.5, 9.0), rng.uniform(3.0, 7.0)
@@ -476,7 +479,7 @@ def _build_objects(
         canvas.paint("cell", box, inside, value, z)
 
     # Fibres: smooth random curves about 1 µm wide with beaded intensity, slightly tilted.
-    n_fibres = max(2, round(density * area_um2 / 9000.0))
+    n_fibres = max(2, min(most, round(density * area_um2 / 9000.0)))
     for _ in range(n_fibres):
         cy, cx = centre()
         length = rng.uniform(0.3, 0.7) * min(h, w)
@@ -510,7 +513,7 @@ def _build_objects(
         canvas.paint("fibre", box, inside, value, z)
 
     # Sheets: flat irregular patches of tissue-like (cellular) texture.
-    n_sheets = max(1, round(density * area_um2 / 30000.0))
+    n_sheets = max(1, min(most, round(density * area_um2 / 30000.0)))
     for _ in range(n_sheets):
         cy, cx = centre()
         radius = rng.uniform(0.12, 0.22) * min(h, w)

@@ -233,6 +233,12 @@ class MDAHandler:
             if out is None:
                 raise ValueError("calibrate needs out: the first stack is read back from the store")
             model = model or "depth"
+            inside = Path(calibrate).expanduser().resolve()
+            if Path(out).expanduser().resolve() in (inside, *inside.parents):
+                raise ValueError(
+                    f"calibrate {str(calibrate)!r} lies inside the output store {str(out)!r}; "
+                    "choose a model folder outside it"
+                )
             check_output(
                 calibrate,
                 overwrite=overwrite,
@@ -248,7 +254,7 @@ class MDAHandler:
         if model and "model" not in modes:
             modes = (*modes, "model")
         if "model" in modes and not model:
-            raise ValueError("mask 'model' needs a U-Net: pass model=NAME")
+            raise ValueError("mask 'model' needs a U-Net: pass model=NAME too")
         self.device: Device = check_choice(device, "device", DEVICES)
         self.policy: Policy = check_choice(policy, "policy", POLICIES)
         self.queue_size = check_positive_int(queue_size, "queue_size")

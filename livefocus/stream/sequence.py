@@ -11,12 +11,14 @@ import numpy as np
 
 from livefocus.focus._validate import check_in_range, check_positive_number
 
-__all__ = ["MAX_PLANES", "SequenceLayout", "sequence_layout", "z_sequence"]
+__all__ = ["MAX_PLANES", "MAX_TIME_POINTS", "SequenceLayout", "sequence_layout", "z_sequence"]
 
 #: Most planes of one Z-stack that :func:`z_sequence` builds.
 MAX_PLANES = 10_000
 #: Longest interval between time points (s) that :func:`z_sequence` takes (about 30 years).
 MAX_INTERVAL_S = 1e9
+#: Most time points that :func:`z_sequence` takes (a year of one stack a minute is 525,600).
+MAX_TIME_POINTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,13 @@ def z_sequence(
         planes = float(z_plan["range"]) / float(z_plan["step"]) + 1
         if planes > MAX_PLANES:
             raise ValueError(
-                f"range {z_plan['range']!r} µm at step {z_plan['step']!r} µm makes {planes:.3g} "
-                f"planes; a Z-stack has at most {MAX_PLANES}"
+                f"step {z_plan['step']!r} µm over the range of {z_plan['range']!r} µm makes "
+                f"{planes:.3g} planes; a Z-stack has at most {MAX_PLANES}"
             )
     if isinstance(time_points, bool) or not isinstance(time_points, (int, np.integer)):
         raise ValueError(f"time_points must be an integer, got {time_points!r}")
-    if time_points < 1:
-        raise ValueError(f"time_points must be at least 1, got {time_points}")
+    if not 1 <= time_points <= MAX_TIME_POINTS:
+        raise ValueError(f"time_points must be from 1 to {MAX_TIME_POINTS:,}, got {time_points}")
     check_in_range(interval, "interval", 0.0, MAX_INTERVAL_S, "s")
     if channels is not None and any(not str(c).strip() for c in channels):
         raise ValueError(f"channels must be non-empty names, got {list(channels)!r}")
