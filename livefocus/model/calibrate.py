@@ -52,8 +52,8 @@ _MAX_VAL_TILES = 48
 _PATIENCE = 10
 #: Training steps between two validations.
 _EVAL_EVERY = 10
-#: Seconds of the budget kept for writing the model folder and exiting (at most 5 % of it).
-_WRITE_RESERVE_S = 2.0
+#: Seconds of the budget kept for writing the model folder and exiting (at most 10 % of it).
+_WRITE_RESERVE_S = 3.0
 
 
 def holdout_tiles(
@@ -316,7 +316,7 @@ def _run(
         corners,
         threshold=base.threshold,
         rule=base.z_peaks,
-        deadline=start + seconds - min(_WRITE_RESERVE_S, 0.05 * seconds),
+        deadline=start + seconds - min(_WRITE_RESERVE_S, 0.1 * seconds),
         seed=seed,
         lr=lr,
         batch_size=batch_size,
