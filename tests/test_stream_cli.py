@@ -132,7 +132,8 @@ def test_acquire_far_beyond_the_xy_travel_fails_cleanly(tmp_path: Path) -> None:
     assert code == 1, (code, err)
     assert "FATAL" not in err and "timed out" in out, (out, err)
     # the outcome is on stderr too, one line
-    assert err.strip().splitlines()[-1].startswith("error: the run did not complete: error:")
+    assert err.strip().splitlines()[-1].startswith("error: acquisition failed: ")
+    assert err.strip().endswith("(0 of 5 frames stored)")
     # a position beyond any stage (1 m) is refused before anything is made
     code, _, err = run_cli(
         "acquire", "--config", str(DEMO_CFG), "--z-range", "4", "--step", "1",
@@ -237,7 +238,7 @@ def test_interrupted_run_keeps_written_planes(
     )
     _wait_for_planes(out, 30, proc)
     proc.send_signal(sig)
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     store = open_store(out)
     planes = store.array("planes")[:, 0]  # (T, Z)
     written = planes > 0
@@ -249,6 +250,7 @@ def test_interrupted_run_keeps_written_planes(
     if sig == signal.SIGINT:  # Ctrl-C: a clean stop, recorded
         assert proc.returncode == 1
         assert store.meta["status"] == "interrupted"
+        assert "interrupted: the run was stopped (" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

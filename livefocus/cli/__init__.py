@@ -62,26 +62,40 @@ def _for_cli(message: str, argv: list[str]) -> str:
     def flag_of(name: str) -> str | None:
         return flags.get(name) or flags.get(name.removesuffix("s"))
 
-    text = re.sub(
-        r"\b([a-z][a-z0-9_]*)=True\b", lambda m: flag_of(m.group(1)) or m.group(0), message
-    )
-    # and ``name=VALUE`` (an upper-case placeholder) becomes ``--flag VALUE``
-    text = re.sub(
-        r"\b([a-z][a-z0-9_]*)=([A-Z][A-Z_|]*)\b",
-        lambda m: f"{flag_of(m.group(1))} {m.group(2)}" if flag_of(m.group(1)) else m.group(0),
-        text,
-    )
+    def hints(part: str) -> str:
+        part = re.sub(
+            r"(?<![\w/.=-])([a-z][a-z0-9_]*)=True\b",
+            lambda m: flag_of(m.group(1)) or m.group(0),
+            part,
+        )
+        # and ``name=VALUE`` (an upper-case placeholder) becomes ``--flag VALUE``
+        return re.sub(
+            r"(?<![\w/.=-])([a-z][a-z0-9_]*)=([A-Z][A-Z_|]*)\b",
+            lambda m: f"{flag_of(m.group(1))} {m.group(2)}" if flag_of(m.group(1)) else m.group(0),
+            part,
+        )
+
+    # the hints are rewritten outside quoted text only (a path may hold "model=UNET")
+    parts = re.split(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")", message)
+    text = "".join(hints(p) if i % 2 == 0 else p for i, p in enumerate(parts))
     # a word, not the start of a path or file name ("config.json: ...", "depth/...")
     first = re.match(r"([a-z][a-z0-9_]*)(?=[\s:=,]|$)", text)
     flag = flag_of(first.group(1)) if first else None
     return f"{flag}: {text}" if flag else text
 
 
+#: Options whose empty value means none (a script's ``--positions "$POS"`` with no positions).
+_EMPTY_MEANS_NONE = frozenset({"--model", "--positions"})
+
+
 def _empty_value(argv: list[str]) -> str | None:
     """The message for an empty argument (``''``, which would read as the current folder),
-    naming its option or argument; None when there is none."""
+    naming its option or argument; None when there is none. ``--model ''`` and
+    ``--positions ''`` mean none, as they always did."""
     command = _command(argv)
-    params = command.params if command is not None else []
+    if command is None:  # no command: the parser says what is wrong
+        return None
+    params = command.params
     takes_value = {
         o for p in params if p.param_type_name == "option" and not p.is_flag for o in p.opts
     }
@@ -92,6 +106,8 @@ def _empty_value(argv: list[str]) -> str | None:
         if word != "":
             continue
         before = argv[i - 1] if i else ""
+        if before in _EMPTY_MEANS_NONE:
+            continue
         if before in takes_value:
             return f"{before} must not be empty"
         name = arguments[0] if len(arguments) == 1 else "an argument"

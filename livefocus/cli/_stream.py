@@ -300,6 +300,17 @@ def _drift_text(entry: dict[str, Any]) -> str:
     return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}"
 
 
+def _failure(report: Any) -> str:
+    """One line for stderr on a run that did not store every frame it asked for."""
+    m = report.metrics
+    stored = f"{m.frames_out} of {report.expected} frames stored"
+    if report.status == "interrupted":
+        return f"interrupted: the run was stopped ({stored})"
+    if report.status == "complete":  # every frame came, some were dropped (--policy drop)
+        return f"error: {stored}, {m.frames_lost} lost (--policy drop)"
+    return f"error: {report.status.removeprefix('error: ')} ({stored})"
+
+
 def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
     m = report.metrics
     data = {
@@ -359,9 +370,7 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
                 f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f})"
             )
     if not report.ok:  # the run's outcome on stderr too, where a script looks for it
-        typer.secho(
-            f"error: the run did not complete: {report.status}", fg=typer.colors.RED, err=True
-        )
+        typer.secho(_failure(report), fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
 
 
