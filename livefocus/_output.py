@@ -279,6 +279,7 @@ def check_output(
     *,
     overwrite: bool,
     inputs: Iterable[str | Path] = (),
+    within: Iterable[str | Path] = (),
     name: str = "out",
     owned: Callable[[Path], bool] = is_livefocus_output,
     kind: str | None = None,
@@ -293,6 +294,9 @@ def check_output(
         Replace an existing output; without it an existing ``path`` is an error.
     inputs : iterable of paths
         What the writer reads: the output may not be, hold or lie inside any of them.
+    within : iterable of paths
+        Other outputs of the same run (which may not exist yet): the output may not lie
+        inside any of them.
     name : str
         The parameter named in error messages.
     owned : callable
@@ -324,6 +328,11 @@ def check_output(
         raise ValueError(
             f"{name} {str(path)!r} is the current folder or holds it; choose another path"
         )
+    for item in within:
+        if _within(target, Path(item).expanduser().resolve()):
+            raise ValueError(
+                f"{name} {str(path)!r} lies inside the output {str(item)!r}; choose another path"
+            )
     for item in inputs:
         source = Path(item).expanduser().resolve()
         if _within(target, source) or _within(source, target):

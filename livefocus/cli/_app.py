@@ -8,17 +8,18 @@ import typer
 
 __all__ = ["app", "entered", "mark_entered"]
 
-_ENTERED: list[float] = []  # perf_counter when main() was entered, last call last
+_entered: float | None = None  # perf_counter when main() was last entered
 
 
 def mark_entered() -> None:
     """Note that the command line's entry point runs now (budgets may count from it)."""
-    _ENTERED[:] = [time.perf_counter()]
+    global _entered
+    _entered = time.perf_counter()
 
 
 def entered() -> float | None:
     """When the command line's entry point was last entered (perf_counter), if it was."""
-    return _ENTERED[-1] if _ENTERED else None
+    return _entered
 
 
 app = typer.Typer(

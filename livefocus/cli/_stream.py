@@ -108,7 +108,7 @@ FollowOpt = Annotated[
     typer.Option(
         "--follow-drift",
         help="Follow the focus in a time lapse: from the third stack on, move each stack's "
-        "planes by the specimen's measured axial drift (stacks then run event by event).",
+        "planes by the specimen's measured axial drift.",
     ),
 ]
 
@@ -300,6 +300,23 @@ def _drift_text(entry: dict[str, Any]) -> str:
     return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}"
 
 
+def _follow_text(entry: dict[str, Any]) -> str:
+    """One stack's move to follow the focus in words."""
+    where = f"p {entry['p']} " if entry["p"] else ""
+    how = "" if entry["measured"] else " (extrapolated: no drift measured in time)"
+    return f"{where}t {entry['t']}: planes moved {entry['offset_um']:+.2f} µm{how}"
+
+
+def _echo_some(
+    label: str, entries: list[dict[str, Any]], text: Callable[[dict[str, Any]], str]
+) -> None:
+    """The first ``_DRIFT_LINES`` entries, one line each, and how many more ``--json`` has."""
+    for entry in entries[:_DRIFT_LINES]:
+        typer.echo(f"{label:<8} {text(entry)}")
+    if len(entries) > _DRIFT_LINES:
+        typer.echo(f"{label:<8} ... {len(entries) - _DRIFT_LINES} more (--json)")
+
+
 def _failure(report: Any) -> str:
     """One line for stderr on a run that did not store every frame it asked for."""
     m = report.metrics
@@ -349,17 +366,8 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             )
             text = cal.get("error") or f"{cal['model']} in {cal['seconds']:.1f} s, {when}"
             typer.echo(f"calibration  {text}")
-        for entry in report.drift[:_DRIFT_LINES]:
-            typer.echo(f"drift    {_drift_text(entry)}")
-        if len(report.drift) > _DRIFT_LINES:
-            typer.echo(f"drift    ... {len(report.drift) - _DRIFT_LINES} more (--json)")
-        for entry in report.focus_offsets[:_DRIFT_LINES]:
-            where = f"p {entry['p']} " if entry["p"] else ""
-            how = "" if entry["measured"] else " (extrapolated: no drift measured in time)"
-            moved = f"planes moved {entry['offset_um']:+.2f} µm"
-            typer.echo(f"follow   {where}t {entry['t']}: {moved}{how}")
-        if len(report.focus_offsets) > _DRIFT_LINES:
-            typer.echo(f"follow   ... {len(report.focus_offsets) - _DRIFT_LINES} more (--json)")
+        _echo_some("drift", report.drift, _drift_text)
+        _echo_some("follow", report.focus_offsets, _follow_text)
         if "noise" in extra:
             typer.echo(f"noise    {extra['noise']}")
         if "iou_vs_truth" in extra and not extra["iou_vs_truth"] and m.frames_lost:

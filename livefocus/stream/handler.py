@@ -73,7 +73,7 @@ class StreamReport:
         ``y_px``, ``x_um``, ``y_um``, ``z_um``, ``response``, ``pixels``); the store's
         ``livefocus`` attribute holds the same list as ``drift``.
     focus_offsets : list of dict
-        With focus following (``stream(follow=True)``): each moved stack's ``p``, ``t``,
+        With focus following (``stream(follow_drift=True)``): each moved stack's ``p``, ``t``,
         ``offset_um`` (its planes' move from the plan), ``predicted_um``, ``measured``,
         ``waited_s`` (:class:`livefocus.stream.follow.FocusFollower`); also in the store as
         ``focus_offsets``.
@@ -233,17 +233,12 @@ class MDAHandler:
             if out is None:
                 raise ValueError("calibrate needs out: the first stack is read back from the store")
             model = model or "depth"
-            inside = Path(calibrate).expanduser().resolve()
-            if Path(out).expanduser().resolve() in (inside, *inside.parents):
-                raise ValueError(
-                    f"calibrate {str(calibrate)!r} lies inside the output store {str(out)!r}; "
-                    "choose a model folder outside it"
-                )
             check_output(
                 calibrate,
                 overwrite=overwrite,
                 name="calibrate",
                 inputs=[out, *read_paths],
+                within=[out],
                 kind="model",
             )
             check_positive_number(calibrate_seconds, "calibrate_seconds", "s")
