@@ -160,17 +160,21 @@ CLI_CASES: list[tuple[str, str]] = [
     ("evaluate --n-stacks -2", "--n-stacks"),
     ("evaluate --figure IN/folder", "--figure"),
     ("evaluate --json nowhere/rows.json", "--json"),
+    ("evaluate --json rows.txt", "--json 'rows.txt' must end in .json"),
     ("evaluate no-such-model", "model 'no-such-model' is neither"),
     # export
     ("export default --out e.onnx --opset 0", "--opset"),
     ("export default --out e.onnx --opset 99", "--opset"),
     ("export no-such-model --out e.onnx", "model 'no-such-model' is neither"),
     ("export default --out nodir/e.onnx", "folder 'nodir' does not exist"),  # as every writer
+    ("export default --out e.txt", "--out: out 'e.txt' must end in .onnx"),
+    ("export default --out e", "--out: out 'e' must end in .onnx"),
     # view, bench
     ("view missing.zarr --screenshot v.png", "does not exist"),
     ("view IN/good.npy --screenshot v.png", "not a livefocus"),
     ("bench sharpness", "target must be one of"),
     ("bench focus --quick --json IN/folder", "--json"),
+    ("bench focus --quick --json rows.csv", "--json 'rows.csv' must end in .json"),
 ]
 
 

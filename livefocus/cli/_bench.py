@@ -18,10 +18,18 @@ def check_json_path(
 ) -> None:
     """Refuse a ``--json`` output that cannot be written, before any work is done: a folder,
     a missing or read-only folder, an input or a path inside one or inside an output
-    (``within``), or a file livefocus did not write (``livefocus._output.check_file_output``).
+    (``within``), a name not ending in ``.json``, or a file livefocus did not write
+    (``livefocus._output.check_file_output``).
     """
     if path is not None:
-        check_file_output(path, name="--json", inputs=inputs, within=within, example="rows.json")
+        check_file_output(
+            path,
+            name="--json",
+            inputs=inputs,
+            within=within,
+            suffixes=(".json",),
+            example="rows.json",
+        )
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

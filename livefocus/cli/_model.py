@@ -128,6 +128,8 @@ def export(
     """Export a model to ONNX (dynamic batch and frame size; input normalised per slice)."""
     from livefocus.model import export_onnx
 
+    if out.suffix.lower() != ".onnx":
+        raise ValueError(f"out {str(out)!r} must end in .onnx")
     typer.echo(str(export_onnx(model, out, opset=opset, overwrite=overwrite)))
 
 
