@@ -45,6 +45,7 @@ __all__ = [
     "check_complete",
     "check_file_output",
     "check_output",
+    "check_suffix",
     "creating",
     "foreign_entry",
     "is_livefocus_file",
@@ -424,6 +425,14 @@ def _png_software(head: bytes) -> str | None:
     return None
 
 
+def check_suffix(path: str | Path, *, name: str, suffixes: Iterable[str]) -> None:
+    """Refuse ``path`` unless its name ends in one of ``suffixes`` (any case); none given:
+    any name. The error names ``name``."""
+    ends = [s.lower() for s in suffixes]
+    if ends and Path(path).suffix.lower() not in ends:
+        raise ValueError(f"{name} {str(path)!r} must end in " + " or ".join(ends))
+
+
 def check_file_output(
     path: str | Path,
     *,
@@ -446,9 +455,7 @@ def check_file_output(
     if path.name in ("", ".", "..") or path.is_dir():
         such = f" such as {example}" if example else ""
         raise ValueError(f"{name} {str(path)!r} is a folder; give a file name{such}")
-    ends = [s.lower() for s in suffixes]
-    if ends and path.suffix.lower() not in ends:
-        raise ValueError(f"{name} {str(path)!r} must end in " + " or ".join(ends))
+    check_suffix(path, name=name, suffixes=suffixes)
     target = path.resolve()
     for item in inputs:
         if _within(target, Path(item).expanduser().resolve()):

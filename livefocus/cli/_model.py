@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from livefocus._output import write_json
+from livefocus._output import check_suffix, write_json
 from livefocus.cli._app import app, entered
 
 #: A process whose command-line entry point ran this soon after its start is that command.
@@ -128,8 +128,7 @@ def export(
     """Export a model to ONNX (dynamic batch and frame size; input normalised per slice)."""
     from livefocus.model import export_onnx
 
-    if out.suffix.lower() != ".onnx":
-        raise ValueError(f"out {str(out)!r} must end in .onnx")
+    check_suffix(out, name="out", suffixes=(".onnx",))
     typer.echo(str(export_onnx(model, out, opset=opset, overwrite=overwrite)))
 
 
