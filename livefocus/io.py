@@ -93,10 +93,26 @@ def check_planes_written(path: str | Path, name: str = "stack", t: int | None = 
         status = status[t : t + 1]
     missing = int(np.count_nonzero(status == 0))
     if missing:
-        raise ValueError(
-            f"{name} {str(path)!r} lacks {missing} of {status.size} planes (frames lost while "
-            "it was recorded, or a run stopped early): they are no data"
+        skipped = _skipped(node, t)
+        why = (
+            f"{skipped} of them skipped by --skip-planes, which acquires only the planes near "
+            "the focus"
+            if skipped
+            else "frames lost while it was recorded, or a run stopped early"
         )
+        raise ValueError(
+            f"{name} {str(path)!r} lacks {missing} of {status.size} planes ({why}): they are "
+            "no data"
+        )
+
+
+def _skipped(node: Any, t: int | None) -> int:
+    """Frames a livefocus store's run skipped (plane skipping; of time point ``t`` if given)."""
+    try:
+        skips = node.attrs["livefocus"].get("plane_skips") or []
+        return sum(int(s["skipped"]) for s in skips if t is None or int(s["t"]) == t)
+    except Exception:
+        return 0
 
 
 def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np.ndarray:

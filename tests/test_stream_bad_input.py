@@ -41,6 +41,9 @@ CLI_CASES = [
     ([*DEMO, "--model", "no-such-model"], "no-such-model"),
     ([*DEMO, "--model", "none", "--calibrate", "cal"], "--calibrate fine-tunes a U-Net"),
     ([*DEMO, "--follow-drift", "--time-points", "2"], "--follow-drift: follow_drift needs at"),
+    ([*DEMO, "--skip-planes"], "--skip-planes: skip_planes needs at least 2 time points"),
+    ([*DEMO, "--skip-margin", "-1"], "--skip-margin: skip_margin must be a whole number"),
+    ([*ACQUIRE, "--z-range", "4", "--step", "2", "--skip-full-every", "1"], "--skip-full-every"),
     ([*DEMO, "--measure", "sharpness"], "measure"),
     ([*DEMO, "--measure", "std+vollath"], "--measure: measure 'std+vollath': vollath cannot"),
     ([*DEMO, "--measure", "std+std"], "--measure: measure 'std+std'"),
@@ -132,6 +135,12 @@ API_CASES: list[tuple[str, Any, type[Exception], str]] = [
         ),
         ValueError,
         "channels",
+    ),
+    (
+        "skip_planes",
+        lambda core, out: stream(core, _z(), out=out, skip_planes=True),
+        ValueError,
+        "skip_planes needs at least 2 time points",
     ),
     (
         "time_points",

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,6 +111,22 @@ FollowOpt = Annotated[
         "planes by the specimen's measured axial drift.",
     ),
 ]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-planes",
+        help="Skip planes in a time lapse: from the second stack on, acquire only the planes "
+        "near those where the stack before found anything in focus.",
+    ),
+]
+SkipMarginOpt = Annotated[
+    int,
+    typer.Option(help="With --skip-planes: planes kept beyond the lowest and highest in focus."),
+]
+SkipFullEveryOpt = Annotated[
+    int,
+    typer.Option(help="With --skip-planes: every Nth stack (t a multiple of N) is whole."),
+]
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,9 @@ class StreamOptions:
     frame_timeout: float = 60.0
     calibrate: Path | None = None
     follow_drift: bool = False
+    skip_planes: bool = False
+    skip_margin: int = 2
+    skip_full_every: int = 10
     overwrite: bool = False
     as_json: bool = False
 
@@ -232,10 +251,12 @@ def _execute(
 ) -> Any:
     """Stream ``sequence`` on ``core`` with the preview when asked and possible, else headless."""
     from livefocus.stream import MDAHandler, stream
+    from livefocus.stream.skip import check_skip
 
     shape = (int(core.getImageHeight()), int(core.getImageWidth()))
     options.settings(shape)  # bad options: one line, before a window opens or a store is made
     _ = options.model_name  # likewise: --model none with --calibrate
+    check_skip(options.skip_margin, options.skip_full_every)  # with or without --skip-planes
     runs: list[MDAHandler] = []
 
     def job(on_result: Callable[[Any], None] | None) -> Any:
@@ -257,6 +278,9 @@ def _execute(
             calibrate=options.calibrate,
             handler=runs.append,
             follow_drift=options.follow_drift,
+            skip_planes=options.skip_planes,
+            skip_margin=options.skip_margin,
+            skip_full_every=options.skip_full_every,
         )
 
     preview = not options.no_preview
@@ -307,6 +331,15 @@ def _follow_text(entry: dict[str, Any]) -> str:
     return f"{where}t {entry['t']}: planes moved {entry['offset_um']:+.2f} µm{how}"
 
 
+def _skip_text(entry: dict[str, Any]) -> str:
+    """One stack's planes acquired, when planes are skipped, in words."""
+    where = f"p {entry['p']} " if entry["p"] else ""
+    return (
+        f"{where}t {entry['t']}: planes {entry['first']}-{entry['last']} acquired, "
+        f"{entry['skipped']} frames skipped ({entry['why']})"
+    )
+
+
 def _echo_some(
     label: str, entries: list[dict[str, Any]], text: Callable[[dict[str, Any]], str]
 ) -> None:
@@ -348,6 +381,8 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
         data["drift"] = report.drift
     if report.focus_offsets:
         data["focus_offsets"] = report.focus_offsets
+    if report.plane_skips:
+        data["plane_skips"] = report.plane_skips
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
@@ -368,6 +403,7 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
             typer.echo(f"calibration  {text}")
         _echo_some("drift", report.drift, _drift_text)
         _echo_some("follow", report.focus_offsets, _follow_text)
+        _echo_some("skip", report.plane_skips, _skip_text)
         if "noise" in extra:
             typer.echo(f"noise    {extra['noise']}")
         if "iou_vs_truth" in extra and not extra["iou_vs_truth"] and m.frames_lost:
@@ -377,6 +413,8 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
                 f"IoU vs truth  {name:<6} {scores['iou']:.3f}  "
                 f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f})"
             )
+        for name, ious in extra.get("iou_by_stack", {}).items():
+            typer.echo(f"IoU by stack  {name:<6} " + " ".join(f"{v:.3f}" for v in ious))
     if not report.ok:  # the run's outcome on stderr too, where a script looks for it
         typer.secho(_failure(report), fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
@@ -491,6 +529,9 @@ def demo(
         ),
     ] = None,
     follow_drift: FollowOpt = False,
+    skip_planes: SkipOpt = False,
+    skip_margin: SkipMarginOpt = 2,
+    skip_full_every: SkipFullEveryOpt = 10,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -544,6 +585,7 @@ def demo(
         meta={"source": "demo", "seed": seed, "contrast": contrast},
     )
     scores: dict[str, dict[str, float]] = {}
+    by_stack: dict[str, list[float]] = {}  # the depth-mask IoU of each time point, by mode
     scored = speeds is None  # the truth of a drifting specimen changes during the stack
     if (
         scored
@@ -557,7 +599,21 @@ def demo(
         for mode in report.mask_modes:
             found = np.asarray(reader.array(f"mask_{mode}")[0, 0]).astype(bool)
             scores[mode] = {k: round(v, 4) for k, v in mask_scores(found, truth).items()}
-    _summary(report, {"noise": _noise(options), "iou_vs_truth": scores}, as_json)
+            if time_points > 1:  # the same specimen in every stack: each is scored
+                by_stack[mode] = [
+                    round(mask_scores(np.asarray(masks[0]).astype(bool), truth)["iou"], 4)
+                    for masks in _stacks(reader.array(f"mask_{mode}"))
+                ]
+    extra: dict[str, Any] = {"noise": _noise(options), "iou_vs_truth": scores}
+    if by_stack:
+        extra["iou_by_stack"] = by_stack
+    _summary(report, extra, as_json)
+
+
+def _stacks(array: Any) -> Iterator[Any]:
+    """The time points of a (T, C, Z, Y, X) store array, one at a time."""
+    for t in range(array.shape[0]):
+        yield array[t]
 
 
 @app.command()
@@ -716,6 +772,9 @@ def acquire(
     frame_timeout: TimeoutOpt = 60.0,
     calibrate: CalibrateOpt = None,
     follow_drift: FollowOpt = False,
+    skip_planes: SkipOpt = False,
+    skip_margin: SkipMarginOpt = 2,
+    skip_full_every: SkipFullEveryOpt = 10,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:

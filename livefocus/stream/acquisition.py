@@ -14,9 +14,11 @@ import numpy as np
 
 from livefocus._vocab import MASK_MODES, Device, MaskMode, Policy
 from livefocus.depth import ReconstructSettings
+from livefocus.stream._events import StackPlanner, planned
 from livefocus.stream.follow import FocusFollower
 from livefocus.stream.handler import DEFAULT_FRAME_TIMEOUT_S, MDAHandler, StreamReport
 from livefocus.stream.sequence import sequence_layout, z_sequence
+from livefocus.stream.skip import PlaneSkipper, check_skip
 from livefocus.stream.types import FrameResult
 
 __all__ = ["MASK_MODES", "StreamReport", "sequence_layout", "stream", "z_sequence"]
@@ -48,6 +50,9 @@ def stream(
     handler: Callable[[MDAHandler], None] | None = None,
     follow_drift: bool = False,
     follow_wait_s: float = 10.0,
+    skip_planes: bool = False,
+    skip_margin: int = 2,
+    skip_full_every: int = 10,
 ) -> StreamReport:
     """Acquire ``sequence`` on ``core`` and segment every frame online into a store.
 
@@ -78,8 +83,15 @@ def stream(
         ``focus_offsets`` say by how much). Needs at least 3 time points, and the time axis
         before the channel axis in the axis order.
     follow_wait_s : float
-        With ``follow_drift``: the longest wait before a stack for the previous stack's
-        drift, beyond the stack's scheduled start.
+        With ``follow_drift`` or ``skip_planes``: the longest wait before a stack for the
+        previous stack's drift or masks, beyond the stack's scheduled start.
+    skip_planes : bool
+        Skip planes: from each position's second stack on, acquire only the planes from
+        ``skip_margin`` planes below to ``skip_margin`` above those where the previous
+        stack's depth masks hold a pixel; every ``skip_full_every``-th stack is whole
+        (:class:`~livefocus.stream.skip.PlaneSkipper`; the report's and the store's
+        ``plane_skips`` say which planes each stack acquired). Needs at least 2 time points,
+        and the time axis before the channel axis in the axis order.
 
     Returns
     -------
@@ -89,7 +101,14 @@ def stream(
     """
     layout = sequence_layout(sequence)  # a bad sequence fails here, before any set-up
     if follow_drift:
-        _check_follow(sequence, layout.time_points, follow_wait_s)
+        _check_order(sequence, layout.time_points, "follow_drift", 3, _FIRST_DRIFT)
+    if skip_planes:
+        _check_order(sequence, layout.time_points, "skip_planes", 2, "the first stack is whole")
+        check_skip(skip_margin, skip_full_every)
+    if (follow_drift or skip_planes) and not (math.isfinite(follow_wait_s) and follow_wait_s >= 0):
+        raise ValueError(
+            f"follow_wait_s must be a non-negative number of seconds, got {follow_wait_s!r}"
+        )
     _check_channels(core, sequence)
     _check_travel(core, sequence)
     if fps is not None and not fps > 0:
@@ -115,18 +134,37 @@ def stream(
     events: Iterable[Any] = sequence
     if fps is not None:
         events = [e.model_copy(update={"min_start_time": i / fps}) for i, e in enumerate(sequence)]
-    if follow_drift:
-        follower = FocusFollower(
-            run.drift_since,
-            wait_s=follow_wait_s,
-            limits=_travel(core),
-            cancelled=lambda: run.interrupted or _mda_cancelled(core),
-            on_offset=run.note_focus_offset,
-            # a stack may still be one hardware-triggered sequence (the engine looks one event
-            # ahead: given one stack at a time, it cannot take the next before this one is done)
-            combine=getattr(getattr(core.mda, "engine", None), "event_iterator", None),
+    # a stack may still be one hardware-triggered sequence (the engine looks one event ahead:
+    # given one stack at a time, it cannot take the next before this one is done)
+    combine = getattr(getattr(core.mda, "engine", None), "event_iterator", None)
+
+    def cancelled() -> bool:
+        return run.interrupted or _mda_cancelled(core)
+
+    planners: list[StackPlanner] = []
+    if skip_planes:  # first: it picks the plan's planes, which the follower then moves
+        planners.append(
+            PlaneSkipper(
+                run.stacks_since,
+                margin=skip_margin,
+                full_every=skip_full_every,
+                wait_s=follow_wait_s,
+                cancelled=cancelled,
+                on_skip=run.note_plane_skip,
+            )
         )
-        events = follower.events(events)
+    if follow_drift:
+        planners.append(
+            FocusFollower(
+                run.drift_since,
+                wait_s=follow_wait_s,
+                limits=_travel(core),
+                cancelled=cancelled,
+                on_offset=run.note_focus_offset,
+            )
+        )
+    if planners:
+        events = planned(events, planners, combine)
     error: str | None = None
     # from the store's creation on (a Ctrl-C then only stops the run: the store is whole and
     # says it was interrupted), also while the queued frames are written
@@ -167,21 +205,21 @@ class _Feed:
         self.sequenceCanceled = run.sequenceCanceled
 
 
-def _check_follow(sequence: Any, time_points: int, wait_s: float) -> None:
-    """Refuse focus following where it cannot follow."""
-    if time_points < 3:
-        raise ValueError(
-            "follow_drift needs at least 3 time points (the first drift is known once the "
-            f"second stack is analysed), got {time_points}"
-        )
+#: Why focus following needs a third time point.
+_FIRST_DRIFT = "the first drift is known once the second stack is analysed"
+
+
+def _check_order(sequence: Any, time_points: int, name: str, least: int, why: str) -> None:
+    """Refuse a stack planner (``name``) on a sequence with under ``least`` time points, or
+    whose channels each run their own time lapse."""
+    if time_points < least:
+        raise ValueError(f"{name} needs at least {least} time points ({why}), got {time_points}")
     order = str(getattr(sequence, "axis_order", "") or "")
     if getattr(sequence, "channels", ()) and "c" in order and order.index("c") < order.index("t"):
         raise ValueError(
-            f"follow_drift needs the time axis before the channel axis (axis order {order!r}: "
+            f"{name} needs the time axis before the channel axis (axis order {order!r}: "
             "each channel's time lapse would run on its own)"
         )
-    if not (math.isfinite(wait_s) and wait_s >= 0):
-        raise ValueError(f"follow_wait_s must be a non-negative number of seconds, got {wait_s!r}")
 
 
 def _mda_cancelled(core: Any) -> bool:

@@ -29,10 +29,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["FocusFollower"]
+from livefocus.stream._events import Schedule, StackEntries, stacks
 
-#: Seconds between two looks at the drifts while waiting for one.
-_POLL_S = 0.01
+__all__ = ["FocusFollower"]
 
 
 class FocusFollower:
@@ -75,7 +74,7 @@ class FocusFollower:
             raise ValueError(f"wait_s must be a non-negative number of seconds, got {wait_s!r}")
         if not (math.isfinite(max_offset_um) and max_offset_um >= 0):
             raise ValueError(f"max_offset_um must be a non-negative number, got {max_offset_um!r}")
-        self._drift = drift
+        self._drifts = StackEntries(drift)
         self.wait_s = float(wait_s)
         self.max_offset_um = float(max_offset_um)
         self.limits = limits
@@ -86,30 +85,33 @@ class FocusFollower:
         #: planes' move from the plan), ``predicted_um`` (before the bounds), ``measured``
         #: (whether the previous stack's drift was there in time), ``waited_s``.
         self.offsets: list[dict[str, Any]] = []
-        self._seen = 0  # drift entries read so far
-        self._moves: dict[tuple[int, int], list[dict[str, Any]]] = {}  # (p, t) -> its entries
+        self._moves = self._drifts.by_stack  # (p, t) -> its drift entries, one per channel
         self._starts: dict[tuple[int, int], float] = {}  # (p, t) -> when the stack started
         self._channels: dict[tuple[int, int], int] = {}  # (p, t) -> channels in the stack
         self._decided: dict[tuple[int, int], float] = {}  # (p, t) -> its offset
-        self._t0: float | None = None  # when the sequence started (perf_counter)
+        self._schedule = Schedule()
 
     def events(self, sequence: Iterable[Any]) -> Iterator[Any]:
         """The events of ``sequence``, each stack's Z positions moved by its offset (lazily:
         one stack's events are held at a time, to know its Z range before it starts)."""
-        for key, stack in _stacks(sequence):
-            if self._t0 is None:
-                self._t0 = time.perf_counter() - _start_time(stack[0])
-            if key not in self._decided:
-                self._decided[key] = self._decide(key, stack)
-            offset = self._decided[key]
-            moved = [
-                e
-                if e.z_pos is None or offset == 0.0
-                else e.model_copy(update={"z_pos": float(e.z_pos) + offset})
-                for e in stack
-            ]
-            self._starts.setdefault(key, self._expected_start(stack[0]))
-            yield from self._combine(moved)
+        for key, stack in stacks(sequence):
+            yield from self._combine(self.plan(key, stack))
+
+    def plan(self, key: tuple[int, int], stack: list[Any]) -> list[Any]:
+        """Stack ``key``'s events (``stack``), moved by its offset; the offset is decided
+        when the stack comes first (waiting for the previous stack's drift)."""
+        self._schedule.begin(stack[0])
+        if key not in self._decided:
+            self._decided[key] = self._decide(key, stack)
+        offset = self._decided[key]
+        moved = [
+            e
+            if e.z_pos is None or offset == 0.0
+            else e.model_copy(update={"z_pos": float(e.z_pos) + offset})
+            for e in stack
+        ]
+        self._starts.setdefault(key, self._schedule.expected_start(stack[0]))
+        return moved
 
     # -- one stack's offset ---------------------------------------------------------------
     def _decide(self, key: tuple[int, int], stack: list[Any]) -> float:
@@ -120,10 +122,13 @@ class FocusFollower:
         if t < 2 or not zs:
             return 0.0
         started = time.perf_counter()
-        came = self._wait_for((p, t - 1), self._expected_start(stack[0]))
+        start = self._schedule.expected_start(stack[0])
+        came = self._drifts.wait_for(
+            (p, t - 1), self._channels.get((p, t - 1), 1), self.wait_s, start, self._cancelled
+        )
         measured = came and any(d.get("z_um") is not None for d in self._moves[(p, t - 1)])
         waited = time.perf_counter() - started
-        wanted = self._predict(p, self._expected_start(stack[0]))
+        wanted = self._predict(p, self._schedule.expected_start(stack[0]))
         offset = max(-self.max_offset_um, min(self.max_offset_um, wanted))
         if self.limits is not None:
             lo, hi = self.limits
@@ -140,11 +145,6 @@ class FocusFollower:
         if self._on_offset is not None:
             self._on_offset(dict(entry))
         return offset
-
-    def _expected_start(self, first: Any) -> float:
-        """When a stack whose first event is ``first`` starts: now, or its scheduled time."""
-        now = time.perf_counter()
-        return now if self._t0 is None else max(now, self._t0 + _start_time(first))
 
     def _positions(self, p: int) -> dict[int, float]:
         """The specimen's z (µm from stack 0) at each stack of position ``p`` that a chain of
@@ -179,50 +179,3 @@ class FocusFollower:
             return where[last]
         speed = (where[last] - where[before]) / (t_last - t_before)
         return where[last] + speed * (at - t_last)
-
-    def _read(self) -> None:
-        """Take in the drifts measured since the last look."""
-        new = self._drift(self._seen)
-        self._seen += len(new)
-        for d in new:
-            self._moves.setdefault((int(d.get("p", 0)), int(d["t"])), []).append(d)
-
-    def _wait_for(self, key: tuple[int, int], start: float) -> bool:
-        """Wait until every channel's drift of stack ``key`` is known, at most until the later
-        of ``wait_s`` from now and ``start``; whether all came."""
-        deadline = max(time.perf_counter() + self.wait_s, start)
-        wanted = self._channels.get(key, 1)
-        while True:
-            self._read()
-            if len(self._moves.get(key, ())) >= wanted:
-                return True
-            if self._cancelled() or time.perf_counter() >= deadline:
-                return False
-            time.sleep(_POLL_S)
-
-
-def _start_time(event: Any) -> float:
-    """An event's scheduled start (s after the sequence's start; 0 when none)."""
-    return float(getattr(event, "min_start_time", None) or 0.0)
-
-
-def _stacks(sequence: Iterable[Any]) -> Iterator[tuple[tuple[int, int], list[Any]]]:
-    """The runs of consecutive events of one stack: ((p, t), events)."""
-    key: tuple[int, int] | None = None
-    stack: list[Any] = []
-    for event in sequence:
-        this = _stack_key(event)
-        if this != key and stack:
-            assert key is not None
-            yield key, stack
-            stack = []
-        key = this
-        stack.append(event)
-    if stack:
-        assert key is not None
-        yield key, stack
-
-
-def _stack_key(event: Any) -> tuple[int, int]:
-    """(p, t) of an event: the stack it belongs to (its channels share the offset)."""
-    return int(event.index.get("p", 0)), int(event.index.get("t", 0))

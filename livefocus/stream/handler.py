@@ -77,6 +77,11 @@ class StreamReport:
         ``offset_um`` (its planes' move from the plan), ``predicted_um``, ``measured``,
         ``waited_s`` (:class:`livefocus.stream.follow.FocusFollower`); also in the store as
         ``focus_offsets``.
+    plane_skips : list of dict
+        With plane skipping (``stream(skip_planes=True)``): each stack's ``p``, ``t``,
+        ``first`` and ``last`` (the plan's plane indices acquired), ``skipped`` (frames of the
+        plan not acquired), ``why`` (:class:`livefocus.stream.skip.PlaneSkipper`); also in
+        the store as ``plane_skips``. ``expected`` leaves the skipped frames out.
     """
 
     path: Path | None
@@ -91,6 +96,7 @@ class StreamReport:
     calibration: dict[str, Any] | None = None
     drift: list[dict[str, Any]] = field(default_factory=list)
     focus_offsets: list[dict[str, Any]] = field(default_factory=list)
+    plane_skips: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -270,6 +276,8 @@ class MDAHandler:
         self._calibration: threading.Thread | None = None
         #: The stacks moved to follow the focus (:meth:`note_focus_offset`).
         self.focus_offsets: list[dict[str, Any]] = []
+        #: Each stack's planes acquired when planes are skipped (:meth:`note_plane_skip`).
+        self.plane_skips: list[dict[str, Any]] = []
         self._calibration_result: dict[str, Any] | None = None
         self.engine: Any = None
         self.model_meta: dict[str, Any] | None = None
@@ -480,14 +488,37 @@ class MDAHandler:
         pipeline = self.pipeline
         return [] if pipeline is None else pipeline.drift_since(start)
 
+    def stacks_since(self, start: int = 0) -> list[dict[str, Any]]:
+        """The stacks finished so far from index ``start`` on (:meth:`Pipeline.stacks_since`;
+        none before the first frame)."""
+        pipeline = self.pipeline
+        return [] if pipeline is None else pipeline.stacks_since(start)
+
     def note_focus_offset(self, entry: dict[str, Any]) -> None:
         """Record a stack moved to follow the focus (the store's ``focus_offsets`` too)."""
-        self.focus_offsets.append(dict(entry))
+        self._note("focus_offsets", self.focus_offsets, entry)
+
+    def note_plane_skip(self, entry: dict[str, Any]) -> None:
+        """Record which planes of a stack are acquired (the store's ``plane_skips`` too); the
+        frames skipped are no longer expected, and the stack is finished at its last plane
+        acquired (call before that stack's first frame)."""
+        pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.end_stack_at(int(entry["p"]), int(entry["t"]), int(entry["last"]))
+        self._note("plane_skips", self.plane_skips, entry)
+
+    def _note(self, name: str, entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+        entries.append(dict(entry))
         if self.store is not None:
             try:
-                self.store.update_meta(focus_offsets=list(self.focus_offsets))
+                self.store.update_meta(**{name: list(entries)})
             except Exception as exc:  # the writer reports a failed store; this is a note
-                logging.getLogger("livefocus.stream").error("recording a focus offset: %s", exc)
+                logging.getLogger("livefocus.stream").error("recording %s: %s", name, exc)
+
+    def expected_frames(self) -> int:
+        """Frames the sequence asks for, less those skipped (:meth:`note_plane_skip`)."""
+        planned = self.layout.frames if self.layout is not None else 0
+        return planned - sum(int(e["skipped"]) for e in self.plane_skips)
 
     def note_error(self, message: str) -> None:
         """Record an acquisition error seen outside the handler (it becomes the status)."""
@@ -529,6 +560,7 @@ class MDAHandler:
                         metrics=metrics.as_dict(),
                         drift=list(pipeline.drift),
                         **({"focus_offsets": self.focus_offsets} if self.focus_offsets else {}),
+                        **({"plane_skips": self.plane_skips} if self.plane_skips else {}),
                         z_um=_stack_z(pipeline.z_positions(), layout.planes, layout.z_step),
                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     )
@@ -538,7 +570,7 @@ class MDAHandler:
                 path=self.store.path if self.store is not None else None,
                 metrics=metrics,
                 status=status,
-                expected=layout.frames,
+                expected=self.expected_frames(),
                 z_positions=pipeline.z_positions(),
                 mask_modes=self.mask_modes,
                 settings=self.settings,
@@ -547,6 +579,7 @@ class MDAHandler:
                 calibration=self._calibration_result,
                 drift=list(pipeline.drift),
                 focus_offsets=list(self.focus_offsets),
+                plane_skips=list(self.plane_skips),
             )
             return self.report
 
@@ -571,12 +604,13 @@ class MDAHandler:
                 f"error: processing failed on {pipeline.faults} frames ({pipeline.first_fault});"
                 " they are stored raw"
             )
-        if metrics.frames_in < layout.frames:
+        expected = self.expected_frames()
+        if metrics.frames_in < expected:
             if self._interrupted.is_set():
                 return "interrupted"
             messages = self._errors.messages
             detail = f" ({messages[-1]})" if messages else ""
-            return f"error: camera delivered {metrics.frames_in} of {layout.frames} frames{detail}"
+            return f"error: camera delivered {metrics.frames_in} of {expected} frames{detail}"
         return "complete"  # every frame was captured (a late Ctrl-C only hurried the writing)
 
 

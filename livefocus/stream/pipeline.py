@@ -293,6 +293,12 @@ class Pipeline:
         #: The specimen's move from each stack to the next of its position and channel
         #: (:func:`~livefocus.depth.stack_drift`), one dict per stack after the first.
         self.drift: list[dict[str, Any]] = []
+        #: Each finished stack's ``p``, ``t``, ``c``, ``planes`` (the plan's indices of the
+        #: planes acquired) and ``in_focus`` (those where its final depth masks hold a pixel).
+        self.stacks: list[dict[str, Any]] = []
+        # p -> (t, the plan's index of the last plane its stack t acquires), when planes are
+        # skipped (:meth:`end_stack_at`); one entry a position
+        self._last_planes: dict[int, tuple[int, int]] = {}
         # (p, c) -> (t, all-in-focus, depth, lowest stage Z) of its latest finished stack
         self._last_stack: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray, float]] = {}
         #: The error that stopped the writing (None while writing works).
@@ -426,6 +432,23 @@ class Pipeline:
         """The entries of :attr:`drift` from index ``start`` on (any thread)."""
         with self._z_lock:
             return list(self.drift[start:])
+
+    def end_stack_at(self, p: int, t: int, last: int) -> None:
+        """Stack ``t`` of position ``p`` ends at plane ``last`` of the plan (planes skipped):
+        it is finished once that plane is in (call before its frames come)."""
+        with self._z_lock:
+            self._last_planes[int(p)] = (int(t), int(last))
+
+    def _last_plane(self, p: int, t: int) -> int:
+        """The plan's index of the last plane that stack ``t`` of position ``p`` acquires."""
+        with self._z_lock:
+            noted = self._last_planes.get(p)
+        return noted[1] if noted is not None and noted[0] == t else self.n_planes - 1
+
+    def stacks_since(self, start: int = 0) -> list[dict[str, Any]]:
+        """The entries of :attr:`stacks` from index ``start`` on (any thread)."""
+        with self._z_lock:
+            return list(self.stacks[start:])
 
     def z_positions(self) -> dict[Key, list[float]]:
         """Stage Z (µm) of each processed plane by (p, t, c) stack, in arrival order."""
@@ -563,7 +586,9 @@ class Pipeline:
             self._put_write(job)
             p, t, c, z = item.index
             stack = self._stacks.get((p, t, c))
-            if stack is not None and (len(stack.planes) >= self.n_planes or z == self.n_planes - 1):
+            if stack is not None and (
+                len(stack.planes) >= self.n_planes or z == self._last_plane(p, t)
+            ):
                 self._finish((p, t, c))
 
     def _fault(self, item: _Frame, exc: BaseException) -> None:
@@ -663,7 +688,7 @@ class Pipeline:
                 primary = masks[self.mask_modes[0]]
                 if self.mask_modes[0] == "depth" and update.index in update.final:
                     primary = update.final[update.index]
-                depth, all_in_focus, confidence = self._maps(stack, z)
+                depth, all_in_focus, confidence = self._maps(stack, p, t, z)
                 result = FrameResult(
                     index={"p": p, "t": t, "c": c, "z": z},
                     z_um=float(item.z_um - z0),
@@ -696,7 +721,9 @@ class Pipeline:
                     self._fault(item, again)
         return _PlaneWrite(item, focus, masks, finals, result)
 
-    def _maps(self, stack: _Stack, z: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _maps(
+        self, stack: _Stack, p: int, t: int, z: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The stack's current depth, all-in-focus and confidence maps, for the preview.
 
         Building them costs more than a plane (the depth map is checked and smoothed), so they
@@ -710,7 +737,7 @@ class Pipeline:
         # the processing thread's time, besides each stack's last plane (at 512² they cost
         # 0.1-0.2 s: depth checks, smoothing)
         interval = max(MAP_INTERVAL_S, MAP_COST_RATIO * self._map_cost)
-        if last is None or now - stack.maps_at >= interval or z == self.n_planes - 1:
+        if last is None or now - stack.maps_at >= interval or z == self._last_plane(p, t):
             recon = stack.recon
             last = stack.maps = (recon.depth, recon.all_in_focus, recon.confidence)
             stack.maps_at = now
@@ -757,6 +784,11 @@ class Pipeline:
         """A stack's end-of-stack work (its faults are counted by :meth:`_finisher`)."""
         result, rest = stack.recon.finish()  # every plane's final mask is in result.mask_depth
         p, t, c = key
+        in_focus = [z for k, z in enumerate(stack.planes) if result.mask_depth[k].any()]
+        with self._z_lock:
+            self.stacks.append(
+                {"p": p, "t": t, "c": c, "planes": list(stack.planes), "in_focus": in_focus}
+            )
         masks: dict[str, np.ndarray] = {}
         plane_finals: dict[Index, dict[str, np.ndarray]] = {}
         if stack.planes == list(range(self.n_planes)):  # whole stack at once
