@@ -20,7 +20,8 @@ from livefocus.preview._panels import (
     robust_levels,
     set_image,
 )
-from livefocus.preview._sizes import PANEL_MAX_SIDE, VOLUME_MAX_SIDE
+from livefocus.preview._render import VoxelCache, render_volume
+from livefocus.preview._sizes import PANEL_MAX_SIDE, VIEW3D_SIDE, VOLUME_MAX_SIDE
 from livefocus.preview._state import PreviewState, Snapshot, StackVolume
 from livefocus.stream.types import FrameResult, Metrics
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 SIDE_MAX = PANEL_MAX_SIDE
 #: Most of the wall time the GUI thread may spend drawing (see :func:`draw_interval_ms`).
 DRAW_SHARE = 0.2
+#: Shortest time between two draws of the 3D view while a stack grows (s).
+VIEW3D_INTERVAL_S = 0.5
 #: Longest wait between draws (ms), however slow a draw: the window stays live.
 MAX_INTERVAL_MS = 2000
 
@@ -62,6 +65,22 @@ def format_index(result: FrameResult) -> str:
     idx = result.index
     dims = "  ".join(f"{k} {idx[k]}" for k in ("t", "p", "c") if k in idx)
     return f"{dims}  z {idx.get('z', 0)} ({result.z_um:.1f} µm)".strip()
+
+
+class _DragImage(pg.ImageItem):  # type: ignore[misc]
+    """The 3D view's image: a drag with the left button turns the view (``on_drag(dx, dy)``)."""
+
+    def __init__(self, on_drag: Any) -> None:
+        super().__init__(axisOrder="row-major")
+        self._on_drag = on_drag
+
+    def mouseDragEvent(self, ev: Any) -> None:
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            ev.ignore()
+            return
+        ev.accept()
+        delta = ev.screenPos() - ev.lastScreenPos()
+        self._on_drag(float(delta.x()), float(delta.y()))
 
 
 class PreviewWindow(QtWidgets.QMainWindow):
@@ -127,6 +146,13 @@ class PreviewWindow(QtWidgets.QMainWindow):
         for view in (self.xz_view, self.yz_view):
             view.getPlotItem().getViewBox().sigResized.connect(self._fit_true_scale)
         self.curve_view, self._curve, self._marker = curve_panel("axial focus curve")
+        self.view3d, _ = image_panel("3D (in focus, coloured by height)", image=False)
+        self._view3d = _DragImage(self._turn_by)
+        plot3d = self.view3d.getPlotItem()
+        plot3d.setAspectLocked(True)
+        plot3d.addItem(self._view3d)
+        plot3d.getViewBox().setMouseEnabled(False, False)  # a drag turns the view instead
+        self._voxels = VoxelCache()
 
         # contrast (frame, all-in-focus and XZ/YZ share the frame's levels)
         self.histogram = pg.HistogramLUTWidget(image=self._frame)
@@ -155,6 +181,18 @@ class PreviewWindow(QtWidgets.QMainWindow):
             "Unchecked: the stack's z range stretched to fill the panel."
         )
         self.true_scale_box.toggled.connect(self._true_scale_toggled)
+        self.true_scale_box.toggled.connect(self._turned)
+        self.azimuth_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.azimuth_slider.setRange(0, 359)
+        self.azimuth_slider.setValue(30)
+        self.elevation_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.elevation_slider.setRange(0, 90)
+        self.elevation_slider.setValue(30)
+        for slider in (self.azimuth_slider, self.elevation_slider):
+            slider.setToolTip("The 3D view's angle (or drag the view)")
+            slider.valueChanged.connect(self._turned)
+        # when the 3D view was drawn, and of which stack
+        self._drawn_3d: tuple[float, tuple[Any, ...] | None] = (-1.0, None)
         auto = QtWidgets.QPushButton("auto contrast")
         auto.clicked.connect(self.auto_contrast)
 
@@ -166,6 +204,9 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self.controls_layout.addWidget(self.opacity_slider)
         self.controls_layout.addWidget(self.sections_box)
         self.controls_layout.addWidget(self.true_scale_box)
+        self.controls_layout.addWidget(QtWidgets.QLabel("3D: turn / tilt"))
+        self.controls_layout.addWidget(self.azimuth_slider)
+        self.controls_layout.addWidget(self.elevation_slider)
         self.controls_layout.addWidget(auto)
         self.controls_layout.addWidget(self.histogram, 1)
         controls.setFixedWidth(210)
@@ -182,7 +223,11 @@ class PreviewWindow(QtWidgets.QMainWindow):
         right.addWidget(self.focus_view, 0, 0)
         right.addWidget(self.depth_view, 0, 1)
         right.addWidget(self.aif_view, 1, 0)
-        right.addWidget(self.curve_view, 1, 1)
+        right.addWidget(self.view3d, 1, 1)
+        right.addWidget(self.curve_view, 2, 0, 1, 2)
+        right.setRowStretch(0, 3)
+        right.setRowStretch(1, 3)
+        right.setRowStretch(2, 2)
         central = QtWidgets.QWidget()
         main = QtWidgets.QHBoxLayout(central)
         main.addLayout(left, 5)
@@ -400,8 +445,53 @@ class PreviewWindow(QtWidgets.QMainWindow):
             self._xz.setImage(xz, levels=levels, rect=QtCore.QRectF(0, z0, nx, span))
             self._yz.setImage(yz.T, levels=levels, rect=QtCore.QRectF(z0, 0, span, ny))
             self._fit_true_scale()
+        self._draw_3d()
         if result is not None:
             self._draw_curve(result, vol)
+
+    def _turn_by(self, dx: float, dy: float) -> None:
+        """Turn the 3D view by a drag of (dx, dy) screen pixels (half a degree each)."""
+        azimuth = (self.azimuth_slider.value() - round(dx / 2)) % 360
+        self.azimuth_slider.setValue(azimuth)
+        self.elevation_slider.setValue(
+            min(90, max(0, self.elevation_slider.value() + round(dy / 2)))
+        )
+
+    def _turned(self, *_: Any) -> None:
+        self._draw_3d(now=True)
+
+    def _draw_3d(self, *_: Any, now: bool = False) -> None:
+        """The current stack's in-focus voxels from the sliders' angle (:mod:`._render`): at
+        once when the angle or the stack changes (or ``now``), else at most every
+        :data:`VIEW3D_INTERVAL_S` as the stack grows (a draw costs up to some 40 ms)."""
+        snap = self._snapshot
+        vol = snap.volume if snap is not None else None
+        result = snap.result if snap is not None else None
+        if vol is None:
+            return
+        stack = (vol.t, vol.frame_shape, min(vol.planes, default=-1))
+        at, last = self._drawn_3d
+        clock = time.perf_counter()
+        if not now and last == stack and clock - at < VIEW3D_INTERVAL_S:
+            return
+        self._drawn_3d = (clock, stack)
+        z_per_um = None
+        if result is not None and self.true_scale_box.isChecked() and result.pixel_size > 0:
+            z_per_um = 1.0 / float(result.pixel_size)
+        levels = self.histogram.item.getLevels()
+        image = render_volume(
+            vol.planes,
+            vol.z_um,
+            vol.factor,
+            vol.frame_shape,
+            azimuth=float(self.azimuth_slider.value()),
+            elevation=float(self.elevation_slider.value()),
+            z_per_um=z_per_um,
+            size=VIEW3D_SIDE,
+            levels=(float(levels[0]), float(levels[1])),
+            cache=self._voxels,
+        )
+        self._view3d.setImage(image, autoLevels=False, levels=(0, 255))
 
     def _draw_curve(self, r: FrameResult, vol: StackVolume | None) -> None:
         curve = np.asarray(r.curve, dtype=np.float64).ravel()
