@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from livefocus.preview._render import (
     EDGE_GREY,
     VIRIDIS,
+    View,
     VoxelCache,
     render_volume,
     render_volume_reference,
@@ -48,15 +49,13 @@ def test_the_fast_splat_matches_its_referee(
     planes = _planes(seed, n, nz)
     z_um = {z: 1.5 * z for z in planes}
     shape = (n * factor, n * factor)
-    kwargs: dict[str, Any] = {"azimuth": azimuth, "elevation": elevation, "size": size}
-    fast = render_volume(planes, z_um, factor, shape, **kwargs)
-    np.testing.assert_array_equal(
-        fast, render_volume_reference(planes, z_um, factor, shape, **kwargs)
-    )
+    view = View(azimuth=azimuth, elevation=elevation, size=size)
+    fast = render_volume(planes, z_um, factor, shape, view)
+    np.testing.assert_array_equal(fast, render_volume_reference(planes, z_um, factor, shape, view))
     cached = VoxelCache()  # with the cache, twice: the same image
     for _ in range(2):
         np.testing.assert_array_equal(
-            render_volume(planes, z_um, factor, shape, cache=cached, **kwargs), fast
+            render_volume(planes, z_um, factor, shape, view, cached), fast
         )
 
 
@@ -71,8 +70,8 @@ def _one(points: dict[int, list[tuple[int, int]]], n: int = 32) -> dict[int, np.
 def test_from_above_the_frame_is_seen_as_drawn_and_the_top_plane_hides_the_rest() -> None:
     z_um = {0: 0.0, 1: 2.0, 2: 4.0}
     planes = _one({0: [(8, 24)], 2: [(8, 24)], 1: [(24, 4)]})
-    view = {"azimuth": 0.0, "elevation": 90.0, "size": 64, "levels": (0.0, 50.0)}
-    image = render_volume(planes, z_um, 1, (32, 32), **view)
+    view = View(azimuth=0.0, elevation=90.0, size=64, levels=(0.0, 50.0))
+    image = render_volume(planes, z_um, 1, (32, 32), view)
     voxel = image.any(axis=2) & (image != np.array(EDGE_GREY, np.uint8)).any(axis=2)
     rows, cols = np.nonzero(voxel)
     # two voxels of 2 x 2 screen pixels (64 for a 32-pixel frame): the top plane's voxel
@@ -90,13 +89,12 @@ def test_from_above_the_frame_is_seen_as_drawn_and_the_top_plane_hides_the_rest(
 def test_from_the_side_the_nearer_row_hides_the_farther_and_z_points_up() -> None:
     z_um = {0: 0.0, 1: 2.0, 2: 4.0}
     # the same column and plane, rows 4 and 28: at azimuth 0 the larger row is nearer
-    near = render_volume(_one({1: [(28, 16)]}), z_um, 1, (32, 32), azimuth=0, elevation=0, size=64)
-    both = render_volume(
-        _one({1: [(4, 16), (28, 16)]}), z_um, 1, (32, 32), azimuth=0, elevation=0, size=64
-    )
+    side = View(azimuth=0.0, elevation=0.0, size=64)
+    near = render_volume(_one({1: [(28, 16)]}), z_um, 1, (32, 32), side)
+    both = render_volume(_one({1: [(4, 16), (28, 16)]}), z_um, 1, (32, 32), side)
     assert np.array_equal(near, both)
-    low = render_volume(_one({0: [(16, 16)]}), z_um, 1, (32, 32), azimuth=0, elevation=0, size=64)
-    high = render_volume(_one({2: [(16, 16)]}), z_um, 1, (32, 32), azimuth=0, elevation=0, size=64)
+    low = render_volume(_one({0: [(16, 16)]}), z_um, 1, (32, 32), side)
+    high = render_volume(_one({2: [(16, 16)]}), z_um, 1, (32, 32), side)
     grey = np.array(EDGE_GREY, np.uint8)
 
     def row(img: np.ndarray) -> int:
@@ -107,7 +105,7 @@ def test_from_the_side_the_nearer_row_hides_the_farther_and_z_points_up() -> Non
 
 def test_an_empty_volume_draws_only_the_box() -> None:
     planes = {0: np.zeros((16, 16), np.float32), 1: np.zeros((16, 16), np.float32)}
-    image = render_volume(planes, {0: 0.0, 1: 2.0}, 1, (16, 16), size=32)
+    image = render_volume(planes, {0: 0.0, 1: 2.0}, 1, (16, 16), View(size=32))
     colours = {tuple(c) for c in image.reshape(-1, 3)}
     assert colours == {(0, 0, 0), EDGE_GREY}
 

@@ -14,6 +14,7 @@ the tests and of headless screenshots does not give; a point splat of at most
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from livefocus.preview._sizes import VIEW3D_SIDE
 
 __all__ = [
     "MAX_POINTS",
+    "View",
     "VoxelCache",
     "plane_voxels",
     "render_volume",
@@ -48,6 +50,26 @@ VIRIDIS = np.stack(
     [np.interp(np.linspace(0, 8, 256), np.arange(9), _VIRIDIS_ANCHORS[:, k]) for k in range(3)],
     axis=1,
 )
+
+
+@dataclass(frozen=True)
+class View:
+    """How the 3-D view is drawn.
+
+    ``azimuth`` / ``elevation``: degrees (0 / 0 looks along the frame's rows from its last
+    row; elevation 90 from above, the frame as drawn). ``z_per_um``: frame pixels per µm
+    along z (1 / pixel size for the true scale); None stretches the stack's z range to half
+    the frame's longer side. ``size``: the square image's side. ``levels``: the intensity
+    range shaded from dim to full (None: the voxels' own 1-99.5 percentiles).
+    """
+
+    azimuth: float = 30.0
+    elevation: float = 30.0
+    z_per_um: float | None = None
+    size: int = VIEW3D_SIDE
+    levels: tuple[float, float] | None = None
+
+
 #: Grey of the stack box's edges.
 EDGE_GREY = (90, 90, 90)
 #: Most voxels drawn (beyond, every k-th is: the view stays cheap while a stack grows).
@@ -165,24 +187,30 @@ def _prepare(
     z_um: dict[int, float],
     factor: int,
     frame_shape: tuple[int, int],
-    azimuth: float,
-    elevation: float,
-    z_per_um: float | None,
-    size: int,
+    view: View,
     cache: VoxelCache | None,
 ) -> tuple[np.ndarray, np.ndarray, _Screen, int, np.ndarray]:
     """The voxels, their values, the screen, the splat side (screen pixels a voxel covers)
     and the image with the box's edges drawn (what both renderers share)."""
     zs = [float(z_um[z]) for z in planes] or [0.0]
     span = max(zs) - min(zs)
+    z_per_um = view.z_per_um
     if z_per_um is None:  # the z range stretched to half the frame's longer side
         z_per_um = 0.5 * max(frame_shape) / span if span > 0 else 1.0
     xyz, value = voxels(planes, z_um, factor, z_per_um, cache)
-    screen = _Screen(frame_shape, (min(zs) * z_per_um, max(zs) * z_per_um), azimuth, elevation)
-    splat = max(1, math.ceil(factor * size / (2 * screen.half)))
-    image = np.zeros((size, size, 3), np.uint8)
-    _draw_edges(image, screen, frame_shape, (min(zs) * z_per_um, max(zs) * z_per_um))
+    z_range = (min(zs) * z_per_um, max(zs) * z_per_um)
+    screen = _Screen(frame_shape, z_range, view.azimuth, view.elevation)
+    splat = max(1, math.ceil(factor * view.size / (2 * screen.half)))
+    image = np.zeros((view.size, view.size, 3), np.uint8)
+    _draw_edges(image, screen, frame_shape, z_range)
     return xyz, value, screen, splat, image
+
+
+def _pixels(u: np.ndarray, v: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Screen rows and columns of points at ``u``, ``v`` in [0, 1] (clipped to the image)."""
+    rows = np.clip((v * size).astype(np.intp), 0, size - 1)
+    cols = np.clip((u * size).astype(np.intp), 0, size - 1)
+    return rows, cols
 
 
 def _draw_edges(
@@ -197,9 +225,7 @@ def _draw_edges(
                 continue  # not an edge (the z range may be flat: then edges coincide)
             line = np.linspace(corners[i], corners[j], 2 * size)
             u, v, _ = screen.project(line)
-            cols = np.clip((u * size).astype(np.intp), 0, size - 1)
-            rows = np.clip((v * size).astype(np.intp), 0, size - 1)
-            image[rows, cols] = EDGE_GREY
+            image[_pixels(u, v, size)] = EDGE_GREY
 
 
 def render_volume(
@@ -207,31 +233,23 @@ def render_volume(
     z_um: dict[int, float],
     factor: int,
     frame_shape: tuple[int, int],
-    *,
-    azimuth: float = 30.0,
-    elevation: float = 30.0,
-    z_per_um: float | None = None,
-    size: int = VIEW3D_SIDE,
-    levels: tuple[float, float] | None = None,
+    view: View = View(),
     cache: VoxelCache | None = None,
 ) -> np.ndarray:
-    """The stack's in-focus voxels seen from ``azimuth`` / ``elevation`` (degrees), as a
-    ``(size, size, 3)`` uint8 RGB image (black where no voxel is seen).
+    """A stack's in-focus voxels as ``view`` sees them: a ``(size, size, 3)`` uint8 RGB
+    image, black where no voxel is seen.
 
-    ``z_per_um``: frame pixels per µm along z (1 / pixel size for the true scale); None
-    stretches the stack's z range to half the frame's longer side. ``levels``: the intensity
-    range shaded from dim to full (default: the voxels' own 1-99.5 percentiles). ``cache``
-    keeps each plane's voxels between calls (:class:`VoxelCache`).
+    ``planes``: z index -> the plane's ``raw * mask`` subsampled by ``factor`` (zero outside
+    the mask), ``z_um``: z index -> the plane's µm, ``frame_shape``: the full frames' (Y, X).
+    ``cache`` keeps each plane's voxels between calls (:class:`VoxelCache`).
     """
-    xyz, value, screen, splat, image = _prepare(
-        planes, z_um, factor, frame_shape, azimuth, elevation, z_per_um, size, cache
-    )
+    xyz, value, screen, splat, image = _prepare(planes, z_um, factor, frame_shape, view, cache)
     if value.size == 0:
         return image
+    size = view.size
     u, v, far = screen.project(xyz)
-    cols = np.clip((u * size).astype(np.intp), 0, size - 1)
-    rows = np.clip((v * size).astype(np.intp), 0, size - 1)
-    colour = _colours(xyz[:, 2], value, levels, screen.z_range)
+    rows, cols = _pixels(u, v, size)
+    colour = _colours(xyz[:, 2], value, view.levels, screen.z_range)
     # rank: the farthest first, ties in voxel order; each pixel shows its highest rank
     order = np.argsort(-far, kind="stable")
     rank = np.empty(order.size, np.intp)
@@ -255,21 +273,15 @@ def render_volume_reference(
     z_um: dict[int, float],
     factor: int,
     frame_shape: tuple[int, int],
-    *,
-    azimuth: float = 30.0,
-    elevation: float = 30.0,
-    z_per_um: float | None = None,
-    size: int = VIEW3D_SIDE,
-    levels: tuple[float, float] | None = None,
+    view: View = View(),
 ) -> np.ndarray:
     """:func:`render_volume` as a plain loop with an explicit depth buffer (the referee)."""
-    xyz, value, screen, splat, image = _prepare(
-        planes, z_um, factor, frame_shape, azimuth, elevation, z_per_um, size, None
-    )
+    xyz, value, screen, splat, image = _prepare(planes, z_um, factor, frame_shape, view, None)
     if value.size == 0:
         return image
+    size = view.size
     u, v, far = screen.project(xyz)
-    colour = _colours(xyz[:, 2], value, levels, screen.z_range)
+    colour = _colours(xyz[:, 2], value, view.levels, screen.z_range)
     nearest = np.full((size, size), np.inf)
     drawn = np.full((size, size), -1, np.intp)  # the voxel each pixel shows
     for i in range(value.size):

@@ -20,7 +20,7 @@ from livefocus.preview._panels import (
     robust_levels,
     set_image,
 )
-from livefocus.preview._render import VoxelCache, render_volume
+from livefocus.preview._render import View, VoxelCache, render_volume
 from livefocus.preview._sizes import PANEL_MAX_SIDE, VIEW3D_SIDE, VOLUME_MAX_SIDE
 from livefocus.preview._state import PreviewState, Snapshot, StackVolume
 from livefocus.stream.types import FrameResult, Metrics
@@ -479,17 +479,15 @@ class PreviewWindow(QtWidgets.QMainWindow):
         if result is not None and self.true_scale_box.isChecked() and result.pixel_size > 0:
             z_per_um = 1.0 / float(result.pixel_size)
         levels = self.histogram.item.getLevels()
-        image = render_volume(
-            vol.planes,
-            vol.z_um,
-            vol.factor,
-            vol.frame_shape,
+        view = View(
             azimuth=float(self.azimuth_slider.value()),
             elevation=float(self.elevation_slider.value()),
             z_per_um=z_per_um,
             size=VIEW3D_SIDE,
             levels=(float(levels[0]), float(levels[1])),
-            cache=self._voxels,
+        )
+        image = render_volume(
+            vol.planes, vol.z_um, vol.factor, vol.frame_shape, view, cache=self._voxels
         )
         self._view3d.setImage(image, autoLevels=False, levels=(0, 255))
 
