@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import useq
 from support.cli import run_cli
+from support.timelapse import INTERVAL, timelapse
 
 from livefocus.devices import demo_camera, demo_core
 from livefocus.stream import open_store, stream
@@ -23,18 +24,8 @@ from livefocus.stream.follow import FocusFollower
 PLAN = useq.ZRangeAround(range=8.0, step=2.0)  # planes at -4 .. 4 µm
 
 
-#: Seconds between the stacks of the unit tests' sequences: far beyond the tests' own time,
-#: so that each stack's start is its schedule and the extrapolation in time is exact.
-INTERVAL = 100.0
-
-
 def _sequence(loops: int, interval: float = INTERVAL, **kwargs: Any) -> useq.MDASequence:
-    return useq.MDASequence(
-        z_plan=PLAN,
-        time_plan=useq.TIntervalLoops(interval=interval, loops=loops),
-        axis_order=kwargs.pop("axis_order", "tpcz"),
-        **kwargs,
-    )
+    return timelapse(PLAN, loops, interval, **kwargs)
 
 
 def _follower(drifts: list[dict[str, Any]], **kwargs: Any) -> FocusFollower:

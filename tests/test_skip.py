@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import useq
 from support.cli import run_cli
+from support.timelapse import INTERVAL, timelapse
 
 from livefocus.devices import demo_camera, demo_core, demo_truth
 from livefocus.io import read_stack
@@ -24,18 +25,9 @@ from livefocus.stream.skip import PlaneSkipper
 PLAN = useq.ZRangeAround(range=20.0, step=2.0)  # 11 planes, indices 0 .. 10
 PLANES = len(list(PLAN))
 
-#: Seconds between the stacks of the unit tests' sequences: far beyond the tests' own time,
-#: so that a wait for the previous stack's masks ends when they come, never by time.
-INTERVAL = 100.0
-
 
 def _sequence(loops: int, interval: float = INTERVAL, **kwargs: Any) -> useq.MDASequence:
-    return useq.MDASequence(
-        z_plan=PLAN,
-        time_plan=useq.TIntervalLoops(interval=interval, loops=loops),
-        axis_order=kwargs.pop("axis_order", "tpcz"),
-        **kwargs,
-    )
+    return timelapse(PLAN, loops, interval, **kwargs)
 
 
 def _skipper(found: list[dict[str, Any]], **kwargs: Any) -> PlaneSkipper:
