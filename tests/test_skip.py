@@ -57,17 +57,21 @@ def _run(
 def test_later_stacks_keep_the_planes_near_the_focus_found() -> None:
     found: list[dict[str, Any]] = []
     skipper = _skipper(found, margin=2)
-    planes = _run(skipper, found, {0: [4, 5, 6], 1: [5, 6, 7], 2: [0, 1]}, _sequence(4))
+    in_focus = {0: [4, 5, 6], 1: [4, 5, 6], 2: [3, 4, 5], 3: [0, 1]}
+    planes = _run(skipper, found, in_focus, _sequence(5))
     assert planes[0] == list(range(PLANES))  # the first stack is whole
     assert planes[1] == [2, 3, 4, 5, 6, 7, 8]
-    assert planes[2] == [3, 4, 5, 6, 7, 8, 9]
-    assert planes[3] == [0, 1, 2, 3]  # clipped at the plan's first plane
-    assert [s["t"] for s in skipper.skips] == [1, 2, 3]
-    assert [(s["first"], s["last"], s["skipped"]) for s in skipper.skips] == [
-        (2, 8, 4),
-        (3, 9, 4),
-        (0, 3, 7),
+    assert planes[2] == [2, 3, 4, 5, 6, 7, 8]  # a still specimen: the same planes
+    # in focus next to stack 2's lowest kept plane (2): the specimen may go on below it
+    assert planes[3] == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert planes[4] == [0, 1, 2, 3]  # clipped at the plan's first plane
+    assert [(s["t"], s["first"], s["last"], s["skipped"]) for s in skipper.skips] == [
+        (1, 2, 8, 4),
+        (2, 2, 8, 4),
+        (3, 0, 7, 3),
+        (4, 0, 3, 7),
     ]
+    assert "widened" in skipper.skips[2]["why"] and "widened" not in skipper.skips[3]["why"]
 
 
 def test_stacks_are_whole_at_every_full_stack_and_when_nothing_was_in_focus() -> None:
@@ -98,11 +102,28 @@ def test_masks_not_known_in_time_keep_the_stack_whole() -> None:
     assert 0.3 <= time.perf_counter() - started < 5.0
 
 
+def test_a_cancelled_wait_records_nothing_and_lost_frames_keep_the_next_stack_whole() -> None:
+    stop = threading.Event()
+    cancelled = PlaneSkipper(lambda since: [], wait_s=60.0, cancelled=stop.is_set)
+    threading.Timer(0.2, stop.set).start()
+    events = list(cancelled.events(_sequence(2, interval=0.0)))
+    assert cancelled.skips == [] and len(events) == 2 * PLANES  # stack 1 is never acquired
+    found: list[dict[str, Any]] = []
+    skipper = _skipper(found)
+    # stack 0 lost plane 9 (dropped): its masks cannot say the specimen ends there
+    given = skipper.events(_sequence(2))
+    for event in given:
+        if event.index["t"] == 0 and event.index["z"] == PLANES - 1:
+            planes = [z for z in range(PLANES) if z != 9]
+            found.append({"p": 0, "t": 0, "c": 0, "planes": planes, "in_focus": [4, 5]})
+    assert skipper.skips[0]["skipped"] == 0 and "lost frames" in skipper.skips[0]["why"]
+
+
 def test_the_planes_of_every_channel_count_and_all_are_waited_for() -> None:
-    """Two channels in focus on planes 3 and 7: the next stack keeps 3-7 (margin 0) in both
+    """Two channels in focus on planes 3 and 7: the next stack keeps 2-8 (margin 1) in both
     channels, also when the second channel's entry comes late (from another thread)."""
     found: list[dict[str, Any]] = []
-    skipper = _skipper(found, margin=0, wait_s=5.0)
+    skipper = _skipper(found, margin=1, wait_s=5.0)
     sequence = _sequence(2, channels=["DAPI", "FITC"], axis_order="tpcz")
     late: list[threading.Timer] = []
     acquired: list[tuple[int, int]] = []
@@ -120,14 +141,15 @@ def test_the_planes_of_every_channel_count_and_all_are_waited_for() -> None:
                 found.append(entry)
     for timer in late:
         timer.join()
-    assert acquired == [(c, z) for c in (0, 1) for z in range(3, 8)]
-    assert skipper.skips[0]["skipped"] == 2 * (PLANES - 5)
+    assert acquired == [(c, z) for c in (0, 1) for z in range(2, 9)]
+    assert skipper.skips[0]["skipped"] == 2 * (PLANES - 7)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"margin": -1}, "skip_margin"),
+        ({"margin": 0}, "skip_margin must be a whole number of planes >= 1"),
         ({"margin": 1.5}, "skip_margin"),
         ({"margin": True}, "skip_margin"),
         ({"full_every": 1}, "skip_full_every"),
@@ -174,6 +196,11 @@ def test_trimmed_demo_stacks_segment_the_specimen_as_whole_ones(tmp_path: Path) 
     assert store.meta["plane_skips"] == skips
     with pytest.raises(ValueError, match="skipped by --skip-planes"):  # not read as lost frames
         read_stack(report.path)
+    # the depth of a trimmed stack is measured from the plan's first plane, as a whole one's
+    depth = np.asarray(store.array("depth"))[:, 0]
+    for t in (1, 2):
+        both = np.isfinite(depth[0]) & np.isfinite(depth[t])
+        assert both.sum() > 1000 and np.median(np.abs(depth[t] - depth[0])[both]) < 0.5
     truth = demo_truth(core, report.z_positions[(0, 0, 0)])
     masks = np.asarray(store.array("mask_depth"))[:, 0].astype(bool)
     whole = mask_scores(masks[0], truth)["iou"]

@@ -41,6 +41,7 @@ CLI_CASES = [
     ([*DEMO, "--model", "no-such-model"], "no-such-model"),
     ([*DEMO, "--model", "none", "--calibrate", "cal"], "--calibrate fine-tunes a U-Net"),
     ([*DEMO, "--follow-drift", "--time-points", "2"], "--follow-drift: follow_drift needs at"),
+    ([*DEMO, "--follow-xy", "--time-points", "3"], "--follow-xy: follow_xy follows the drift"),
     ([*DEMO, "--skip-planes"], "--skip-planes: skip_planes needs at least 2 time points"),
     ([*DEMO, "--skip-margin", "-1"], "--skip-margin: skip_margin must be a whole number"),
     ([*ACQUIRE, "--z-range", "4", "--step", "2", "--skip-full-every", "1"], "--skip-full-every"),

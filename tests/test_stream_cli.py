@@ -122,11 +122,23 @@ def test_replay_takes_the_depth_rules_options(
 
 
 def test_acquire_far_beyond_the_xy_travel_fails_cleanly(tmp_path: Path) -> None:
-    """A position the demo XY stage cannot reach in time: the run ends with an error status
-    and exit 1; the devices are unloaded before Python exits, which otherwise aborted the
-    process there (exit 134, "FATAL: exception not rethrown")."""
+    """A position the DemoCamera's XY stage (``DXYStage``) cannot reach in time: the run ends
+    with an error status and exit 1; the devices are unloaded before Python exits, which
+    otherwise aborted the process there (exit 134, "FATAL: exception not rethrown")."""
+    config = tmp_path / "dxy.cfg"
+    text = (
+        DEMO_CFG.read_text()
+        .replace("#py pyDevice,XY,livefocus.devices,SimXYStage\n", "")
+        .replace("#py Property,XY,Link,livefocus\n", "")
+    )
+    text = text.replace(
+        "Device,Objective,DemoCamera,DObjective\n",
+        "Device,Objective,DemoCamera,DObjective\nDevice,XY,DemoCamera,DXYStage\nParent,XY,DHub\n",
+    )
+    assert "DXYStage" in text and "SimXYStage" not in text
+    config.write_text(text)
     code, out, err = run_cli(
-        "acquire", "--config", str(DEMO_CFG), "--z-range", "4", "--step", "1",
+        "acquire", "--config", str(config), "--z-range", "4", "--step", "1",
         "--positions", "9e5,9e5", "--no-preview", "-o", "far.ome.zarr", cwd=tmp_path,
     )  # fmt: skip
     assert code == 1, (code, err)
@@ -134,6 +146,7 @@ def test_acquire_far_beyond_the_xy_travel_fails_cleanly(tmp_path: Path) -> None:
     # the outcome is on stderr too, one line
     assert err.strip().splitlines()[-1].startswith("error: acquisition failed: ")
     assert err.strip().endswith("(0 of 5 frames stored)")
+    assert open_store(tmp_path / "far.ome.zarr").meta["status"].startswith("error: acquisition")
     # a position beyond any stage (1 m) is refused before anything is made
     code, _, err = run_cli(
         "acquire", "--config", str(DEMO_CFG), "--z-range", "4", "--step", "1",
@@ -141,7 +154,13 @@ def test_acquire_far_beyond_the_xy_travel_fails_cleanly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 2 and "--positions must lie within" in err, err
     assert not (tmp_path / "farther.ome.zarr").exists()
-    assert open_store(tmp_path / "far.ome.zarr").meta["status"].startswith("error: acquisition")
+    # the demo's own XY stage states its travel (±10 mm): beyond it, refused likewise
+    code, _, err = run_cli(
+        "acquire", "--config", str(DEMO_CFG), "--z-range", "4", "--step", "1",
+        "--positions", "9e5,9e5", "--no-preview", "-o", "beyond.ome.zarr", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 2 and "beyond the travel of XY stage 'XY'" in err, err
+    assert not (tmp_path / "beyond.ome.zarr").exists()
 
 
 def test_acquire_time_lapse_and_positions(tmp_path: Path) -> None:

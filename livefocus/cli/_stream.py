@@ -111,6 +111,15 @@ FollowOpt = Annotated[
         "planes by the specimen's measured axial drift.",
     ),
 ]
+FollowXYOpt = Annotated[
+    bool,
+    typer.Option(
+        "--follow-xy",
+        help="With --follow-drift: follow laterally too, moving the XY stage by the specimen's "
+        "measured lateral drift (the image's axes taken as the stage's unless the pixel "
+        "configuration has an affine transform).",
+    ),
+]
 SkipOpt = Annotated[
     bool,
     typer.Option(
@@ -153,6 +162,7 @@ class StreamOptions:
     frame_timeout: float = 60.0
     calibrate: Path | None = None
     follow_drift: bool = False
+    follow_xy: bool = False
     skip_planes: bool = False
     skip_margin: int = 2
     skip_full_every: int = 10
@@ -278,6 +288,7 @@ def _execute(
             calibrate=options.calibrate,
             handler=runs.append,
             follow_drift=options.follow_drift,
+            follow_xy=options.follow_xy,
             skip_planes=options.skip_planes,
             skip_margin=options.skip_margin,
             skip_full_every=options.skip_full_every,
@@ -328,7 +339,10 @@ def _follow_text(entry: dict[str, Any]) -> str:
     """One stack's move to follow the focus in words."""
     where = f"p {entry['p']} " if entry["p"] else ""
     how = "" if entry["measured"] else " (extrapolated: no drift measured in time)"
-    return f"{where}t {entry['t']}: planes moved {entry['offset_um']:+.2f} µm{how}"
+    xy = ""
+    if "x_offset_um" in entry:
+        xy = f", stage moved x {entry['x_offset_um']:+.2f} µm, y {entry['y_offset_um']:+.2f} µm"
+    return f"{where}t {entry['t']}: planes moved {entry['offset_um']:+.2f} µm{xy}{how}"
 
 
 def _skip_text(entry: dict[str, Any]) -> str:
@@ -336,7 +350,7 @@ def _skip_text(entry: dict[str, Any]) -> str:
     where = f"p {entry['p']} " if entry["p"] else ""
     return (
         f"{where}t {entry['t']}: planes {entry['first']}-{entry['last']} acquired, "
-        f"{entry['skipped']} frames skipped ({entry['why']})"
+        f"{entry['skipped']} frame{'' if entry['skipped'] == 1 else 's'} skipped ({entry['why']})"
     )
 
 
@@ -529,6 +543,7 @@ def demo(
         ),
     ] = None,
     follow_drift: FollowOpt = False,
+    follow_xy: FollowXYOpt = False,
     skip_planes: SkipOpt = False,
     skip_margin: SkipMarginOpt = 2,
     skip_full_every: SkipFullEveryOpt = 10,
@@ -772,6 +787,7 @@ def acquire(
     frame_timeout: TimeoutOpt = 60.0,
     calibrate: CalibrateOpt = None,
     follow_drift: FollowOpt = False,
+    follow_xy: FollowXYOpt = False,
     skip_planes: SkipOpt = False,
     skip_margin: SkipMarginOpt = 2,
     skip_full_every: SkipFullEveryOpt = 10,

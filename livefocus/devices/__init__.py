@@ -1,7 +1,8 @@
 """Micro-Manager Python devices and ready cores (pymmcore-plus ``UniMMCore``).
 
 - :class:`SpecimenCamera` images the simulated specimen of :mod:`livefocus.sim` at the Z of
-  the :class:`SimZStage` it is linked to (the ``Link`` property, :mod:`._link`).
+  the :class:`SimZStage` it is linked to (the ``Link`` property, :mod:`._link`), through the
+  field of view of the :class:`SimXYStage` linked to it, if any.
 - :class:`ReplayCamera` serves the plane of a saved stack nearest to the stage's Z.
 - :func:`demo_core`, :func:`replay_core`: cores loaded from ``device_configs/demo.cfg`` and
   ``replay.cfg``; :func:`demo_truth` gives the exact truth of any frame of a demo core.
@@ -25,6 +26,7 @@ from livefocus.devices._link import DEFAULT_LINK, Linked
 from livefocus.devices._replay import ReplayCamera, replay_frames
 from livefocus.devices._specimen import SpecimenCamera
 from livefocus.devices._stage import SimZStage
+from livefocus.devices._xystage import SimXYStage
 
 __all__ = [
     "DEFAULT_LINK",
@@ -33,6 +35,7 @@ __all__ = [
     "REPLAY_DEFAULT_PATH",
     "Linked",
     "ReplayCamera",
+    "SimXYStage",
     "SimZStage",
     "SpecimenCamera",
     "demo_camera",

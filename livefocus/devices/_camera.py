@@ -43,6 +43,11 @@ class LinkedCamera(Linked, SimpleCameraDevice):
     def prefetch(self, z_positions: tuple[float, ...]) -> None:
         """Prepare the frames of a Z sequence ahead of time (nothing to do by default)."""
 
+    def field_xy(self) -> tuple[float, float]:
+        """Where the linked XY stage has moved the field of view (µm; (0, 0) without one)."""
+        stage = linked("xystage", self._link)
+        return (0.0, 0.0) if stage is None else stage.field_offset_um()
+
     def stage_z(self) -> float:
         """Z (µm) of the linked stage for the next frame (a trigger under a sequence)."""
         stage = linked("stage", self._link)

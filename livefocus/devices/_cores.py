@@ -47,22 +47,22 @@ DEMO_CFG = """\
 # Lines starting with "#py " are Python devices; plain pymmcore skips them as comments.
 Property,Core,Initialize,0
 
-# Demo adapters (DemoCamera library): hub, a second camera, shutter, XY stage, objective.
+# Demo adapters (DemoCamera library): hub, a second camera, shutter, objective.
 Device,DHub,DemoCamera,DHub
 Device,DemoCam,DemoCamera,DCam
 Device,Shutter,DemoCamera,DShutter
-Device,XY,DemoCamera,DXYStage
 Device,Objective,DemoCamera,DObjective
 Parent,DemoCam,DHub
 Parent,Shutter,DHub
-Parent,XY,DHub
 Parent,Objective,DHub
 
-# The simulated specimen camera and Z stage (livefocus.devices). Camera and stage share
-# the Link name; the camera renders the specimen at the stage's Z. The objects lie within
-# +-ObjectRangeUm of Z = 0; the stage travels {margin:g} um further on each side.
+# The simulated specimen camera, Z and XY stages (livefocus.devices). They share the Link
+# name; the camera renders the specimen at the Z stage's position, in the field of view the
+# XY stage has moved to. The objects lie within +-ObjectRangeUm of Z = 0; the Z stage
+# travels {margin:g} um further on each side.
 #py pyDevice,Camera,livefocus.devices,SpecimenCamera
 #py pyDevice,Z,livefocus.devices,SimZStage
+#py pyDevice,XY,livefocus.devices,SimXYStage
 #py Property,Camera,Link,{link}
 #py Property,Camera,Seed,{seed}
 #py Property,Camera,Contrast,{contrast}
@@ -73,6 +73,7 @@ Parent,Objective,DHub
 #py Property,Z,Link,{link}
 #py Property,Z,LowerLimitUm,{z_lo:g}
 #py Property,Z,UpperLimitUm,{z_hi:g}
+#py Property,XY,Link,{link}
 
 Property,Core,Initialize,1
 
@@ -82,6 +83,7 @@ Label,Objective,0,Objective-0
 # Roles
 #py Property,Core,Camera,Camera
 #py Property,Core,Focus,Z
+#py Property,Core,XYStage,XY
 Property,Core,Shutter,Shutter
 Property,Core,AutoShutter,1
 

@@ -20,11 +20,13 @@ DEFAULT_LINK = "livefocus"
 _REGISTRIES: dict[str, weakref.WeakValueDictionary[str, Any]] = {
     "stage": weakref.WeakValueDictionary(),
     "camera": weakref.WeakValueDictionary(),
+    "xystage": weakref.WeakValueDictionary(),
 }
 
 
 def linked(role: str, link: str) -> Any:
-    """The initialised device of ``role`` (``"stage"`` or ``"camera"``) under ``link``, or None."""
+    """The initialised device of ``role`` (``"stage"``, ``"camera"`` or ``"xystage"``) under
+    ``link``, or None."""
     return _REGISTRIES[role].get(link)
 
 

@@ -169,9 +169,14 @@ class SpecimenCamera(LinkedCamera):
             spec.prefetch([z + step, z + 2 * step])
         moments = self._moments(spec, z)
         meta = {"SimZ_um": f"{z:.6g}"}
-        if offset is not None:
+        # the specimen's place in the field: its drift, less where the XY stage has moved
+        # the field of view (a stage at +x sees the specimen x further toward lower columns)
+        field_x, field_y = self.field_xy()
+        dx, dy = (0.0, 0.0) if offset is None else offset[:2]
+        if offset is not None or field_x or field_y:
             pixel = float(self._settings["PixelSizeUm"])
-            moments = _shifted(moments, offset[0] / pixel, offset[1] / pixel)
+            moments = _shifted(moments, (dx - field_x) / pixel, (dy - field_y) / pixel)
+        if offset is not None:
             meta["SimDrift_um"] = ",".join(f"{v:.6g}" for v in offset)
         self.last_drift_um = offset
         self._camera_model.expose_moments(moments, self._rng, out=buffer)

@@ -132,12 +132,17 @@ class StackEntries:
         wait_s: float,
         start: float,
         cancelled: Callable[[], bool],
+        end: Callable[[int, int], None] | None = None,
     ) -> bool:
         """Wait until stack ``key`` has an entry for each of its ``channels``, at most until
-        the later of ``wait_s`` from now and ``start``; whether all came."""
+        the later of ``wait_s`` from now and ``start``; whether all came. ``end(p, t)``, when
+        given, is called first if they are not there yet: it asks the pipeline to finish that
+        stack now (its last planned frame may never come)."""
 
         def came() -> bool:
             self.update()
             return len(self.by_stack.get(key, ())) >= channels
 
+        if not came() and end is not None:
+            end(*key)
         return wait_until(came, wait_s, start, cancelled)

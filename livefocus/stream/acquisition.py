@@ -50,6 +50,7 @@ def stream(
     handler: Callable[[MDAHandler], None] | None = None,
     follow_drift: bool = False,
     follow_wait_s: float = 10.0,
+    follow_xy: bool = False,
     skip_planes: bool = False,
     skip_margin: int = 2,
     skip_full_every: int = 10,
@@ -85,6 +86,12 @@ def stream(
     follow_wait_s : float
         With ``follow_drift`` or ``skip_planes``: the longest wait before a stack for the
         previous stack's drift or masks, beyond the stack's scheduled start.
+    follow_xy : bool
+        With ``follow_drift``: follow laterally too, moving the XY stage by the specimen's
+        measured lateral drift (each stack's X/Y from the third on; the report's
+        ``focus_offsets`` get ``x_offset_um`` and ``y_offset_um``). Needs an XY stage and the
+        camera's pixel size; the image's axes are taken as the stage's unless the pixel
+        configuration has an affine transform, which is then used.
     skip_planes : bool
         Skip planes: from each position's second stack on, acquire only the planes from
         ``skip_margin`` planes below to ``skip_margin`` above those where the previous
@@ -102,6 +109,9 @@ def stream(
     layout = sequence_layout(sequence)  # a bad sequence fails here, before any set-up
     if follow_drift:
         _check_order(sequence, layout.time_points, "follow_drift", 3, _FIRST_DRIFT)
+    to_stage = _to_stage(core) if follow_xy else None
+    if follow_xy and not follow_drift:
+        raise ValueError("follow_xy follows the drift laterally too: pass follow_drift=True")
     if skip_planes:
         _check_order(sequence, layout.time_points, "skip_planes", 2, "the first stack is whole")
         check_skip(skip_margin, skip_full_every)
@@ -111,6 +121,7 @@ def stream(
         )
     _check_channels(core, sequence)
     _check_travel(core, sequence)
+    _check_xy_travel(core, sequence)
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
     run = MDAHandler(
@@ -151,6 +162,7 @@ def stream(
                 wait_s=follow_wait_s,
                 cancelled=cancelled,
                 on_skip=run.note_plane_skip,
+                end_stacks=run.end_stacks,
             )
         )
     if follow_drift:
@@ -161,6 +173,10 @@ def stream(
                 limits=_travel(core),
                 cancelled=cancelled,
                 on_offset=run.note_focus_offset,
+                end_stacks=run.end_stacks,
+                to_stage=to_stage,
+                xy_origin=lambda: _xy(core),
+                xy_limits=_xy_travel(core),
             )
         )
     if planners:
@@ -214,12 +230,39 @@ def _check_order(sequence: Any, time_points: int, name: str, least: int, why: st
     whose channels each run their own time lapse."""
     if time_points < least:
         raise ValueError(f"{name} needs at least {least} time points ({why}), got {time_points}")
-    order = str(getattr(sequence, "axis_order", "") or "")
+    order = "".join(getattr(sequence, "axis_order", "") or "")
     if getattr(sequence, "channels", ()) and "c" in order and order.index("c") < order.index("t"):
         raise ValueError(
             f"{name} needs the time axis before the channel axis (axis order {order!r}: "
             "each channel's time lapse would run on its own)"
         )
+
+
+def _to_stage(core: Any) -> Any:
+    """µm of XY stage per image pixel (2 x 2) for following laterally: the pixel
+    configuration's affine transform when it has one, else the pixel size on the diagonal
+    (the camera's axes taken as the stage's); refuses a core without an XY stage or a pixel
+    size."""
+    if not str(core.getXYStageDevice() or ""):
+        raise ValueError("follow_xy needs an XY stage: the configuration sets none")
+    pixel = float(core.getPixelSizeUm() or 0.0)
+    if not (math.isfinite(pixel) and pixel > 0):
+        raise ValueError("follow_xy needs the camera's pixel size: the configuration sets none")
+    a = [float(v) for v in core.getPixelSizeAffine()]
+    if len(a) != 6 or a == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]:  # none set (the core's default)
+        return [[pixel, 0.0], [0.0, pixel]]
+    det = a[0] * a[4] - a[1] * a[3]
+    if not (math.isfinite(det) and abs(det) > 1e-12):
+        raise ValueError(
+            f"follow_xy: the pixel configuration's affine transform {tuple(a)} is not invertible"
+        )
+    return [[a[0], a[1]], [a[3], a[4]]]
+
+
+def _xy(core: Any) -> tuple[float, float]:
+    """The XY stage's position (µm)."""
+    x, y = core.getXYPosition()
+    return float(x), float(y)
 
 
 def _mda_cancelled(core: Any) -> bool:
@@ -260,6 +303,32 @@ def _check_travel(core: Any, sequence: Any) -> None:
             f"z_range: the Z plan reaches {min(zs):g} to {max(zs):g} µm, beyond the travel of "
             f"focus stage {stage!r} ({lo:g} to {hi:g} µm)"
         )
+
+
+def _xy_travel(core: Any) -> tuple[float, float] | None:
+    """The XY stage's travel on each axis (µm) where it states it (the simulated stage's
+    ``LimitUm``), else None."""
+    stage = str(core.getXYStageDevice() or "")
+    if not stage or not core.hasProperty(stage, "LimitUm"):
+        return None
+    limit = float(core.getProperty(stage, "LimitUm"))
+    return (-limit, limit)
+
+
+def _check_xy_travel(core: Any, sequence: Any) -> None:
+    """Refuse stage positions beyond the XY stage's travel, where it states it, before the
+    store exists."""
+    travel = _xy_travel(core)
+    if travel is None:
+        return
+    stage, limit = str(core.getXYStageDevice()), travel[1]
+    for p in sequence.stage_positions:
+        for value in (p.x, p.y):
+            if value is not None and abs(float(value)) > limit:
+                raise ValueError(
+                    f"positions: ({p.x:g}, {p.y:g}) µm lies beyond the travel of XY stage "
+                    f"{stage!r} (±{limit:g} µm)"
+                )
 
 
 def _check_channels(core: Any, sequence: Any) -> None:

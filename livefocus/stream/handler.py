@@ -104,16 +104,25 @@ class StreamReport:
         return self.status == "complete" and self.metrics.frames_out == self.expected
 
 
+#: The starts of pymmcore-plus's warnings of an event's setting it could not make; its engine
+#: then acquires the frame anyway, elsewhere or otherwise than asked.
+_FAILED_SETTINGS = ("Failed to set XY position", "Failed to set channel", "Failed to set exposure")
+
+
 class _CameraErrors(logging.Handler):
-    """Collects the camera errors that pymmcore-plus's engine logs instead of raising."""
+    """Collects the camera errors, and the stage moves that failed, that pymmcore-plus's
+    engine logs instead of raising (after a failed move it acquires where the stage stood)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
+        self.failed_moves: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if "snap" in text.lower() or "image" in text.lower() or record.levelno >= logging.ERROR:
+        if text.startswith(_FAILED_SETTINGS):
+            self.failed_moves.append(text)
+        elif "snap" in text.lower() or "image" in text.lower() or record.levelno >= logging.ERROR:
             self.messages.append(text)
 
 
@@ -339,6 +348,7 @@ class MDAHandler:
                 frame_timeout=self.frame_timeout,
                 on_stall=self.cancel_acquisition,
                 on_stack=self._stack_done if self.calibrate is not None else None,
+                plan_um=layout.plan_um,
             )
             if self.out is not None:
                 self.store = StoreWriter(
@@ -494,6 +504,13 @@ class MDAHandler:
         pipeline = self.pipeline
         return [] if pipeline is None else pipeline.stacks_since(start)
 
+    def end_stacks(self, p: int, t: int) -> None:
+        """Ask the pipeline to finish stack ``t`` of position ``p`` once its queued frames are
+        processed (:meth:`Pipeline.end_stacks`; nothing before the first frame)."""
+        pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.end_stacks(p, t)
+
     def note_focus_offset(self, entry: dict[str, Any]) -> None:
         """Record a stack moved to follow the focus (the store's ``focus_offsets`` too)."""
         self._note("focus_offsets", self.focus_offsets, entry)
@@ -603,6 +620,12 @@ class MDAHandler:
             return (
                 f"error: processing failed on {pipeline.faults} frames ({pipeline.first_fault});"
                 " they are stored raw"
+            )
+        failed = self._errors.failed_moves
+        if failed:
+            return (
+                f"error: {len(failed)} event setting(s) failed (a stage move, channel or "
+                f"exposure); those frames were taken as the hardware stood ({failed[0]})"
             )
         expected = self.expected_frames()
         if metrics.frames_in < expected:

@@ -36,7 +36,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,6 +100,7 @@ class _StackWrite:
     masks: dict[str, np.ndarray]
     plane_finals: dict[Index, dict[str, np.ndarray]]
     planes: list[int]
+    depth_shift: float = 0.0  # µm added to the depth: above the plan's lowest plane
 
 
 class _Stop:
@@ -107,6 +108,17 @@ class _Stop:
 
 
 _STOP = _Stop()
+
+
+@dataclass(frozen=True)
+class _EndStacks:
+    """Finish the open stacks of position ``p`` and time point ``t`` once the frames queued
+    before this are processed (:meth:`Pipeline.end_stacks`)."""
+
+    p: int
+    t: int
+
+
 #: Seconds between two rebuilds of a stack's depth / all-in-focus / confidence for the preview.
 MAP_INTERVAL_S = 0.25
 #: Rebuilds of the preview maps are at least this many times their own cost apart (at 4 the
@@ -130,6 +142,8 @@ class _Stack:
     recent: deque[np.ndarray] = field(default_factory=deque)
     # the final model masks of an engine with a z-peak rule, plane by plane
     peaks: ZPeakFinaliser | None = None
+    # stage Z of the plan's first plane for this stack (the planes' z are relative to it)
+    z0: float | None = None
 
 
 def _context(engine: Any) -> int:
@@ -237,6 +251,11 @@ class Pipeline:
     on_stack : callable, optional
         Called on the writer thread with ``(key, StackResult)`` once a Z-stack is written
         (the handler starts a calibration from it); its errors are logged, not raised.
+    plan_um : sequence of float
+        Each plane's Z relative to the plan's first plane (µm), by plane index
+        (:attr:`~livefocus.stream.sequence.SequenceLayout.plan_um`); each stack's depth is
+        relative to the stage Z of its plan's first plane, also when that plane was skipped.
+        Empty: ``z * z_step``.
     """
 
     def __init__(
@@ -256,6 +275,7 @@ class Pipeline:
         frame_timeout: float | None = None,
         on_stall: Callable[[], None] | None = None,
         on_stack: Callable[[Key, StackResult], None] | None = None,
+        plan_um: Sequence[float] = (),
     ) -> None:
         queue_size = check_positive_int(queue_size, "queue_size")
         self.policy: Policy = check_choice(policy, "policy", POLICIES)
@@ -275,6 +295,9 @@ class Pipeline:
                 raise ImportError(f"device 'gpu': {exc}") from exc
         self.settings = settings
         self.z_step = check_positive_number(z_step, "z_step", "µm")
+        #: Each plane's Z relative to the plan's first plane (µm; empty: ``z * z_step``): a
+        #: stack's depth is relative to that plane's stage Z, also when it was not acquired.
+        self.plan_um = tuple(float(v) for v in plan_um)
         #: Whether the pixel size is known (else the drift has no lateral µm).
         self.pixel_size_known = pixel_size is not None
         self.pixel_size = (
@@ -308,7 +331,7 @@ class Pipeline:
         self.first_fault = ""
         #: Whether a frame took longer than ``frame_timeout`` (the rest was written raw).
         self.stalled = False
-        self._frames: queue.Queue[_Frame | _Stop] = queue.Queue(maxsize=queue_size)
+        self._frames: queue.Queue[_Frame | _Stop | _EndStacks] = queue.Queue(maxsize=queue_size)
         self._writes: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self._track = _Tracker(queue_size)
         self._stacks: dict[Key, _Stack] = {}
@@ -433,6 +456,30 @@ class Pipeline:
         with self._z_lock:
             return list(self.drift[start:])
 
+    def end_stacks(self, p: int, t: int) -> None:
+        """Finish the stacks of position ``p`` and time point ``t`` once the frames queued so
+        far are processed, also when their last planned plane never comes (dropped, or not
+        acquired): a planner waiting for what the pipeline measures of them calls this
+        (acquisition thread; waits while the frame queue is full)."""
+        if self._closed or not self._started:
+            return
+        self._put_frame(_EndStacks(int(p), int(t)), time.monotonic() + 1.0)
+
+    def _depth_shift(self, stack: _Stack) -> float:
+        """µm from the plan's lowest plane to the lowest plane the stack acquired: the
+        reconstruction's depth is above the latter, the store's and the preview's above the
+        former (0 for a whole stack; a trimmed one's depth stays comparable)."""
+        if stack.z0 is None or not stack.z or not self.plan_um:
+            return 0.0  # no plan known: the depth stays above the lowest plane acquired
+        plan_low = stack.z0 + min(self.plan_um)
+        return float(min(stack.z) - plan_low)
+
+    def _plan_offset(self, z: int) -> float:
+        """Plane ``z``'s Z relative to the plan's first plane (µm)."""
+        if 0 <= z < len(self.plan_um):
+            return float(self.plan_um[z])
+        return z * self.z_step
+
     def end_stack_at(self, p: int, t: int, last: int) -> None:
         """Stack ``t`` of position ``p`` ends at plane ``last`` of the plan (planes skipped):
         it is finished once that plane is in (call before its frames come)."""
@@ -499,7 +546,7 @@ class Pipeline:
                 self._track.presumed -= settled
                 self._track.frames_lost += n - settled
 
-    def _put_frame(self, item: _Frame | _Stop, deadline: float | None = None) -> bool:
+    def _put_frame(self, item: _Frame | _Stop | _EndStacks, deadline: float | None = None) -> bool:
         """Queue ``item`` (waiting while the queue is full); False if ``deadline``
         (``time.monotonic()``) passed first."""
         while True:
@@ -531,6 +578,8 @@ class Pipeline:
                 # through the finisher: a stack it holds is written before the writer stops
                 self._finishing.put(_STOP)
                 return
+            if isinstance(item, _EndStacks):
+                continue  # nothing is processed any more
             self._put_write(_RawWrite(item))
 
     # -- watchdog -------------------------------------------------------------------------
@@ -574,6 +623,11 @@ class Pipeline:
                         self._finish(key)
                 self._finishing.put(_STOP)  # the finisher ends the writer once done
                 return
+            if isinstance(item, _EndStacks):
+                if not self._write_failed.is_set():
+                    for key in [k for k in self._stacks if k[:2] == (item.p, item.t)]:
+                        self._finish(key)
+                continue
             if self._write_failed.is_set():
                 continue  # nothing can be written: close() counts these frames as lost
             with self._busy_lock:
@@ -660,7 +714,9 @@ class Pipeline:
         given: np.ndarray | None = None
         try:
             stack = self._open_stack(item, image.shape, engine)
-            z0 = stack.z[0] if stack.z else item.z_um
+            if stack.z0 is None:  # the plan's first plane, also when it was not acquired
+                stack.z0 = item.z_um - self._plan_offset(z)
+            z0 = stack.z0
             # on the CPU the reconstructor computes the focus map itself, on a second core
             given = self._focus(image) if self.device == "gpu" else None
             # the provisional depth mask of the newest plane judges undecided peaks too only
@@ -739,7 +795,8 @@ class Pipeline:
         interval = max(MAP_INTERVAL_S, MAP_COST_RATIO * self._map_cost)
         if last is None or now - stack.maps_at >= interval or z == self._last_plane(p, t):
             recon = stack.recon
-            last = stack.maps = (recon.depth, recon.all_in_focus, recon.confidence)
+            shift = np.float32(self._depth_shift(stack))
+            last = stack.maps = (recon.depth + shift, recon.all_in_focus, recon.confidence)
             stack.maps_at = now
             self._map_cost = time.perf_counter() - now
         return last
@@ -807,13 +864,15 @@ class Pipeline:
             self._drift(key, stack, result)
         except Exception as exc:  # a measurement, never a reason to lose the stack
             self._fault_text(f"drift of stack {key}", exc)
-        self._put_write(_StackWrite(key, result, masks, plane_finals, stack.planes))
+        self._put_write(
+            _StackWrite(key, result, masks, plane_finals, stack.planes, self._depth_shift(stack))
+        )
 
     def _drift(self, key: Key, stack: _Stack, result: StackResult) -> None:
         """Measure how far the specimen moved since the previous stack of the position and
         channel, and keep this stack's maps for the next one."""
         p, t, c = key
-        low = float(min(stack.z))
+        low = float(min(stack.z))  # the reconstruction's depth is above its lowest plane
         previous = self._last_stack.get((p, c))
         self._last_stack[(p, c)] = (t, result.all_in_focus, result.depth, low)
         if previous is None:
@@ -853,7 +912,9 @@ class Pipeline:
                 for index, final in job.plane_finals.items():
                     store.write_final(index, final)
                 maps = {
-                    "depth": job.result.depth,
+                    "depth": job.result.depth + np.float32(job.depth_shift)
+                    if job.depth_shift
+                    else job.result.depth,
                     "all_in_focus": job.result.all_in_focus,
                     "confidence": job.result.confidence,
                 }

@@ -37,6 +37,8 @@ class SequenceLayout:
         Channel presets, in order (empty without channels).
     stage_xy : tuple of (float, float) or None
         Stage X, Y (µm) of each position, None where a position gives none.
+    plan_um : tuple of float
+        Each plane's Z relative to the plan's first plane (µm), by plane index.
     """
 
     positions: int
@@ -47,6 +49,7 @@ class SequenceLayout:
     interval: float | None = None
     channel_names: tuple[str, ...] = ()
     stage_xy: tuple[tuple[float, float] | None, ...] = ()
+    plan_um: tuple[float, ...] = ()
 
     @property
     def frames(self) -> int:
@@ -99,6 +102,7 @@ def sequence_layout(sequence: Any) -> SequenceLayout:
         interval=interval,
         channel_names=names,
         stage_xy=stage_xy,
+        plan_um=tuple(z - positions[0] for z in positions),
     )
 
 

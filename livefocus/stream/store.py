@@ -11,7 +11,7 @@ frames, and everything derived from them lives inside it::
       mask_<mode>/0      (T, C, Z, Y, X)  uint8 in-focus label of each mask mode (0/1), an
                                           ``image-label`` with colours and source ``../../``
     focus/0              (T, C, Z, Y, X)  float32 focus-score maps (an image, same scale)
-    depth/0              (T, C, Y, X)     float32 µm above the lowest plane of the stack
+    depth/0              (T, C, Y, X)     float32 µm above the plan's lowest plane
     all_in_focus/0       (T, C, Y, X)     float32
     confidence/0         (T, C, Y, X)     float32 in [0, 1]
     planes               (T, C, Z)        uint8 plane status: 0 not written, 1 written with
