@@ -278,3 +278,27 @@ def test_demo_cli_skips_planes_and_records_them(tmp_path: Path) -> None:
     code, text, err = run_cli(*argv, "--skip-planes", "-o", str(tmp_path / "t.ome.zarr"))
     assert code == 0, err
     assert "skip     t 1: planes" in text and "frames skipped" in text
+
+
+def test_the_store_browser_marks_planes_not_acquired(qtbot: Any, tmp_path: Path) -> None:
+    pytest.importorskip("pytestqt")
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from livefocus.preview import StoreBrowser
+
+    core = demo_core(shape=(64, 64), seed=4, object_range=4.0)
+    sequence = timelapse(useq.ZRangeAround(range=30.0, step=2.0), 2, interval=0.0)
+    report = stream(core, sequence, out=tmp_path / "s.ome.zarr", skip_planes=True)
+    assert report.ok and report.plane_skips[0]["first"] > 0, report.plane_skips
+    browser = StoreBrowser(open_store(tmp_path / "s.ome.zarr"))
+    qtbot.addWidget(browser.window)
+    browser.sliders["t"].setValue(1)
+    browser.sliders["z"].setValue(0)  # skipped in stack 1
+    assert browser._labels["z"].text().endswith("not acquired")
+    browser.sliders["z"].setValue(report.plane_skips[0]["first"])
+    assert "not acquired" not in browser._labels["z"].text()
+    browser.sliders["t"].setValue(0)
+    browser.sliders["z"].setValue(0)  # the first stack is whole
+    assert "not acquired" not in browser._labels["z"].text()
+    browser.window.close()

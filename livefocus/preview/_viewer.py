@@ -159,6 +159,14 @@ class StoreBrowser:
             pixel_size=1.0 if pixel is None else float(pixel),
         )
 
+    def _acquired(self, pos: dict[str, int]) -> bool:
+        """Whether the store holds the frame at ``pos`` (its ``planes`` status is not 0)."""
+        try:
+            status = self.store.array("planes", pos["p"])[pos["t"], pos["c"], pos["z"]]
+        except Exception:  # a store without the status array: take it as acquired
+            return True
+        return int(np.asarray(status)) != 0
+
     def update(self, *_: Any) -> None:
         """Read the selected plane and draw it."""
         pos = self.position()
@@ -166,6 +174,8 @@ class StoreBrowser:
         for dim, label in self._labels.items():
             size = self.sliders[dim].maximum() + 1
             extra = f" ({float(z_um[pos['z']]):.1f} µm)" if dim == "z" else ""
+            if dim == "z" and not self._acquired(pos):
+                extra += ": not acquired"  # lost, skipped (plane skipping) or not reached
             label.setText(f"{dim}: {pos[dim]} / {size - 1}{extra}")
         mask_name = self.mask_box.currentText()
         volume = self._volume(pos["p"], pos["t"], pos["c"], mask_name)
