@@ -131,3 +131,33 @@ def test_the_window_shows_and_turns_the_3d_view(qtbot: Any) -> None:
     window.true_scale_box.setChecked(True)  # z at the frame's pixel size: a flat box
     assert not np.array_equal(np.array(window._view3d.image), turned)
     window.close()
+
+
+def test_a_change_held_back_by_the_interval_is_drawn_later(qtbot: Any) -> None:
+    """Planes that come within the redraw interval of the last draw are drawn by a later
+    tick once it has passed, and at once when the run ends (its summary comes)."""
+    pytest.importorskip("pytestqt")
+    from test_preview import _results
+
+    from livefocus.preview import PreviewWindow
+
+    results = _results(seed=3)
+    for finish in ("tick", "summary"):
+        window = PreviewWindow(title="test", refresh_hz=50)
+        qtbot.addWidget(window)
+        window.submit(results[0])
+        window.refresh()  # the 3D view of the first plane
+        first = np.array(window._view3d.image)
+        for r in results[1:]:
+            window.submit(r)
+        window.refresh()  # within the interval: held back
+        assert window._pending_3d and np.array_equal(np.array(window._view3d.image), first)
+        if finish == "tick":
+            at, stack = window._drawn_3d
+            window._drawn_3d = (at - 1.0, stack)  # the interval has passed
+        else:
+            window.set_summary("done")
+        window.refresh()
+        assert not window._pending_3d
+        assert not np.array_equal(np.array(window._view3d.image), first), finish
+        window.close()

@@ -193,6 +193,7 @@ class PreviewWindow(QtWidgets.QMainWindow):
             slider.valueChanged.connect(self._turned)
         # when the 3D view was drawn, and of which stack
         self._drawn_3d: tuple[float, tuple[Any, ...] | None] = (-1.0, None)
+        self._pending_3d = False  # a change not drawn yet (the interval held it back)
         auto = QtWidgets.QPushButton("auto contrast")
         auto.clicked.connect(self.auto_contrast)
 
@@ -285,6 +286,8 @@ class PreviewWindow(QtWidgets.QMainWindow):
             return
         snap = self._state.snapshot()
         if snap.version == self._drawn:
+            if self._pending_3d and time.perf_counter() - self._drawn_3d[0] >= VIEW3D_INTERVAL_S:
+                self._draw_3d(now=True)  # the last change the interval held back
             return
         self._drawn = snap.version
         self._snapshot = snap
@@ -293,6 +296,8 @@ class PreviewWindow(QtWidgets.QMainWindow):
         self._draw_volume()
         if snap.summary is not None:
             self.summary_label.setText(snap.summary)
+            if self._pending_3d:  # the run has ended: its last stack, whole
+                self._draw_3d(now=True)
 
     @property
     def draw_interval_ms(self) -> int:
@@ -473,8 +478,10 @@ class PreviewWindow(QtWidgets.QMainWindow):
         at, last = self._drawn_3d
         clock = time.perf_counter()
         if not now and last == stack and clock - at < VIEW3D_INTERVAL_S:
+            self._pending_3d = True  # drawn by a later tick, once the interval has passed
             return
         self._drawn_3d = (clock, stack)
+        self._pending_3d = False
         z_per_um = None
         if result is not None and self.true_scale_box.isChecked() and result.pixel_size > 0:
             z_per_um = 1.0 / float(result.pixel_size)
