@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,9 @@ class _DragImage(pg.ImageItem):  # type: ignore[misc]
 
     def __init__(self, on_drag: Any) -> None:
         super().__init__(axisOrder="row-major")
-        self._on_drag = on_drag
+        # a weak reference: the item must not keep its window alive (a cycle through Qt
+        # objects that Python then frees in any order crashed a later paint)
+        self._on_drag = weakref.WeakMethod(on_drag)
 
     def mouseDragEvent(self, ev: Any) -> None:
         if ev.button() != QtCore.Qt.MouseButton.LeftButton:
@@ -80,7 +83,9 @@ class _DragImage(pg.ImageItem):  # type: ignore[misc]
             return
         ev.accept()
         delta = ev.screenPos() - ev.lastScreenPos()
-        self._on_drag(float(delta.x()), float(delta.y()))
+        turn = self._on_drag()
+        if turn is not None:
+            turn(float(delta.x()), float(delta.y()))
 
 
 class PreviewWindow(QtWidgets.QMainWindow):
