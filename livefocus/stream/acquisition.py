@@ -326,7 +326,7 @@ def _check_xy_travel(core: Any, sequence: Any) -> None:
         for value in (p.x, p.y):
             if value is not None and abs(float(value)) > limit:
                 raise ValueError(
-                    f"positions: ({p.x:g}, {p.y:g}) µm lies beyond the travel of XY stage "
+                    f"positions: ({p.x}, {p.y}) µm lies beyond the travel of XY stage "
                     f"{stage!r} (±{limit:g} µm)"
                 )
 

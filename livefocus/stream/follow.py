@@ -224,7 +224,12 @@ class FocusFollower:
                 here = self._extrapolate(p, where, self._starts[(p, t)])
             else:
                 continue
-            if self.to_stage is not None:
+            # a lateral shift counts only from stacks that share enough in-focus pixels for
+            # an axial drift (z_um): without them the correlation sees noise, and the track
+            # stays where it was extrapolated
+            trusted = [d for d in entries if d.get("z_um") is not None]
+            if self.to_stage is not None and trusted:
+                entries = trusted
                 shift = np.array(
                     [
                         statistics.median(float(d["x_px"]) for d in entries),
