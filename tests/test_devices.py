@@ -17,6 +17,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 import livefocus as lf
 from livefocus.devices import (
     REPLAY_DEFAULT_PATH,
+    config_folder,
     demo_camera,
     demo_cfg_text,
     demo_core,
@@ -223,21 +224,48 @@ def test_replay_npy_and_zarr(tmp_path: Path) -> None:
     core.unloadAllDevices()
 
 
-def test_replay_cfg_file_loads() -> None:
-    root = Path(__file__).parent.parent
-    assert (root / REPLAY_DEFAULT_PATH).exists()
+def test_replay_cfg_file_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (CONFIGS / REPLAY_DEFAULT_PATH).exists()
+    monkeypatch.chdir(tmp_path)  # the file's Path is relative to its own folder
     core = UniMMCore()
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(root)  # the file's Path is relative to the repository root
-    try:
+    with config_folder(CONFIGS):
         core.loadSystemConfiguration(CONFIGS / "replay.cfg")
-    finally:
-        os.chdir(cwd)
     core.snapImage()
-    np.testing.assert_array_equal(core.getImage(), lf.read_stack(root / REPLAY_DEFAULT_PATH)[0])
+    expected = lf.read_stack(CONFIGS / REPLAY_DEFAULT_PATH)[0]
+    np.testing.assert_array_equal(core.getImage(), expected)
     core.unloadAllDevices()
+
+
+def test_acquire_reads_the_replay_cfg_from_any_folder(tmp_path: Path) -> None:
+    """``livefocus acquire --config .../replay.cfg`` run outside the repository finds the
+    stack the file names relative to its folder; a missing stack, or a Z plan beyond the
+    stack, is one line on stderr."""
+    import subprocess
+    import sys
+
+    args = ["--z-range", "2", "--step", "1", "--positions", "0,0,1", "--no-preview"]
+    base = [sys.executable, "-m", "livefocus", "acquire"]
+    run = [*base, *args]
+    cfg = str(CONFIGS / "replay.cfg")
+    done = subprocess.run(
+        [*run, "--config", cfg, "--out", "a.zarr"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3/3 written" in done.stdout and "(complete)" in done.stdout
+    bad = tmp_path / "bad.cfg"
+    bad.write_text((CONFIGS / "replay.cfg").read_text().replace(REPLAY_DEFAULT_PATH, "nothere.tif"))
+    argv = [*run, "--config", str(bad), "--out", "b.zarr"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: stack 'nothere.tif' does not exist"], (
+        done.stderr
+    )
+    assert not (tmp_path / "b.zarr").exists()
+    # the stage's travel is narrowed to the stack: a plan beyond it is refused before it runs
+    argv = [*base, "--z-range", "2", "--step", "1", "--config", cfg, "--out", "c.zarr"]
+    done = subprocess.run([*argv, "--no-preview"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "beyond the travel" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "c.zarr").exists()
 
 
 def test_replay_bad_input(tmp_path: Path, data_dir: Path) -> None:

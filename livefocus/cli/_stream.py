@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -723,11 +724,39 @@ def _positions(text: str | None) -> list[tuple[float, float, float | None]] | No
     return result
 
 
+@contextmanager
+def _quiet_log() -> Iterator[None]:
+    """pymmcore-plus prints no traceback on the terminal meanwhile (its log file keeps its
+    own): a configuration that does not load is reported in one line."""
+    quiet = logging.NullHandler()
+    # the Python devices' manager logs under the module name, the core under "pymmcore-plus"
+    modules = logging.getLogger("pymmcore_plus")
+    core_log = logging.getLogger("pymmcore-plus")
+    streams = [
+        h
+        for h in core_log.handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+    levels = [h.level for h in streams]
+    propagate = modules.propagate
+    modules.addHandler(quiet)
+    modules.propagate = False
+    for h in streams:
+        h.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        modules.removeHandler(quiet)
+        modules.propagate = propagate
+        for h, level in zip(streams, levels, strict=True):
+            h.setLevel(level)
+
+
 def _load_config(config: Path) -> Any:
     import mm_test_adapters
     from pymmcore_plus import find_micromanager
 
-    from livefocus.devices import new_core
+    from livefocus.devices import config_folder, fit_travel_to_replay, new_core
 
     if not config.is_file():
         raise FileNotFoundError(f"--config {str(config)!r} is not a file")
@@ -736,7 +765,8 @@ def _load_config(config: Path) -> Any:
     core.setDeviceAdapterSearchPaths([str(p) for p in paths])
     error = ""
     try:
-        core.loadSystemConfiguration(str(config))
+        with config_folder(config.resolve().parent), _quiet_log():
+            core.loadSystemConfiguration(str(config))
     except Exception as exc:
         why = " ".join(str(exc).split())  # Micro-Manager's messages span lines: one line
         error = f"--config {str(config)!r} does not load: {why}"
@@ -744,6 +774,11 @@ def _load_config(config: Path) -> Any:
         error = f"--config {str(config)!r} sets no camera (Core,Camera)"
     if not error and not core.getFocusDevice():
         error = f"--config {str(config)!r} sets no focus stage (Core,Focus) for Z"
+    if not error:
+        try:
+            fit_travel_to_replay(core)  # a Z plan beyond a replayed stack: refused up front
+        except Exception as exc:  # a replay camera whose stack did not load
+            error = " ".join(str(exc).split())
     if error:
         # Destroy the core now, outside the except block (whose exception refers to it):
         # a core whose configuration failed to load and that lives until interpreter exit

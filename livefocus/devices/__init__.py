@@ -17,13 +17,14 @@ from livefocus.devices._cores import (
     demo_core,
     demo_specimen,
     demo_truth,
+    fit_travel_to_replay,
     new_core,
     replay_camera,
     replay_cfg_text,
     replay_core,
 )
 from livefocus.devices._link import DEFAULT_LINK, Linked
-from livefocus.devices._replay import ReplayCamera, replay_frames
+from livefocus.devices._replay import ReplayCamera, config_folder, replay_frames
 from livefocus.devices._specimen import SpecimenCamera
 from livefocus.devices._stage import SimZStage
 from livefocus.devices._xystage import SimXYStage
@@ -38,11 +39,13 @@ __all__ = [
     "SimXYStage",
     "SimZStage",
     "SpecimenCamera",
+    "config_folder",
     "demo_camera",
     "demo_cfg_text",
     "demo_core",
     "demo_specimen",
     "demo_truth",
+    "fit_travel_to_replay",
     "new_core",
     "replay_camera",
     "replay_cfg_text",

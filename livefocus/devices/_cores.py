@@ -34,6 +34,7 @@ __all__ = [
     "demo_core",
     "demo_specimen",
     "demo_truth",
+    "fit_travel_to_replay",
     "new_core",
     "replay_camera",
     "replay_cfg_text",
@@ -97,8 +98,9 @@ ConfigGroup,System,Startup,Objective,Label,Sim 20X NA 0.45
 REPLAY_CFG = """\
 # livefocus replay: a camera that serves the plane of a saved stack nearest to the Z stage.
 # Plane k lies at Z = k * ZStepUm (ZStepUm 0: the z step stored in the file, else 1 um).
-# Path is read relative to the working directory; replace it with your stack
-# (TIFF, .npy or OME-Zarr). No shutter: call core.setAutoShutter(False) (done here).
+# A relative Path is read from the working directory or, failing that, from this file's
+# folder; replace it with your stack (TIFF, .npy or OME-Zarr).
+# No shutter: call core.setAutoShutter(False) (done here).
 Property,Core,Initialize,0
 
 #py pyDevice,Camera,livefocus.devices,ReplayCamera
@@ -115,8 +117,8 @@ Property,Core,Initialize,1
 Property,Core,AutoShutter,0
 """
 
-#: The default stack of ``device_configs/replay.cfg``, relative to the repository root.
-REPLAY_DEFAULT_PATH = "tests/data/diatom_mfusionj_3z.tif"
+#: The default stack of ``device_configs/replay.cfg``, relative to that file's folder.
+REPLAY_DEFAULT_PATH = "../tests/data/diatom_mfusionj_3z.tif"
 
 
 def demo_cfg_text(
@@ -299,7 +301,7 @@ def replay_core(
     if z_step is not None:
         check_positive_number(z_step, "z_step", "µm")
     path = Path(path).expanduser()
-    frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
+    replay_frames(read_stack(path), name=f"stack {str(path)!r}")  # its errors, before a core
     step = float(z_step) if z_step is not None else (stack_z_step(path) or 1.0)
     link = f"livefocus-{uuid.uuid4().hex[:12]}"
     # The path is set after loading so that any file name works (a .cfg line cannot hold commas).
@@ -307,10 +309,30 @@ def replay_core(
     core = _load(cfg.replace("#py Property,Camera,Path,\n", ""), core)
     cam = core.getCameraDevice()
     core.setProperty(cam, "Path", str(path.resolve()))
-    core.setProperty("Z", "LowerLimitUm", -step / 2)
-    core.setProperty("Z", "UpperLimitUm", (frames.shape[0] - 1) * step + step / 2)
+    fit_travel_to_replay(core)
     core.setPosition("Z", 0.0)
     return core
+
+
+def fit_travel_to_replay(core: UniMMCore) -> bool:
+    """Narrow the focus stage's travel (``LowerLimitUm``, ``UpperLimitUm``) to the planes of the
+    replay camera's stack, half a step beyond each end, so that a Z plan beyond the stack is
+    refused before it starts. False (nothing changed) when the camera is not a replay camera
+    or the stage states no travel."""
+    try:
+        cam = replay_camera(core)
+    except ValueError:
+        return False
+    stage = core.getFocusDevice()
+    names = ("LowerLimitUm", "UpperLimitUm")
+    if not stage or not all(core.hasProperty(stage, n) for n in names):
+        return False
+    half = cam.z_step / 2
+    lo = max(float(core.getProperty(stage, names[0])), -half)
+    hi = min(float(core.getProperty(stage, names[1])), float(cam.z_positions[-1]) + half)
+    core.setProperty(stage, names[0], lo)
+    core.setProperty(stage, names[1], hi)
+    return True
 
 
 def _camera(core: UniMMCore, camera: str | None) -> SpecimenCamera | ReplayCamera:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,37 @@ import numpy as np
 
 from livefocus.devices._camera import LinkedCamera
 
-__all__ = ["ReplayCamera", "replay_frames"]
+__all__ = ["ReplayCamera", "config_folder", "replay_frames"]
+
+#: Folders of the configuration files being loaded (the newest last). A module-level list, not
+#: a context variable: pymmcore-plus initialises Python devices on a thread pool.
+_CONFIG_FOLDERS: list[Path] = []
+_FOLDERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def config_folder(folder: str | Path) -> Iterator[None]:
+    """While a configuration file from ``folder`` loads, a replay camera's relative ``Path``
+    that the working directory does not hold is read from ``folder``."""
+    entry = Path(folder)
+    with _FOLDERS_LOCK:
+        _CONFIG_FOLDERS.append(entry)
+    try:
+        yield
+    finally:
+        with _FOLDERS_LOCK:
+            _CONFIG_FOLDERS.remove(entry)
+
+
+def _resolve(value: str) -> Path:
+    """``value`` as a path: a relative one from the working directory, or failing that from
+    the folder of the configuration being loaded (:func:`config_folder`)."""
+    path = Path(value).expanduser()
+    with _FOLDERS_LOCK:
+        folder = _CONFIG_FOLDERS[-1] if _CONFIG_FOLDERS else None
+    if path.is_absolute() or path.exists() or folder is None or not (folder / path).exists():
+        return path
+    return folder / path
 
 
 def replay_frames(stack: np.ndarray, *, name: str = "stack") -> np.ndarray:
@@ -53,7 +85,9 @@ class ReplayCamera(LinkedCamera):
     """A camera that serves the plane of a saved stack nearest to the linked stage's Z.
 
     Pre-initialisation properties: ``Path`` (TIFF, ``.npy`` or (OME-)Zarr) and ``ZStepUm``
-    (plane spacing; 0 means the step stored in the file, else 1 µm). Plane ``k`` lies at
+    (plane spacing; 0 means the step stored in the file, else 1 µm). A relative ``Path`` is read
+    from the working directory or, failing that, from the configuration file's folder (see
+    :func:`config_folder`). Plane ``k`` lies at
     ``Z = k * step``; a Z more than half a step outside the stack raises ``ValueError``. Frames
     are the saved planes themselves (no noise), as uint16 (see :func:`replay_frames`). The frame
     metadata carries ``ReplayPlane`` (the plane index) and ``SimZ_um``.
@@ -99,7 +133,7 @@ class ReplayCamera(LinkedCamera):
 
         if not self._path:
             raise ValueError("Path of the replay camera is empty: set it to a stack file")
-        path = Path(self._path).expanduser()
+        path = _resolve(self._path)
         frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
         step = self._z_step_setting or stack_z_step(path) or 1.0
         self._frames = frames

@@ -294,9 +294,11 @@ def _check_travel(core: Any, sequence: Any) -> None:
         return
     (lo, hi), stage = travel, core.getFocusDevice()
     offsets = [float(v) for v in sequence.z_plan]
-    bases = [float(core.getPosition(stage))] if sequence.z_plan.is_relative else [0.0]
+    here = float(core.getPosition(stage))
+    # a relative plan runs around each position's Z, or the current Z where a position has none
+    bases = [0.0]
     if sequence.z_plan.is_relative:
-        bases += [float(p.z) for p in sequence.stage_positions if p.z is not None]
+        bases = [here if p.z is None else float(p.z) for p in sequence.stage_positions] or [here]
     zs = [b + o for b in bases for o in offsets]
     if min(zs) < lo or max(zs) > hi:
         raise ValueError(
