@@ -162,3 +162,22 @@ def test_drift_without_a_pixel_size_is_given_in_pixels(specimen: Specimen) -> No
     assert runs[None]["x_px"] == pytest.approx(runs[0.5]["x_px"])
     assert runs[0.5]["x_um"] == pytest.approx(0.5 * runs[0.5]["x_px"])
     assert abs(runs[None]["x_px"]) > 1.0  # it really moved
+
+
+@pytest.mark.parametrize("move", [40, -41, 12, -27])
+def test_a_move_beyond_half_the_field_is_not_taken_for_its_alias(move: int) -> None:
+    """Phase correlation gives a move only up to a whole field: a specimen that moved 40 px in
+    a 64 px field looks like one that moved -24 px. The overlap's match tells them apart."""
+    rng = np.random.default_rng(5)
+    big = ndimage.gaussian_filter(rng.normal(size=(64, 260)), 1.5).astype(np.float32)
+    before = big[:, 100:164]
+    after = big[:, 100 - move : 164 - move]  # after[x] = before[x - move]
+    depth = np.full(before.shape, 5.0)
+    got = stack_drift(before, depth, after, depth)
+    tol = 0.3 if abs(move) < 16 else 0.5  # a narrow overlap locates less finely
+    assert got.x_px == pytest.approx(move, abs=tol) and abs(got.y_px) < tol, got
+    assert got.match > 0.99 and got.z_um == pytest.approx(0.0)
+    assert got.pixels == 64 * (64 - abs(move))
+    # two unrelated images: whatever move comes out, it does not match
+    other = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 1.5).astype(np.float32)
+    assert stack_drift(before, depth, other, depth).match < 0.5

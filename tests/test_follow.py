@@ -122,10 +122,16 @@ def test_the_offset_stays_within_the_travel_and_the_bound() -> None:
     zs = _run(follower, drifts, [None, 5.0, 5.0, 5.0], _sequence(4))
     assert max(zs[2]) == pytest.approx(10.0) and max(zs[3]) == pytest.approx(10.0)  # 10, not 14
     assert follower.offsets[0]["predicted_um"] == pytest.approx(10.0)
+    assert [o["limited"] for o in follower.offsets] == [["z travel"], ["z travel"]]
     drifts.clear()
     bounded = _follower(drifts, max_offset_um=3.0)
     _run(bounded, drifts, [None, -5.0, -5.0], _sequence(3))
     assert bounded.offsets[0]["offset_um"] == pytest.approx(-3.0)
+    assert bounded.offsets[0]["limited"] == ["max_offset_um"]
+    drifts.clear()
+    free = _follower(drifts)
+    _run(free, drifts, [None, 1.0, 1.0], _sequence(3))
+    assert free.offsets[0]["limited"] == []
 
 
 def test_the_wait_is_bounded_and_ends_when_cancelled() -> None:

@@ -74,6 +74,34 @@ def test_lateral_moves_chain_image_shifts_and_the_stages_own_moves() -> None:
         np.testing.assert_allclose(stage[t], world[t], atol=1e-6)
     offsets = {o["t"]: (o["x_offset_um"], o["y_offset_um"]) for o in follower.offsets}
     assert offsets[5] == pytest.approx((5.0, -2.5))
+    assert all(o["limited"] == [] for o in follower.offsets)
+
+
+def test_a_shift_whose_images_do_not_match_is_not_followed() -> None:
+    """A drift entry whose two images do not match where they overlap (``match`` below
+    MIN_MATCH: a move beyond the field, or noise) moves nothing laterally; the bound on the
+    lateral move is named where it holds one back."""
+    for match, bound, expected, limited in (
+        (0.2, 100.0, 0.0, []),
+        (0.9, 100.0, 6.0, []),
+        (0.9, 2.0, 2.0, ["max_lateral_um"]),
+    ):
+        drifts: list[dict[str, Any]] = []
+        follower = FocusFollower(
+            lambda since, d=drifts: d[since:],
+            wait_s=1.0,
+            to_stage=[[PIXEL, 0.0], [0.0, PIXEL]],
+            max_lateral_um=bound,
+        )
+        last = len(list(PLAN)) - 1
+        for event in follower.events(timelapse(PLAN, 3)):
+            t = int(event.index["t"])
+            if event.index["z"] == last and t >= 1:
+                entry = {"p": 0, "t": t, "c": 0, "since_t": t - 1, "z_um": 0.0, "match": match}
+                drifts.append(entry | {"x_px": 3.0 / PIXEL, "y_px": 0.0})
+        (only,) = follower.offsets
+        assert only["x_offset_um"] == pytest.approx(expected), (match, bound)
+        assert only["limited"] == limited
 
 
 def test_following_laterally_needs_following_an_xy_stage_and_a_pixel_size(tmp_path: Path) -> None:

@@ -333,7 +333,14 @@ def _drift_text(entry: dict[str, Any]) -> str:
         x, y = f"{entry['x_px']:+.1f} px", f"{entry['y_px']:+.1f} px"
     else:
         x, y = f"{entry['x_um']:+.2f} µm", f"{entry['y_um']:+.2f} µm"
-    return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}"
+    from livefocus.stream.follow import MIN_MATCH
+
+    match = entry.get("match")
+    seen = ""
+    if match is None or match < MIN_MATCH:
+        why = "no common structure" if match is None else f"images match {match:.2f}"
+        seen = f" ({why}: lateral shift not trusted)"
+    return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}{seen}"
 
 
 def _follow_text(entry: dict[str, Any]) -> str:
@@ -343,6 +350,9 @@ def _follow_text(entry: dict[str, Any]) -> str:
     xy = ""
     if "x_offset_um" in entry:
         xy = f", stage moved x {entry['x_offset_um']:+.2f} µm, y {entry['y_offset_um']:+.2f} µm"
+    held = entry.get("limited") or []
+    if held:
+        how += f" (held back by {', '.join(held)})"
     return f"{where}t {entry['t']}: planes moved {entry['offset_um']:+.2f} µm{xy}{how}"
 
 

@@ -12,6 +12,10 @@ __all__ = ["Drift", "stack_drift"]
 
 #: Fewest pixels with a depth in both stacks (after the lateral shift) for a Z drift.
 MIN_DEPTH_PIXELS = 50
+#: Least share of each axis the two images must still have in common for a lateral move.
+MIN_OVERLAP = 0.125
+#: How much better another candidate move must match than the phase correlation's own.
+_PREFER = 0.1
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,12 @@ class Drift:
         The phase correlation's peak (about 1 for a clean match, near 0 for none).
     pixels : int
         Pixels that gave the Z drift.
+    match : float
+        Pearson correlation of the parts of the two all-in-focus images that show the same
+        content for the move (1: identical; near 0 for a move that matches nothing). The
+        phase correlation gives a move only up to a whole field (a move of ``s`` pixels and
+        one of ``s - size`` look alike): of the candidates, the one that matches best is
+        taken. NaN when the images have no structure in common to compare.
     """
 
     x_px: float
@@ -40,6 +50,7 @@ class Drift:
     z_um: float
     response: float
     pixels: int
+    match: float = math.nan
 
     def as_dict(self) -> dict[str, float | int | None]:
         """The fields, NaN as None (JSON)."""
@@ -55,6 +66,26 @@ def _overlap(shift: int, size: int) -> tuple[slice, slice]:
     if shift >= 0:
         return slice(0, size - shift), slice(shift, size)
     return slice(-shift, size), slice(0, size + shift)
+
+
+def _candidates(shift: int, size: int) -> list[int]:
+    """The moves along an axis of ``size`` that a phase-correlation peak at ``shift`` stands
+    for (it is periodic in ``size``) and that leave :data:`MIN_OVERLAP` of the axis in common."""
+    least = max(2, math.ceil(MIN_OVERLAP * size))
+    moves = {shift, shift - size, shift + size}
+    return sorted(m for m in moves if abs(m) <= size - least)
+
+
+def _match(a: np.ndarray, b: np.ndarray, sy: int, sx: int) -> float:
+    """Pearson correlation of ``a`` and ``b`` where they show the same content for the move
+    (``sy``, ``sx``); NaN when either part is flat."""
+    (ya, yb), (xa, xb) = _overlap(sy, a.shape[0]), _overlap(sx, a.shape[1])
+    pa = a[ya, xa].astype(np.float64).ravel()
+    pb = b[yb, xb].astype(np.float64).ravel()
+    pa -= pa.mean()
+    pb -= pb.mean()
+    norm = math.sqrt(float(pa @ pa) * float(pb @ pb))
+    return float(pa @ pb) / norm if norm > 0 else math.nan
 
 
 def stack_drift(
@@ -90,12 +121,35 @@ def stack_drift(
     (dx, dy), response = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), window)
     ny, nx = a.shape
     sy, sx = round(dy), round(dx)
-    if abs(sy) >= ny or abs(sx) >= nx:
+    tried = [
+        (_match(a, b, my, mx), my, mx) for my in _candidates(sy, ny) for mx in _candidates(sx, nx)
+    ]
+    tried = [c for c in tried if math.isfinite(c[0])]
+    if not tried:
         return Drift(float(dx), float(dy), math.nan, float(response), 0)
+    # the peak's own move, unless another matches clearly better (a move beyond half the field)
+    match, my, mx = max(tried, key=lambda c: c[0] + (_PREFER if (c[1], c[2]) == (sy, sx) else 0))
+    dy, dx, sy, sx = dy + (my - sy), dx + (mx - sx), my, mx
     (ya, yb), (xa, xb) = _overlap(sy, ny), _overlap(sx, nx)
+    if abs(sy) > ny // 4 or abs(sx) > nx // 4:
+        # a large move's peak is weak and off by a pixel or so: the parts in common, aligned,
+        # give the rest (twice: the first correction may change the parts)
+        for _ in range(2):
+            pa, pb = a[ya, xa], b[yb, xb]
+            hann = cv2.createHanningWindow((pa.shape[1], pa.shape[0]), cv2.CV_32F)
+            (rx, ry), _ = cv2.phaseCorrelate(pa - pa.mean(), pb - pb.mean(), hann)
+            if not (abs(rx) < 2 and abs(ry) < 2):
+                break
+            dy, dx = sy + ry, sx + rx
+            ty, tx = round(dy), round(dx)
+            if (ty, tx) == (sy, sx) or max(abs(ty) / ny, abs(tx) / nx) > 1 - MIN_OVERLAP:
+                break
+            sy, sx = ty, tx
+            (ya, yb), (xa, xb) = _overlap(sy, ny), _overlap(sx, nx)
+            match = _match(a, b, sy, sx)
     d0 = np.asarray(before_depth, np.float64)[ya, xa]
     d1 = np.asarray(after_depth, np.float64)[yb, xb] + z_offset_um
     both = np.isfinite(d0) & np.isfinite(d1)
     n = int(both.sum())
     dz = float(np.median(d1[both] - d0[both])) if n >= MIN_DEPTH_PIXELS else math.nan
-    return Drift(float(dx), float(dy), dz, float(response), n)
+    return Drift(float(dx), float(dy), dz, float(response), n, float(match))

@@ -24,7 +24,11 @@ It is a plain event iterator, so pymmcore-plus runs it as it runs a sequence
   configuration's affine transform): each stack's X/Y is moved as its Z is, from the lateral
   drifts the pipeline measured (``x_px``, ``y_px``: the specimen's shift in the image, to
   which the stage's own move between the two stacks is added back), within
-  ``max_lateral_um`` of the plan and within the XY stage's travel where it states it.
+  ``max_lateral_um`` of the plan and within the XY stage's travel where it states it. A shift
+  counts only where the two stacks' images match where they overlap (``match`` of at least
+  :data:`MIN_MATCH`).
+- Each entry of :attr:`FocusFollower.offsets` names the bounds that held its move back
+  (``limited``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,11 @@ import numpy as np
 
 from livefocus.stream._events import Schedule, StackEntries, stacks
 
-__all__ = ["FocusFollower"]
+__all__ = ["MIN_MATCH", "FocusFollower"]
+
+#: Least ``match`` (the correlation of the two stacks' all-in-focus images where they overlap,
+#: :class:`livefocus.depth.Drift`) for a lateral shift to count.
+MIN_MATCH = 0.5
 
 
 class FocusFollower:
@@ -111,8 +119,10 @@ class FocusFollower:
         self._combine = combine or iter
         #: One entry per stack moved (from its third on): ``p``, ``t``, ``offset_um`` (the
         #: planes' move from the plan), ``predicted_um`` (before the bounds), ``measured``
-        #: (whether the previous stack's drift was there in time), ``waited_s``; following
-        #: laterally also ``x_offset_um`` and ``y_offset_um``.
+        #: (whether the previous stack's drift was there in time), ``waited_s``, ``limited``
+        #: (the bounds that held the move back: ``"max_offset_um"``, ``"z travel"``,
+        #: ``"max_lateral_um"``, ``"xy travel"``); following laterally also ``x_offset_um`` and
+        #: ``y_offset_um``.
         self.offsets: list[dict[str, Any]] = []
         self._moves = self._drifts.by_stack  # (p, t) -> its drift entries, one per channel
         self._starts: dict[tuple[int, int], float] = {}  # (p, t) -> when the stack started
@@ -173,11 +183,19 @@ class FocusFollower:
         measured = came and any(d.get("z_um") is not None for d in self._moves[(p, t - 1)])
         waited = time.perf_counter() - started
         wanted = self._predict(p, self._schedule.expected_start(stack[0]))
+        limited: list[str] = []
         offset = max(-self.max_offset_um, min(self.max_offset_um, float(wanted[2])))
+        if offset != float(wanted[2]):
+            limited.append("max_offset_um")
         if self.limits is not None:
             lo, hi = self.limits
-            offset = max(lo - min(zs), min(hi - max(zs), offset))
+            bounded = max(lo - min(zs), min(hi - max(zs), offset))
+            if bounded != offset:
+                limited.append("z travel")
+            offset = bounded
         lateral = np.clip(wanted[:2], -self.max_lateral_um, self.max_lateral_um)
+        if self.to_stage is not None and not np.array_equal(lateral, wanted[:2]):
+            limited.append("max_lateral_um")
         if self.to_stage is None:
             lateral = np.zeros(2)
         elif self.xy_limits is not None:  # the stack's X/Y stays within the travel
@@ -189,7 +207,10 @@ class FocusFollower:
                     home[1] if first.y_pos is None else float(first.y_pos),
                 ]
             )
-            lateral = np.clip(base + lateral, *self.xy_limits) - base
+            bounded_xy = np.clip(base + lateral, *self.xy_limits) - base
+            if not np.allclose(bounded_xy, lateral, rtol=0, atol=1e-9):
+                limited.append("xy travel")
+            lateral = bounded_xy
         entry: dict[str, Any] = {
             "p": p,
             "t": t,
@@ -197,6 +218,7 @@ class FocusFollower:
             "predicted_um": float(wanted[2]),
             "measured": measured,
             "waited_s": round(waited, 3),
+            "limited": limited,
         }
         if self.to_stage is not None:
             entry["x_offset_um"], entry["y_offset_um"] = float(lateral[0]), float(lateral[1])
@@ -225,9 +247,10 @@ class FocusFollower:
             else:
                 continue
             # a lateral shift counts only from stacks that share enough in-focus pixels for
-            # an axial drift (z_um): without them the correlation sees noise, and the track
-            # stays where it was extrapolated
-            trusted = [d for d in entries if d.get("z_um") is not None]
+            # an axial drift (z_um) and whose images match where they overlap: without them
+            # the correlation sees noise (or a move beyond the field), and the track stays
+            # where it was extrapolated
+            trusted = [d for d in entries if d.get("z_um") is not None and _matches(d)]
             if self.to_stage is not None and trusted:
                 entries = trusted
                 shift = np.array(
@@ -262,6 +285,13 @@ class FocusFollower:
         speed = (where[last] - where[before]) / (t_last - t_before)
         moved: np.ndarray = where[last] + speed * (at - t_last)
         return moved
+
+
+def _matches(entry: dict[str, Any]) -> bool:
+    """Whether a drift entry's images match well enough for its lateral shift (an entry
+    without a ``match`` counts; one whose match is None, no structure to compare, does not)."""
+    match = entry.get("match", 1.0)
+    return match is not None and math.isfinite(float(match)) and float(match) >= MIN_MATCH
 
 
 def _matrix(to_stage: Any) -> np.ndarray:
