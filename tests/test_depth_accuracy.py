@@ -36,6 +36,8 @@ from livefocus.depth import (
     reconstruct,
 )
 from livefocus.depth._holes import (
+    closed,
+    closed_reference,
     enclosed,
     enclosed_reference,
     fill_holes,
@@ -335,6 +337,45 @@ def test_guided_smooth_matches_reference_and_keeps_steps() -> None:
 def test_enclosed_matches_reference(ny: int, nx: int, size: int, density: float, seed: int) -> None:
     mask = np.random.default_rng(seed).random((ny, nx)) < density
     assert np.array_equal(enclosed(mask, size), enclosed_reference(mask, size))
+
+
+@given(
+    hst.integers(1, 40),
+    hst.integers(1, 40),
+    hst.sampled_from([1, 3, 5, 7]),
+    hst.sampled_from([0, 1, 4, 30, 144, 10_000]),
+    hst.floats(0.05, 0.95),
+    hst.integers(0, 2**31 - 1),
+)
+@settings(max_examples=80, deadline=None)
+def test_closed_matches_reference_and_keeps_subsets(
+    ny: int, nx: int, size: int, max_hole: int, density: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((ny, nx)) < density
+    got = closed(mask, size, max_hole)
+    assert np.array_equal(got, closed_reference(mask, size, max_hole))
+    assert not (mask & ~got).any()  # it only adds
+    part = mask & (rng.random((ny, nx)) < 0.7)  # a subset gives a subset (provisional masks)
+    assert not (closed(part, size, max_hole) & ~got).any()
+
+
+def test_closed_fills_an_objects_interior_not_the_space_between_objects() -> None:
+    cell = np.zeros((40, 60), bool)
+    cell[5:20, 5:20] = True
+    cell[9:16, 9:16] = False  # 49 px of interior with no focus peak
+    cell[5:20, 30:45] = True
+    cell[5:20, 36:38] = False  # a 2 px cut through the second object
+    got = closed(cell, 5, 144)
+    assert got[9:16, 9:16].all() and got[5:20, 36:38].all()
+    assert not got[5:20, 21:29].any()  # 10 px between the objects stay apart
+    assert not closed(cell, 5, 30)[12, 12]  # a hole above max_hole stays
+    assert closed(cell, 1, 49)[12, 12] and not closed(cell, 1, 48)[12, 12]
+    ring = np.zeros((60, 60), bool)
+    ring[10:50, 10:50] = True
+    ring[14:46, 14:46] = False  # a hollow shell's section: 1024 px inside
+    assert not closed(ring, 5, 144)[30, 30]
+    assert np.array_equal(closed(cell, 1, 0), cell)
 
 
 def test_enclosed_bridges_speckle_gaps_only() -> None:

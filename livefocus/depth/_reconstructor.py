@@ -80,7 +80,7 @@ import numpy as np
 
 from livefocus.depth._calibration import calibrated, depth_density, peak_features, peak_weight
 from livefocus.depth._focus import plane_focus
-from livefocus.depth._holes import enclosed
+from livefocus.depth._holes import closed, enclosed
 from livefocus.depth._outliers import consistent
 from livefocus.depth._peaks import fit_vertex, peak_candidates, rival_peak
 from livefocus.depth._regions import grown
@@ -392,6 +392,7 @@ class StackReconstructor:
             self._tentative_into(provisional, k)
         # as the final mask will be (which only grows from it): a subset of it stays a subset
         provisional = without_specks(provisional, self.settings.min_area)
+        provisional = closed(provisional, self.settings.mask_close, self.settings.mask_holes)
         threshold = float(otsu.result())
         return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
 
@@ -592,9 +593,11 @@ class StackReconstructor:
                     break
             # the plane's mask is complete: its specks go, here as in the result, and it grows
             # into its objects' flat regions
-            self._masks[k] = without_specks(self._masks[k], self.settings.min_area)
-            if self.settings.grow_share > 0:
+            s = self.settings
+            self._masks[k] = without_specks(self._masks[k], s.min_area)
+            if s.grow_share > 0:
                 self._masks[k] = self._grown(k)
+            self._masks[k] = closed(self._masks[k], s.mask_close, s.mask_holes)
             out[k] = self._masks[k].copy()
             self._delivered += 1
         return out

@@ -189,6 +189,14 @@ class ReconstructSettings:
         Those pixels' focus on the plane is at least this fraction of their highest so far,
         and their support at least this fraction of the most they have within one and a half
         depths of field of the plane, in [0, 1].
+    mask_close : int
+        Odd. A plane's final mask is closed with a square of this size (gaps of up to
+        ``mask_close - 1`` pixels between its parts bridged; 1: not closed), then its holes of
+        at most ``mask_holes`` pixels are filled (:func:`~livefocus.depth._holes.closed`): an
+        object's interior between its in-focus parts on the plane is in focus there too. After
+        the specks and the growth. Chosen on the simulator and the randomised stacks (README).
+    mask_holes : int
+        Largest hole (pixels, 4-connected, not touching the frame's edge) filled (0: none).
     gain, offset, read_noise : float or None
         Camera model (ADU per electron, ADU, ADU): with ``read_noise`` the noise comes from it
         instead of being estimated from each frame.
@@ -224,6 +232,8 @@ class ReconstructSettings:
     min_area: int = 10
     grow_share: float = 0.3
     grow_flat: float = 0.9
+    mask_close: int = 5
+    mask_holes: int = 144
     gain: float = 1.0
     offset: float = 0.0
     read_noise: float | None = None
@@ -289,6 +299,11 @@ class ReconstructSettings:
             raise ValueError(f"min_probability must be in [0, 1), got {self.min_probability!r}")
         set_(self, "min_probability", least)
         set_(self, "min_area", _non_negative_int(self.min_area, "min_area"))
+        set_(self, "mask_holes", _non_negative_int(self.mask_holes, "mask_holes"))
+        mask_close = check_positive_int(self.mask_close, "mask_close")
+        if mask_close % 2 == 0:
+            raise ValueError(f"mask_close must be an odd int >= 1, got {self.mask_close!r}")
+        set_(self, "mask_close", mask_close)
         for name in ("grow_share", "grow_flat"):
             value = _non_negative(getattr(self, name), name)
             if value > 1:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 #: The peak rule alone: no object-support or noise-floor test, no outlier or ambiguity test,
 #: no depth smoothing, no least probability for the depth map, no speck removal, no growth
-#: into flat regions.
+#: into flat regions, no closing of the masks.
 PEAKS_ONLY: dict[str, Any] = {
     "min_support": 0.0,
     "noise_floor": 0.0,
@@ -42,6 +42,8 @@ PEAKS_ONLY: dict[str, Any] = {
     "min_probability": 0.0,
     "min_area": 0,
     "grow_share": 0.0,
+    "mask_close": 1,
+    "mask_holes": 0,
 }
 #: The rule before issue 12: the peak rule alone, with its thresholds of then.
 BEFORE: dict[str, Any] = {"min_confidence": 0.35, "peak_radius": 4, **PEAKS_ONLY}
