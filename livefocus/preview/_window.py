@@ -462,10 +462,13 @@ class PreviewWindow(QtWidgets.QMainWindow):
     def _turn_by(self, dx: float, dy: float) -> None:
         """Turn the 3D view by a drag of (dx, dy) screen pixels (half a degree each)."""
         azimuth = (self.azimuth_slider.value() - round(dx / 2)) % 360
-        self.azimuth_slider.setValue(azimuth)
-        self.elevation_slider.setValue(
-            min(90, max(0, self.elevation_slider.value() + round(dy / 2)))
-        )
+        elevation = min(90, max(0, self.elevation_slider.value() + round(dy / 2)))
+        # set both without their signals, then draw once (not once per slider)
+        for slider, value in ((self.azimuth_slider, azimuth), (self.elevation_slider, elevation)):
+            blocked = slider.blockSignals(True)
+            slider.setValue(value)
+            slider.blockSignals(blocked)
+        self._turned()
 
     def _turned(self, *_: Any) -> None:
         self._draw_3d(now=True)
