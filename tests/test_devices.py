@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,6 +234,9 @@ def test_replay_cfg_file_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     core.snapImage()
     expected = lf.read_stack(CONFIGS / REPLAY_DEFAULT_PATH)[0]
     np.testing.assert_array_equal(core.getImage(), expected)
+    core.setProperty("Camera", "ZStepUm", 2.0)  # the stack is read again, where it was found
+    core.snapImage()
+    np.testing.assert_array_equal(core.getImage(), expected)
     core.unloadAllDevices()
 
 
@@ -257,10 +261,21 @@ def test_acquire_reads_the_replay_cfg_from_any_folder(tmp_path: Path) -> None:
     argv = [*run, "--config", str(bad), "--out", "b.zarr"]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: stack 'nothere.tif' does not exist"], (
-        done.stderr
-    )
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: --config {str(bad)!r} does not load: ") and line.endswith(
+        "stack 'nothere.tif' does not exist"
+    ), line
     assert not (tmp_path / "b.zarr").exists()
+    # a stack that is there but not (Z, Y, X): the device's own reason, not "does not exist"
+    four = tmp_path / "four.cfg"
+    four.write_text((CONFIGS / "replay.cfg").read_text().replace(REPLAY_DEFAULT_PATH, "yeast.tif"))
+    shutil.copy(
+        CONFIGS.parent / "tests" / "data" / "yeast_brightfield_5z.tif", tmp_path / "yeast.tif"
+    )
+    (tmp_path / "sub").mkdir()  # run elsewhere: the stack is found next to its .cfg
+    argv = [*run, "--config", str(four), "--out", "d.zarr"]
+    done = subprocess.run(argv, cwd=tmp_path / "sub", capture_output=True, text=True)
+    assert done.returncode == 2 and "expected 3 axes" in done.stderr, done.stderr
     # the stage's travel is narrowed to the stack: a plan beyond it is refused before it runs
     argv = [*base, "--z-range", "2", "--step", "1", "--config", cfg, "--out", "c.zarr"]
     done = subprocess.run([*argv, "--no-preview"], cwd=tmp_path, capture_output=True, text=True)

@@ -181,3 +181,19 @@ def test_a_move_beyond_half_the_field_is_not_taken_for_its_alias(move: int) -> N
     # two unrelated images: whatever move comes out, it does not match
     other = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 1.5).astype(np.float32)
     assert stack_drift(before, depth, other, depth).match < 0.5
+
+
+def test_small_flat_and_line_fields_give_a_drift_not_an_error() -> None:
+    """Fields down to a line of pixels, and images with no structure, measure what they can:
+    a flat pair still gives the axial drift of its depth maps (no lateral move)."""
+    rng = np.random.default_rng(0)
+    for ny, nx in [(1, 1), (1, 9), (9, 1), (2, 2), (3, 6), (3, 8), (7, 4), (16, 3), (13, 2)]:
+        a = rng.random((ny, nx)).astype(np.float32)
+        depth = np.full((ny, nx), 2.0)
+        got = stack_drift(a, depth, np.roll(a, 1, axis=-1), depth + 1.0)
+        assert np.isfinite(got.x_px) and np.isfinite(got.y_px), (ny, nx, got)
+        assert 0 < got.overlap <= 1
+    flat = np.ones((32, 32), np.float32)
+    depth = np.full((32, 32), 3.0)
+    got = stack_drift(flat, depth, flat, depth + 0.5)
+    assert got.z_um == pytest.approx(0.5) and got.pixels == 32 * 32 and np.isnan(got.match)

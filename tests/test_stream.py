@@ -238,3 +238,20 @@ def test_channels_make_separate_stacks(tmp_path: Path, demo: Any) -> None:
     assert store.shape == (1, 2, 5, 64, 64)
     assert (store.array("planes")[:] == PLANE_FINAL).all()
     assert set(report.z_positions) == {(0, 0, 0), (0, 0, 1)}
+
+
+def test_a_relative_plan_runs_around_the_current_focus(tmp_path: Path) -> None:
+    """useq runs a relative Z plan around Z = 0 where no position names a Z; on a microscope
+    focused at 10 µm the stack must run around 10 µm (8..12), and a position's own Z wins."""
+    core = demo_core(shape=(64, 64), object_range=8.0)
+    core.setPosition("Z", 10.0)
+    plan = useq.ZRangeAround(range=4, step=2)
+    report = stream(core, useq.MDASequence(z_plan=plan), out=tmp_path / "a.zarr")
+    assert report.status == "complete", report.status
+    assert [sorted(v) for v in report.z_positions.values()] == [[8.0, 10.0, 12.0]]
+    core.setPosition("Z", 10.0)
+    two = useq.MDASequence(z_plan=plan, stage_positions=[useq.Position(z=-5.0), useq.Position()])
+    report = stream(core, two, out=tmp_path / "b.zarr")
+    assert report.status == "complete", report.status
+    got = {k[0]: sorted(v) for k, v in report.z_positions.items()}
+    assert got == {0: [-7.0, -5.0, -3.0], 1: [8.0, 10.0, 12.0]}

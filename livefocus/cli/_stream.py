@@ -333,13 +333,15 @@ def _drift_text(entry: dict[str, Any]) -> str:
         x, y = f"{entry['x_px']:+.1f} px", f"{entry['y_px']:+.1f} px"
     else:
         x, y = f"{entry['x_um']:+.2f} µm", f"{entry['y_um']:+.2f} µm"
-    from livefocus.stream.follow import MIN_MATCH
+    from livefocus.stream.follow import MIN_MATCH, MIN_OVERLAP
 
-    match = entry.get("match")
+    match, overlap = entry.get("match"), entry.get("overlap")
     seen = ""
     if match is None or match < MIN_MATCH:
         why = "no common structure" if match is None else f"images match {match:.2f}"
         seen = f" ({why}: lateral shift not trusted)"
+    elif overlap is not None and overlap < MIN_OVERLAP:
+        seen = f" (images share {overlap:.0%} of the field: lateral shift not trusted)"
     return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}{seen}"
 
 
@@ -734,11 +736,26 @@ def _positions(text: str | None) -> list[tuple[float, float, float | None]] | No
     return result
 
 
+class _Failures(logging.Handler):
+    """Collects the device failures pymmcore-plus logs (and only logs) while a configuration
+    loads: a Python device whose initialisation raised."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        why = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            why = f"{why}: {record.exc_info[1]}"
+        self.messages.append(" ".join(why.split()))
+
+
 @contextmanager
-def _quiet_log() -> Iterator[None]:
+def _quiet_log() -> Iterator[list[str]]:
     """pymmcore-plus prints no traceback on the terminal meanwhile (its log file keeps its
-    own): a configuration that does not load is reported in one line."""
-    quiet = logging.NullHandler()
+    own); yields the device failures it logged, so that they are reported in one line."""
+    failures = _Failures()
     # the Python devices' manager logs under the module name, the core under "pymmcore-plus"
     modules = logging.getLogger("pymmcore_plus")
     core_log = logging.getLogger("pymmcore-plus")
@@ -749,14 +766,14 @@ def _quiet_log() -> Iterator[None]:
     ]
     levels = [h.level for h in streams]
     propagate = modules.propagate
-    modules.addHandler(quiet)
+    modules.addHandler(failures)
     modules.propagate = False
     for h in streams:
         h.setLevel(logging.CRITICAL + 1)
     try:
-        yield
+        yield failures.messages
     finally:
-        modules.removeHandler(quiet)
+        modules.removeHandler(failures)
         modules.propagate = propagate
         for h, level in zip(streams, levels, strict=True):
             h.setLevel(level)
@@ -774,12 +791,15 @@ def _load_config(config: Path) -> Any:
     paths = [p for p in [find_micromanager()] if p] + [mm_test_adapters.device_adapter_path()]
     core.setDeviceAdapterSearchPaths([str(p) for p in paths])
     error = ""
+    failed: list[str] = []
     try:
-        with config_folder(config.resolve().parent), _quiet_log():
+        with config_folder(config.resolve().parent), _quiet_log() as failed:
             core.loadSystemConfiguration(str(config))
     except Exception as exc:
         why = " ".join(str(exc).split())  # Micro-Manager's messages span lines: one line
         error = f"--config {str(config)!r} does not load: {why}"
+    if not error and failed:  # a Python device that failed is only logged by pymmcore-plus
+        error = f"--config {str(config)!r} does not load: {failed[0]}"
     if not error and not core.getCameraDevice():
         error = f"--config {str(config)!r} sets no camera (Core,Camera)"
     if not error and not core.getFocusDevice():

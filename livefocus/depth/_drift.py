@@ -28,7 +28,8 @@ class Drift:
     x_px, y_px : float
         Lateral move in pixels (+x: toward higher columns, +y: toward higher rows), from the
         phase correlation of the two all-in-focus images (OpenCV's ``phaseCorrelate``,
-        sub-pixel, under a Hann window).
+        sub-pixel, under a Hann window); 0 where the images have no structure in common
+        (``match`` NaN).
     z_um : float
         Axial move in µm (+: the specimen higher, toward larger stage Z): the median change
         of the depth over the pixels that keep a depth in both stacks, once aligned
@@ -43,6 +44,8 @@ class Drift:
         phase correlation gives a move only up to a whole field (a move of ``s`` pixels and
         one of ``s - size`` look alike): of the candidates, the one that matches best is
         taken. NaN when the images have no structure in common to compare.
+    overlap : float
+        Share of the field the two images have in common for the move (1: no move).
     """
 
     x_px: float
@@ -51,6 +54,7 @@ class Drift:
     response: float
     pixels: int
     match: float = math.nan
+    overlap: float = math.nan
 
     def as_dict(self) -> dict[str, float | int | None]:
         """The fields, NaN as None (JSON)."""
@@ -71,9 +75,13 @@ def _overlap(shift: int, size: int) -> tuple[slice, slice]:
 def _candidates(shift: int, size: int) -> list[int]:
     """The moves along an axis of ``size`` that a phase-correlation peak at ``shift`` stands
     for (it is periodic in ``size``) and that leave :data:`MIN_OVERLAP` of the axis in common."""
-    least = max(2, math.ceil(MIN_OVERLAP * size))
     moves = {shift, shift - size, shift + size}
-    return sorted(m for m in moves if abs(m) <= size - least)
+    return sorted(m for m in moves if abs(m) <= size - _least(size))
+
+
+def _least(size: int) -> int:
+    """Fewest pixels of an axis of ``size`` the two images must share (:data:`MIN_OVERLAP`)."""
+    return max(2, math.ceil(MIN_OVERLAP * size))
 
 
 def _match(a: np.ndarray, b: np.ndarray, sy: int, sx: int) -> float:
@@ -117,34 +125,48 @@ def stack_drift(
         raise ValueError(f"the depth maps must have the images' shape {a.shape}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("the all-in-focus images must be finite")
-    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
-    (dx, dy), response = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), window)
     ny, nx = a.shape
+    if ny >= 2 and nx >= 2:
+        window = cv2.createHanningWindow((nx, ny), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), window)
+    else:  # a line of pixels: nothing to correlate
+        (dx, dy), response = (0.0, 0.0), math.nan
     sy, sx = round(dy), round(dx)
     tried = [
         (_match(a, b, my, mx), my, mx) for my in _candidates(sy, ny) for mx in _candidates(sx, nx)
     ]
     tried = [c for c in tried if math.isfinite(c[0])]
-    if not tried:
-        return Drift(float(dx), float(dy), math.nan, float(response), 0)
-    # the peak's own move, unless another matches clearly better (a move beyond half the field)
-    match, my, mx = max(tried, key=lambda c: c[0] + (_PREFER if (c[1], c[2]) == (sy, sx) else 0))
-    dy, dx, sy, sx = dy + (my - sy), dx + (mx - sx), my, mx
+    match = math.nan
+    if tried:
+        # the peak's own move, unless another matches clearly better (a move beyond half the
+        # field)
+        match, my, mx = max(
+            tried, key=lambda c: c[0] + (_PREFER if (c[1], c[2]) == (sy, sx) else 0)
+        )
+        dy, dx, sy, sx = dy + (my - sy), dx + (mx - sx), my, mx
+    else:  # no structure in common to compare: no lateral move is measured
+        dy = dx = 0.0
+        sy = sx = 0
     (ya, yb), (xa, xb) = _overlap(sy, ny), _overlap(sx, nx)
-    if abs(sy) > ny // 4 or abs(sx) > nx // 4:
-        # a large move's peak is weak and off by a pixel or so: the parts in common, aligned,
+    if tried and (abs(sy) > ny // 16 or abs(sx) > nx // 16):
+        # beyond a sixteenth of the field the peak weakens and may be off by a pixel or so
+        # (the window weighs the parts the images do not share): the parts in common, aligned,
         # give the rest (twice: the first correction may change the parts)
         for _ in range(2):
             pa, pb = a[ya, xa], b[yb, xb]
+            if min(pa.shape) < 2:
+                break
             hann = cv2.createHanningWindow((pa.shape[1], pa.shape[0]), cv2.CV_32F)
             (rx, ry), _ = cv2.phaseCorrelate(pa - pa.mean(), pb - pb.mean(), hann)
             if not (abs(rx) < 2 and abs(ry) < 2):
                 break
-            dy, dx = sy + ry, sx + rx
-            ty, tx = round(dy), round(dx)
-            if (ty, tx) == (sy, sx) or max(abs(ty) / ny, abs(tx) / nx) > 1 - MIN_OVERLAP:
+            ty, tx = round(sy + ry), round(sx + rx)
+            if (ty, tx) == (sy, sx):
+                dy, dx = sy + ry, sx + rx
                 break
-            sy, sx = ty, tx
+            if abs(ty) > ny - _least(ny) or abs(tx) > nx - _least(nx):
+                break  # too little would be left in common: keep the move found
+            dy, dx, sy, sx = sy + ry, sx + rx, ty, tx
             (ya, yb), (xa, xb) = _overlap(sy, ny), _overlap(sx, nx)
             match = _match(a, b, sy, sx)
     d0 = np.asarray(before_depth, np.float64)[ya, xa]
@@ -152,4 +174,5 @@ def stack_drift(
     both = np.isfinite(d0) & np.isfinite(d1)
     n = int(both.sum())
     dz = float(np.median(d1[both] - d0[both])) if n >= MIN_DEPTH_PIXELS else math.nan
-    return Drift(float(dx), float(dy), dz, float(response), n, float(match))
+    overlap = (ny - abs(sy)) * (nx - abs(sx)) / (ny * nx)
+    return Drift(float(dx), float(dy), dz, float(response), n, float(match), float(overlap))

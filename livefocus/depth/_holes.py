@@ -83,7 +83,7 @@ def closed(mask: np.ndarray, size: int, max_hole: int) -> np.ndarray:
         c = cv2.morphologyEx(m.view(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
         m = c | m
     if max_hole <= 0:
-        return m
+        return m if size > 1 else m.copy()
     _, labels, stats, _ = cv2.connectedComponentsWithStats(
         (~m).view(np.uint8), connectivity=4, ltype=cv2.CV_32S
     )
@@ -94,7 +94,7 @@ def closed(mask: np.ndarray, size: int, max_hole: int) -> np.ndarray:
     small = inside & (stats[:, cv2.CC_STAT_AREA] <= max_hole)
     small[0] = False  # label 0: the mask's own pixels
     if not small.any():
-        return m
+        return m if size > 1 else m.copy()
     return np.asarray(m | np.take(small, np.asarray(labels, np.intp)))
 
 

@@ -107,6 +107,7 @@ def stream(
         store keeps every frame it could write and ``status`` says what happened.
     """
     layout = sequence_layout(sequence)  # a bad sequence fails here, before any set-up
+    sequence = _around_focus(core, sequence)
     if follow_drift:
         _check_order(sequence, layout.time_points, "follow_drift", 3, _FIRST_DRIFT)
     to_stage = _to_stage(core) if follow_xy else None
@@ -285,6 +286,23 @@ def _travel(core: Any) -> tuple[float, float] | None:
         return None
 
 
+def _around_focus(core: Any, sequence: Any) -> Any:
+    """``sequence`` with a relative Z plan anchored at the focus stage's current position
+    wherever a stage position names no Z (or there is none): useq runs such a plan around
+    Z = 0, where a microscopist means the current focus."""
+    import useq
+
+    stage = core.getFocusDevice()
+    if sequence.z_plan is None or not sequence.z_plan.is_relative or not stage:
+        return sequence
+    positions = list(sequence.stage_positions) or [useq.Position()]
+    if all(p.z is not None for p in positions):
+        return sequence
+    here = float(core.getPosition(stage))
+    anchored = [p if p.z is not None else p.model_copy(update={"z": here}) for p in positions]
+    return sequence.replace(stage_positions=anchored)
+
+
 def _check_travel(core: Any, sequence: Any) -> None:
     """Refuse a Z plan beyond the focus stage's travel, where the stage states it (the
     ``LowerLimitUm`` and ``UpperLimitUm`` of the simulated stage), before the store exists:
@@ -294,16 +312,15 @@ def _check_travel(core: Any, sequence: Any) -> None:
         return
     (lo, hi), stage = travel, core.getFocusDevice()
     offsets = [float(v) for v in sequence.z_plan]
-    here = float(core.getPosition(stage))
-    # a relative plan runs around each position's Z, or the current Z where a position has none
+    # a relative plan runs around each position's Z, as useq gives it (0 where none)
     bases = [0.0]
     if sequence.z_plan.is_relative:
-        bases = [here if p.z is None else float(p.z) for p in sequence.stage_positions] or [here]
+        bases = [0.0 if p.z is None else float(p.z) for p in sequence.stage_positions] or [0.0]
     zs = [b + o for b in bases for o in offsets]
     if min(zs) < lo or max(zs) > hi:
         raise ValueError(
-            f"z_range: the Z plan reaches {min(zs):g} to {max(zs):g} µm, beyond the travel of "
-            f"focus stage {stage!r} ({lo:g} to {hi:g} µm)"
+            f"z_range reaches {min(zs):g} to {max(zs):g} µm around the stack's centre, beyond "
+            f"the travel of focus stage {stage!r} ({lo:g} to {hi:g} µm)"
         )
 
 

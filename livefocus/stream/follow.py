@@ -26,7 +26,7 @@ It is a plain event iterator, so pymmcore-plus runs it as it runs a sequence
   which the stage's own move between the two stacks is added back), within
   ``max_lateral_um`` of the plan and within the XY stage's travel where it states it. A shift
   counts only where the two stacks' images match where they overlap (``match`` of at least
-  :data:`MIN_MATCH`).
+  :data:`MIN_MATCH`, over at least :data:`MIN_OVERLAP` of the field).
 - Each entry of :attr:`FocusFollower.offsets` names the bounds that held its move back
   (``limited``).
 """
@@ -43,11 +43,14 @@ import numpy as np
 
 from livefocus.stream._events import Schedule, StackEntries, stacks
 
-__all__ = ["MIN_MATCH", "FocusFollower"]
+__all__ = ["MIN_MATCH", "MIN_OVERLAP", "FocusFollower"]
 
 #: Least ``match`` (the correlation of the two stacks' all-in-focus images where they overlap,
 #: :class:`livefocus.depth.Drift`) for a lateral shift to count.
 MIN_MATCH = 0.5
+#: Least ``overlap`` (the share of the field the two images have in common for the shift)
+#: for it to count: on a small overlap unrelated smooth images correlate by chance.
+MIN_OVERLAP = 0.25
 
 
 class FocusFollower:
@@ -288,10 +291,13 @@ class FocusFollower:
 
 
 def _matches(entry: dict[str, Any]) -> bool:
-    """Whether a drift entry's images match well enough for its lateral shift (an entry
-    without a ``match`` counts; one whose match is None, no structure to compare, does not)."""
-    match = entry.get("match", 1.0)
-    return match is not None and math.isfinite(float(match)) and float(match) >= MIN_MATCH
+    """Whether a drift entry's images match well enough, over enough of the field, for its
+    lateral shift (an entry without ``match`` or ``overlap`` counts; one whose match is None,
+    no structure to compare, does not)."""
+    match, overlap = entry.get("match", 1.0), entry.get("overlap", 1.0)
+    if match is None or overlap is None:
+        return False
+    return bool(float(match) >= MIN_MATCH and float(overlap) >= MIN_OVERLAP)
 
 
 def _matrix(to_stage: Any) -> np.ndarray:
