@@ -392,7 +392,6 @@ class StackReconstructor:
             self._tentative_into(provisional, k)
         # as the final mask will be (which only grows from it): a subset of it stays a subset
         provisional = without_specks(provisional, self.settings.min_area)
-        provisional = closed(provisional, self.settings.mask_close, self.settings.mask_holes)
         threshold = float(otsu.result())
         return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
 
