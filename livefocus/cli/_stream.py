@@ -333,14 +333,14 @@ def _drift_text(entry: dict[str, Any]) -> str:
         x, y = f"{entry['x_px']:+.1f} px", f"{entry['y_px']:+.1f} px"
     else:
         x, y = f"{entry['x_um']:+.2f} µm", f"{entry['y_um']:+.2f} µm"
-    from livefocus.stream.follow import MIN_MATCH, MIN_OVERLAP
+    from livefocus.stream.follow import MIN_MATCH, MIN_SHARED
 
     match, overlap = entry.get("match"), entry.get("overlap")
     seen = ""
     if match is None or match < MIN_MATCH:
         why = "no common structure" if match is None else f"images match {match:.2f}"
         seen = f" ({why}: lateral shift not trusted)"
-    elif overlap is not None and overlap < MIN_OVERLAP:
+    elif overlap is not None and overlap < MIN_SHARED:
         seen = f" (images share {overlap:.0%} of the field: lateral shift not trusted)"
     return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}{seen}"
 

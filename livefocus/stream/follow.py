@@ -26,7 +26,7 @@ It is a plain event iterator, so pymmcore-plus runs it as it runs a sequence
   which the stage's own move between the two stacks is added back), within
   ``max_lateral_um`` of the plan and within the XY stage's travel where it states it. A shift
   counts only where the two stacks' images match where they overlap (``match`` of at least
-  :data:`MIN_MATCH`, over at least :data:`MIN_OVERLAP` of the field).
+  :data:`MIN_MATCH`, over at least :data:`MIN_SHARED` of the field).
 - Each entry of :attr:`FocusFollower.offsets` names the bounds that held its move back
   (``limited``).
 """
@@ -43,14 +43,14 @@ import numpy as np
 
 from livefocus.stream._events import Schedule, StackEntries, stacks
 
-__all__ = ["MIN_MATCH", "MIN_OVERLAP", "FocusFollower"]
+__all__ = ["MIN_MATCH", "MIN_SHARED", "FocusFollower"]
 
 #: Least ``match`` (the correlation of the two stacks' all-in-focus images where they overlap,
 #: :class:`livefocus.depth.Drift`) for a lateral shift to count.
 MIN_MATCH = 0.5
 #: Least ``overlap`` (the share of the field the two images have in common for the shift)
 #: for it to count: on a small overlap unrelated smooth images correlate by chance.
-MIN_OVERLAP = 0.25
+MIN_SHARED = 0.25
 
 
 class FocusFollower:
@@ -297,7 +297,7 @@ def _matches(entry: dict[str, Any]) -> bool:
     match, overlap = entry.get("match", 1.0), entry.get("overlap", 1.0)
     if match is None or overlap is None:
         return False
-    return bool(float(match) >= MIN_MATCH and float(overlap) >= MIN_OVERLAP)
+    return bool(float(match) >= MIN_MATCH and float(overlap) >= MIN_SHARED)
 
 
 def _matrix(to_stage: Any) -> np.ndarray:
