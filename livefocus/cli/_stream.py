@@ -807,7 +807,7 @@ def _load_config(config: Path) -> Any:
     if not error:
         try:
             fit_travel_to_replay(core)  # a Z plan beyond a replayed stack: refused up front
-        except Exception as exc:  # a replay camera whose stack did not load
+        except Exception as exc:  # the stage refusing the narrowed travel
             error = " ".join(str(exc).split())
     if error:
         # Destroy the core now, outside the except block (whose exception refers to it):

@@ -99,8 +99,6 @@ class ReplayCamera(LinkedCamera):
         # the Path as set and the file it was found at (a relative Path found in the folder of
         # the configuration being loaded stays found there when the stack is read again)
         self._found: tuple[str, Path] | None = None
-        #: Why the last reading of the stack failed (None: it did not).
-        self.load_error: Exception | None = None
         self._z_step_setting = 0.0
         self._frames: np.ndarray | None = None
         self.z_step = 1.0
@@ -136,18 +134,13 @@ class ReplayCamera(LinkedCamera):
     def _load(self) -> None:
         from livefocus.io import read_stack, stack_z_step
 
-        try:
-            if not self._path:
-                raise ValueError("Path of the replay camera is empty: set it to a stack file")
-            found = self._found
-            path = found[1] if found is not None and found[0] == self._path else None
-            path = path or _resolve(self._path)
-            frames = replay_frames(read_stack(path), name=f"stack {str(self._path)!r}")
-            step = self._z_step_setting or stack_z_step(path) or 1.0
-        except Exception as exc:
-            self.load_error = exc
-            raise
-        self.load_error = None
+        if not self._path:
+            raise ValueError("Path of the replay camera is empty: set it to a stack file")
+        found = self._found
+        path = found[1] if found is not None and found[0] == self._path else None
+        path = path or _resolve(self._path)
+        frames = replay_frames(read_stack(path), name=f"stack {str(self._path)!r}")
+        step = self._z_step_setting or stack_z_step(path) or 1.0
         self._found = (self._path, path.absolute())
         self._frames = frames
         self.z_step = float(step)

@@ -319,8 +319,8 @@ def _check_travel(core: Any, sequence: Any) -> None:
     zs = [b + o for b in bases for o in offsets]
     if min(zs) < lo or max(zs) > hi:
         raise ValueError(
-            f"z_range reaches {min(zs):g} to {max(zs):g} µm around the stack's centre, beyond "
-            f"the travel of focus stage {stage!r} ({lo:g} to {hi:g} µm)"
+            f"z_range reaches {min(zs):g} to {max(zs):g} µm, beyond the travel of focus stage "
+            f"{stage!r} ({lo:g} to {hi:g} µm)"
         )
 
 
