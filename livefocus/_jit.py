@@ -32,19 +32,26 @@ def kernel(func: F) -> F:
             with _LOCK:
                 if not compiled:
                     compiled.append(_compile(func))
-        return compiled[0](*args)
+        try:
+            return compiled[0](*args)
+        except OSError:  # numba could not save its cache (a full disk): compile without one
+            with _LOCK:
+                compiled[0] = _compile(func, cache=False)
+            return compiled[0](*args)
 
     call.py_func = func  # type: ignore[attr-defined]
     return cast(F, call)
 
 
-def _compile(func: Callable[..., Any]) -> Callable[..., Any]:
+def _compile(func: Callable[..., Any], cache: bool = True) -> Callable[..., Any]:
     try:
         import numba
     except ImportError as exc:  # a core dependency: only a broken install lacks it
         raise ImportError(
             "livefocus's per-pixel kernels need numba, which is missing: pip install numba"
         ) from exc
+    if not cache:
+        return cast(Callable[..., Any], numba.njit(nogil=True)(func))
     try:
         return cast(Callable[..., Any], numba.njit(cache=True, nogil=True)(func))
     except RuntimeError:  # no writable cache folder (a read-only install): compiled each run

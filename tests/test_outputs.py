@@ -4,6 +4,7 @@ say so (issue 13, defects 1, 2 and 8). Real files and folders, the real CLI and 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -246,9 +247,13 @@ def test_model_writers_never_overwrite_silently(
 
 
 # -- defect 8: incomplete output looks complete ------------------------------------------------
-def _cli_with_file_limit(limit: int, argv: list[str]) -> subprocess.CompletedProcess[str]:
+def _cli_with_file_limit(
+    limit: int, argv: list[str], numba_cache: Path
+) -> subprocess.CompletedProcess[str]:
     """The CLI run in a process that may write no file above ``limit`` bytes (RLIMIT_FSIZE:
-    a real write failure, EFBIG, where a disk would be full)."""
+    a real write failure, EFBIG, where a disk would be full), with numba's cache in the empty
+    folder ``numba_cache``: the kernels compile there and cannot save their cache either (until
+    2026-12-03 that failure ended the run; it passed only where an earlier run had cached)."""
     script = textwrap.dedent(
         f"""
         import resource, signal
@@ -258,14 +263,17 @@ def _cli_with_file_limit(limit: int, argv: list[str]) -> subprocess.CompletedPro
         main({argv!r})
         """
     )
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache)}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
 
 
 def test_simulate_on_a_full_disk_leaves_nothing(tmp_path: Path) -> None:
     """No file above 8 KB: the half-written store goes (until 2026-12-02 it stayed, marked
     incomplete)."""
     out = tmp_path / "full.zarr"
-    done = _cli_with_file_limit(8192, ["simulate", "--shape", "2,128,128", "--out", str(out)])
+    done = _cli_with_file_limit(
+        8192, ["simulate", "--shape", "2,128,128", "--out", str(out)], tmp_path / "numba"
+    )
     assert done.returncode == 2 and "File too large" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "could not be written" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -278,7 +286,7 @@ def test_a_disk_that_fills_during_a_run_counts_the_frames_lost(tmp_path: Path) -
     and no logging traceback is printed (pymmcore-plus's log file cannot grow either)."""
     out = tmp_path / "full.ome.zarr"
     argv = ["demo", "--no-preview", "--size", "256", "--out", str(out)]
-    done = _cli_with_file_limit(40_000, argv)
+    done = _cli_with_file_limit(40_000, argv, tmp_path / "numba")
     text = done.stdout + done.stderr
     assert done.returncode == 1, text
     assert "writing to the store failed" in done.stderr and "File too large" in done.stderr
@@ -292,7 +300,9 @@ def test_a_store_that_cannot_be_made_leaves_nothing(tmp_path: Path, stack_npy: P
     """The same for the streaming store's writer (``label`` uses it): no half-made store,
     one line naming --out."""
     out = tmp_path / "full.ome.zarr"
-    done = _cli_with_file_limit(1200, ["label", str(stack_npy), "--out", str(out)])
+    done = _cli_with_file_limit(
+        1200, ["label", str(stack_npy), "--out", str(out)], tmp_path / "numba"
+    )
     assert done.returncode == 2 and "--out" in done.stderr, done.stderr
     assert "could not be written" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()

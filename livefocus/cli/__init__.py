@@ -115,6 +115,13 @@ def _empty_value(argv: list[str]) -> str | None:
     return None
 
 
+def _quiet_shutdown() -> None:
+    """After the one error line: zarr's event loop may still hold the chunk writes that were in
+    flight when one failed; at exit asyncio logs each as 'Task was destroyed but it is pending!'
+    with the failed write's traceback. The error has been reported: those records are dropped."""
+    logging.getLogger("asyncio").disabled = True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``livefocus`` console script."""
     mark_entered()
@@ -142,8 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as exc:
         message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
         typer.secho(f"error: {_for_cli(message, args)}", fg=typer.colors.RED, err=True)
+        _quiet_shutdown()
         sys.exit(2)
     except MemoryError as exc:  # a runtime failure (exit 1), still one line
         typer.secho(f"error: out of memory ({exc or 'no details'})", fg=typer.colors.RED, err=True)
+        _quiet_shutdown()
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)  # a command's typer.Exit(code), or 0
