@@ -197,3 +197,16 @@ def test_small_flat_and_line_fields_give_a_drift_not_an_error() -> None:
     depth = np.full((32, 32), 3.0)
     got = stack_drift(flat, depth, flat, depth + 0.5)
     assert got.z_um == pytest.approx(0.5) and got.pixels == 32 * 32 and np.isnan(got.match)
+
+
+def test_a_specimen_drifting_out_of_range_names_the_cause(tmp_path: Path) -> None:
+    """The camera's sequence thread fails once the drifted specimen leaves the simulated
+    range: the status gives that reason, not only pymmcore-plus's count of the frames it missed
+    (until 2026-12-03 it said 'Unexpected number of images returned from sequence')."""
+    out = tmp_path / "gone.ome.zarr"
+    argv = ["demo", "--no-preview", "--size", "64", "--time-points", "20", "--drift", "0,0,1000"]
+    code, stdout, err = run_cli(*argv, "--out", str(out))
+    assert code == 1, stdout + err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: camera delivered") and "outside the simulated range" in line
+    assert "drifted Z" in line and "Unexpected number" not in line, line

@@ -170,6 +170,7 @@ def test_camera_error_mid_run_keeps_written_planes(tmp_path: Path) -> None:
     sequence = z_sequence({"absolute": [0, 1, 2, 7, 8]})  # planes 7 and 8 do not exist
     report = stream(core, sequence, out=tmp_path / "e.ome.zarr")
     assert report.status.startswith("error: camera delivered 3 of 5 frames"), report.status
+    assert "outside the replayed stack" in report.status, report.status
     store = open_store(tmp_path / "e.ome.zarr")
     assert store.meta["status"] == report.status
     planes = store.array("planes")[0, 0]

@@ -117,6 +117,9 @@ class _CameraErrors(logging.Handler):
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
         self.failed_moves: list[str] = []
+        #: Errors raised where the frames are made (the camera's sequence thread): the cause,
+        #: where pymmcore-plus's engine logs only how many frames it missed.
+        self.causes: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
@@ -538,8 +541,9 @@ class MDAHandler:
         return planned - sum(int(e["skipped"]) for e in self.plane_skips)
 
     def note_error(self, message: str) -> None:
-        """Record an acquisition error seen outside the handler (it becomes the status)."""
-        self._errors.messages.append(message)
+        """Record an acquisition error seen outside the handler, such as the camera's sequence
+        thread dying: it becomes the status's reason when frames are missing."""
+        self._errors.causes.append(message)
 
     def finish(self, error: str | None = None) -> StreamReport:
         """Close the run (idempotent): drain the pipeline, record the status, give the report.
@@ -631,8 +635,8 @@ class MDAHandler:
         if metrics.frames_in < expected:
             if self._interrupted.is_set():
                 return "interrupted"
-            messages = self._errors.messages
-            detail = f" ({messages[-1]})" if messages else ""
+            messages = self._errors.causes[:1] or self._errors.messages[-1:]
+            detail = f" ({messages[0]})" if messages else ""
             return f"error: camera delivered {metrics.frames_in} of {expected} frames{detail}"
         return "complete"  # every frame was captured (a late Ctrl-C only hurried the writing)
 
