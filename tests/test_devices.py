@@ -431,3 +431,28 @@ def test_exposure_scales_the_signal() -> None:
             c.setExposure(-1.0)
     finally:
         c.unloadAllDevices()
+
+
+def test_replay_core_reads_the_stack_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """replay_core checks the stack before it makes a core, and its camera serves those frames
+    (until 2026-12-03 the file was read twice); a camera made afterwards reads it again."""
+    import livefocus.io
+
+    path = tmp_path / "s.tif"
+    stack = (np.arange(3 * 16 * 16, dtype=np.uint16) % 997).reshape(3, 16, 16)
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    reads: list[Path] = []
+    real = livefocus.io.read_stack
+
+    def counted(p: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        reads.append(Path(p))
+        return real(p, *args, **kwargs)
+
+    monkeypatch.setattr(livefocus.io, "read_stack", counted)
+    core = replay_core(path, z_step=1.0)
+    assert len(reads) == 1
+    core.setPosition("Z", 2.0)
+    core.snapImage()
+    np.testing.assert_array_equal(core.getImage(), stack[2])
+    core.setProperty(core.getCameraDevice(), "Path", str(path))  # nothing handed over now
+    assert len(reads) == 2

@@ -20,7 +20,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 
 from livefocus._vocab import CONTRASTS
 from livefocus.devices._link import linked
-from livefocus.devices._replay import ReplayCamera, replay_frames
+from livefocus.devices._replay import ReplayCamera, handed_over, replay_frames
 from livefocus.devices._specimen import MAX_SENSOR_PX, SpecimenCamera
 from livefocus.focus._validate import check_positive_number
 from livefocus.sim import Z_MARGIN_UM, Specimen, field_shape
@@ -301,14 +301,16 @@ def replay_core(
     if z_step is not None:
         check_positive_number(z_step, "z_step", "µm")
     path = Path(path).expanduser()
-    replay_frames(read_stack(path), name=f"stack {str(path)!r}")  # its errors, before a core
+    # its errors before a core is made; the camera then serves these frames, not a second read
+    frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
     step = float(z_step) if z_step is not None else (stack_z_step(path) or 1.0)
     link = f"livefocus-{uuid.uuid4().hex[:12]}"
     # The path is set after loading so that any file name works (a .cfg line cannot hold commas).
     cfg = replay_cfg_text(link=link, path="", z_step=step)
     core = _load(cfg.replace("#py Property,Camera,Path,\n", ""), core)
     cam = core.getCameraDevice()
-    core.setProperty(cam, "Path", str(path.resolve()))
+    with handed_over(path, frames):
+        core.setProperty(cam, "Path", str(path.resolve()))
     fit_travel_to_replay(core)
     core.setPosition("Z", 0.0)
     return core

@@ -13,7 +13,7 @@ import numpy as np
 
 from livefocus.devices._camera import LinkedCamera
 
-__all__ = ["ReplayCamera", "config_folder", "replay_frames"]
+__all__ = ["ReplayCamera", "config_folder", "handed_over", "replay_frames"]
 
 #: Folders of the configuration files being loaded (the newest last). A module-level list, not
 #: a context variable: pymmcore-plus initialises Python devices on a thread pool.
@@ -33,6 +33,39 @@ def config_folder(folder: str | Path) -> Iterator[None]:
     finally:
         with _FOLDERS_LOCK:
             _CONFIG_FOLDERS.remove(entry)
+
+
+#: One stack read already (by :func:`~livefocus.devices.replay_core`, to check it before a core
+#: is made) for the replay camera about to read the same file (:func:`handed_over`).
+_HANDED: list[tuple[Path, int, np.ndarray]] = []
+
+
+@contextmanager
+def handed_over(path: str | Path, frames: np.ndarray) -> Iterator[None]:
+    """While in the block, a replay camera that reads ``path`` takes these uint16 ``frames``
+    (read and converted by :func:`replay_frames` already) instead of reading the file again,
+    unless the file changed meanwhile. One slot, emptied on leaving: nothing stays cached."""
+    where = Path(path).resolve()
+    with _FOLDERS_LOCK:
+        _HANDED[:] = [(where, where.stat().st_mtime_ns, frames)]
+    try:
+        yield
+    finally:
+        with _FOLDERS_LOCK:
+            _HANDED.clear()
+
+
+def _handed(path: Path) -> np.ndarray | None:
+    """The frames handed over for ``path``, or None."""
+    try:
+        where = path.resolve()
+        mtime = where.stat().st_mtime_ns
+    except OSError:
+        return None
+    with _FOLDERS_LOCK:
+        if _HANDED and _HANDED[0][:2] == (where, mtime):
+            return _HANDED[0][2]
+    return None
 
 
 def _resolve(value: str) -> Path:
@@ -139,7 +172,9 @@ class ReplayCamera(LinkedCamera):
         found = self._found
         path = found[1] if found is not None and found[0] == self._path else None
         path = path or _resolve(self._path)
-        frames = replay_frames(read_stack(path), name=f"stack {str(self._path)!r}")
+        frames = _handed(path)
+        if frames is None:
+            frames = replay_frames(read_stack(path), name=f"stack {str(self._path)!r}")
         step = self._z_step_setting or stack_z_step(path) or 1.0
         self._found = (self._path, path.absolute())
         self._frames = frames
