@@ -323,6 +323,11 @@ def check_output(
     """
     if str(path).strip() in ("", ".", "..") or Path(path).name in ("", ".", ".."):
         raise ValueError(f"{name} {str(path)!r} must name a folder or file of its own")
+    if kind == "store" and "\\" in str(path):
+        raise ValueError(
+            f"{name} '{path}' holds a backslash, which the store's chunk writer (tensorstore)"
+            " takes for a folder separator: choose a path without one"
+        )
     path = Path(path).expanduser()
     target = path.resolve()
     if _within(Path.cwd().resolve(), target):

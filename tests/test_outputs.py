@@ -377,3 +377,45 @@ def test_train_refuses_before_training(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="did not write"):
         train_model(folder, n_train=1, epochs=1, progress=False, overwrite=True)
     assert intact(folder)
+
+
+# -- 2026-12-03 (a red-team try): paths tensorstore reads otherwise than the OS ---------------
+@pytest.mark.parametrize("command", ["label", "replay", "demo"])
+def test_an_out_path_through_dot_dot_is_written(
+    command: str,
+    stack_npy: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--out ../x.ome.zarr`` (and ``a/../x``): tensorstore refuses a path with '..', which
+    until 2026-12-03 failed after the store was made and left it, half-made, 'running'."""
+    (tmp_path / "work" / "a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    argv = {
+        "label": ["label", str(stack_npy), "--window", "16", "--strides", "8"],
+        "replay": ["replay", str(stack_npy), "--no-preview"],
+        "demo": ["demo", "--size", "64", "--no-preview", "--z-range", "4"],
+    }[command]
+    for out in ("../up.ome.zarr", "a/../across.ome.zarr"):
+        code, err = cli([*argv, "--out", out], capsys)
+        assert code == 0, err
+        assert store_status(tmp_path / "work" / out) == "complete"
+
+
+@pytest.mark.parametrize("command", ["label", "replay", "simulate"])
+def test_an_out_path_with_a_backslash_is_refused(
+    command: str, stack_npy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tensorstore takes a backslash for a folder separator: refused before anything is made
+    (until 2026-12-03 a half-made store was left at the path)."""
+    argv = {
+        "label": ["label", str(stack_npy)],
+        "replay": ["replay", str(stack_npy), "--no-preview"],
+        "simulate": ["simulate", "--shape", "3,64,64"],
+    }[command]
+    out = tmp_path / "x\\y.ome.zarr"
+    code, err = cli([*argv, "--out", str(out)], capsys)
+    assert code == 2 and "--out" in err and "backslash" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []

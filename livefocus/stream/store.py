@@ -114,6 +114,7 @@ def _chunk_writers(root: Path, arrays: dict[str, list[Any]]) -> dict[str, Any]:
     import tensorstore as ts
 
     context = ts.Context({"cache_pool": {"total_bytes_limit": 0}})  # no cache: reads see disk
+    root = root.resolve()  # tensorstore refuses a path with '..' in it
     return {
         name: ts.open(
             {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(root / levels[0].path)}},
@@ -299,7 +300,7 @@ class StoreWriter:
             # what it made, so that --overwrite knows every node that is its own
             self.meta[NODES_KEY] = store_nodes(self.path)
             self.root.attrs["livefocus"] = self.meta
-        self._chunks = [_chunk_writers(self.path, arrays) for arrays in self._arrays]
+            self._chunks = [_chunk_writers(self.path, arrays) for arrays in self._arrays]
 
     def _create(self, p: int, maps: bool) -> dict[str, list[Any]]:
         """The groups and arrays of position ``p`` (``planes`` is a one-item list too)."""
