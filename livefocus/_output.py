@@ -127,6 +127,8 @@ NODES_KEY = "nodes"
 OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 #: A file Zarr writes first and renames to ``zarr.json`` (left by a process killed meanwhile).
 _ZARR_PARTIAL = re.compile(r"zarr\.[0-9a-f]{32}\.partial")
+#: A chunk file's name (a chunk index), or the file tensorstore writes it to first and renames.
+_CHUNK_FILE = re.compile(r"[0-9]+(\.__lock)?")
 
 
 def store_nodes(path: str | Path) -> list[str]:
@@ -161,8 +163,10 @@ def foreign_entry(path: str | Path) -> str | None:
     A store holds the Zarr nodes its writer recorded (:data:`NODES_KEY`; a store written
     before 2026-12-02, which records none: any Zarr node), each a folder with its
     ``zarr.json`` (or the file Zarr was writing it to when a crash came, or not yet that, for a
-    recorded node) and, in a group, child nodes; in an array, its chunks under ``c`` (not
-    looked into). A marked folder holds the files of its kind (:data:`FOLDER_FILES`).
+    recorded node) and, in a group, child nodes; in an array, its chunks under ``c``: folders
+    and files named by chunk indices, as deep as the array has dimensions (any folder or file
+    else, and any link, is foreign; until 2026-12-03 ``c`` was not looked into). A marked folder
+    holds the files of its kind (:data:`FOLDER_FILES`).
     """
     path = Path(path)
     attrs = _store_attrs(path)
@@ -197,6 +201,9 @@ def _foreign_in_node(folder: Path, rel: str, nodes: set[str] | None) -> str | No
         ):
             continue
         if doc.get("node_type") == "array" and entry.name == "c" and plain_dir:
+            found = _foreign_in_chunks(entry, name, _chunk_depth(doc))
+            if found is not None:
+                return found
             continue
         ours = (entry / "zarr.json").is_file() if nodes is None else name in nodes
         if plain_dir and ours:
@@ -205,6 +212,46 @@ def _foreign_in_node(folder: Path, rel: str, nodes: set[str] | None) -> str | No
                 return found
             continue
         return name
+    return None
+
+
+def _chunk_depth(doc: dict[str, Any]) -> int | None:
+    """How many path parts an array's chunk keys have under ``c`` (its dimensions, keys
+    separated by '/'), or None for another key encoding (then ``c`` is not looked into)."""
+    shape = doc.get("shape")
+    encoding = doc.get("chunk_key_encoding")
+    if not isinstance(shape, list) or not isinstance(encoding, dict):
+        return None
+    config = encoding.get("configuration") or {}
+    separator = config.get("separator", "/") if isinstance(config, dict) else None
+    if encoding.get("name") != "default" or separator != "/":
+        return None
+    return max(len(shape), 1)  # a 0-d array's one chunk is c/0
+
+
+def _foreign_in_chunks(folder: Path, rel: str, depth: int | None) -> str | None:
+    """The first entry under an array's chunk folder ``folder`` (``rel`` in the output) that is
+    not a chunk: a link, a name that is no chunk index, a file above the keys' last part or a
+    folder at it (None: every entry is a chunk, or ``depth`` is None)."""
+    if depth is None:
+        return None
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            name = f"{rel}/{entry.name}"
+            if entry.is_symlink():
+                return name
+            if entry.is_file():
+                if _litter(entry.name):
+                    continue
+                if depth == 1 and _CHUNK_FILE.fullmatch(entry.name):
+                    continue
+                return name
+            if depth > 1 and entry.is_dir() and entry.name.isdigit() and entry.name.isascii():
+                found = _foreign_in_chunks(Path(entry.path), name, depth - 1)
+                if found is not None:
+                    return found
+                continue
+            return name
     return None
 
 

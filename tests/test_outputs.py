@@ -173,17 +173,41 @@ def test_overwrite_keeps_what_a_user_put_in_a_store(
     assert cli(argv, capsys)[0] == 0
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
-    for extra in (out / "notes.txt", out / "labels" / "mask_otsu" / "0" / "mine", out / "link"):
-        if extra.name == "link":
+    chunk = next(p for p in sorted((out / "0" / "c").rglob("*")) if p.is_file())
+    # inside an array's chunk folder too (until 2026-12-03 it was not looked into): a file
+    # beside the chunk keys, one at a depth no key has, in a folder named otherwise, a chunk
+    # replaced by a link
+    extras = [
+        out / "notes.txt",
+        out / "labels" / "mask_otsu" / "0" / "mine",
+        out / "link",
+        out / "0" / "c" / "notes.txt",
+        out / "0" / "c" / "9" / "9" / "keep.txt",
+        out / "labels" / "mask_otsu" / "0" / "c" / "extra" / "f",
+        chunk.parent / "99999" / "0",
+        chunk,
+    ]
+    for extra in extras:
+        made = [p for p in extra.parents if not p.exists()]
+        extra.parent.mkdir(parents=True, exist_ok=True)
+        kept = extra.read_bytes() if extra == chunk else None
+        if extra.name == "link" or extra == chunk:
+            extra.unlink(missing_ok=True)
             extra.symlink_to(target)
         else:
             extra.write_text("mine")
         code, err = cli([*argv, "--overwrite"], capsys)
+        named = re.search(r"holds '([^']+)'", err)  # the entry, or the folder holding it
         relative = str(extra.relative_to(out))
-        assert code == 2 and relative in err and "did not write" in err, err
+        assert code == 2 and named is not None and "did not write" in err, err
+        assert relative == named[1] or relative.startswith(named[1] + "/"), err
         assert len(err.strip().splitlines()) == 1 and (extra.exists() or extra.is_symlink())
         assert store_status(out) == "complete"  # the old store as it was
         extra.unlink()
+        for folder in made:
+            folder.rmdir()
+        if kept is not None:
+            extra.write_bytes(kept)
     assert target.read_text() == "keep me"
     assert cli([*argv, "--overwrite"], capsys)[0] == 0  # nothing foreign left: replaced
 
