@@ -213,6 +213,10 @@ class _Tracker:
             )
 
 
+#: The share of a stack's planes it must have for its drift to be measured.
+DRIFT_PLANES = 0.75
+
+
 class Pipeline:
     """Focus maps, masks and reconstruction of frames as they arrive, written to a store.
 
@@ -870,8 +874,15 @@ class Pipeline:
 
     def _drift(self, key: Key, stack: _Stack, result: StackResult) -> None:
         """Measure how far the specimen moved since the previous stack of the position and
-        channel, and keep this stack's maps for the next one."""
+        channel, and keep this stack's maps for the next one. A stack that does not span the
+        plan (its first or last plane missing, or fewer than :data:`DRIFT_PLANES` of its
+        planes: a run interrupted mid-stack) is neither measured nor kept: its depths lie
+        within the planes it has, and would read as a drift."""
         p, t, c = key
+        planes = set(stack.planes)
+        n = self.n_planes
+        if {0, n - 1} - planes or len(planes) < DRIFT_PLANES * n:
+            return
         low = float(min(stack.z))  # the reconstruction's depth is above its lowest plane
         previous = self._last_stack.get((p, c))
         self._last_stack[(p, c)] = (t, result.all_in_focus, result.depth, low)
