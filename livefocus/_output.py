@@ -397,7 +397,7 @@ def check_output(
             # it would become part of that output, which then holds what it did not write
             raise ValueError(
                 f"{name} {str(path)!r} lies inside the livefocus output {str(parent)!r}; "
-                f"choose a {name} outside it"
+                "choose a path outside it"
             )
     exists = path.exists() or path.is_symlink()
     # what livefocus did not write is refused first: overwrite would not replace it either

@@ -202,6 +202,10 @@ def test_user_stacks_of_any_size_are_tiled_after_labelling(tmp_path: Path) -> No
 def test_onnx_agrees_with_torch(tiny: Path, tmp_path: Path) -> None:
     path = lm.export_onnx(tiny, tmp_path / "m.onnx")
     assert path.stat().st_size > 0
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["frame_multiple"] == str(lm.load(tiny).net.config.multiple)
     frames = _frames(3, 192, seed=4)
     p_torch = lm.engine(tiny, "torch").predict(frames)
     p_ort = lm.engine(tiny, "onnxruntime").predict(frames)

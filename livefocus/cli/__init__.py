@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:  # Ctrl-C outside a run that handles it: as click does
         typer.echo("Aborted!", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (start-up)
+        typer.echo("interrupted (Ctrl-C)", err=True)
+        _quiet_shutdown()
+        sys.exit(130)
     except _PARSER_ERROR as exc:  # the parser's own errors: one line too
         message = " ".join(exc.format_message().split())
         if not message:  # no command given: the help was printed

@@ -125,7 +125,8 @@ def export(
     opset: int = typer.Option(17, help="ONNX opset."),
     overwrite: bool = typer.Option(False, help="Replace an ONNX file livefocus exported."),
 ) -> None:
-    """Export a model to ONNX (dynamic batch and frame size; input normalised per slice)."""
+    """Export a model to ONNX (dynamic batch and frame size, sides a multiple of 8 for the shipped
+    models: its frame_multiple metadata; input normalised per slice)."""
     from livefocus.model import export_onnx
 
     check_suffix(out, name="out", suffixes=(".onnx",))

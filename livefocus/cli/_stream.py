@@ -271,6 +271,10 @@ def _execute(
     runs: list[MDAHandler] = []
 
     def job(on_result: Callable[[Any], None] | None) -> Any:
+        with _summarised():
+            return _job(on_result)
+
+    def _job(on_result: Callable[[Any], None] | None) -> Any:
         return stream(
             core,
             sequence,
@@ -489,10 +493,8 @@ def _refuse_existing(out: Path, options: StreamOptions, inputs: list[Path] | Non
     """Refuse, before any work, an existing --out without --overwrite, and a --screenshot
     that is an input (the stack, --model's or --calibrate's folder), lies inside one or
     inside --out, or is a file livefocus did not write."""
-    if out.exists() and not options.overwrite:
-        raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
-    # the rest of the store's checks (a missing or read-only folder, an input), before a
-    # window opens
+    # the store's checks (an input, what livefocus did not write, an existing store without
+    # --overwrite, a missing or read-only folder), before a window opens
     folders = [Path(p) for p in (options.model, options.calibrate) if p and Path(p).is_dir()]
     check_output(
         out,
@@ -751,6 +753,40 @@ class _Failures(logging.Handler):
         self.messages.append(" ".join(why.split()))
 
 
+#: pymmcore-plus's warnings that the run's summary says in its own words (a Ctrl-C; a camera
+#: that stopped early, with the reason it stopped): not echoed on the terminal too.
+_SUMMARISED = ("MDA Canceled", "Unexpected number of images returned from sequence")
+
+
+class _NotSummarised(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_SUMMARISED)
+
+
+@contextmanager
+def _summarised() -> Iterator[None]:
+    """While a run streams, pymmcore-plus's terminal log leaves out :data:`_SUMMARISED` (its
+    log file keeps them)."""
+    drop = _NotSummarised()
+    streams = _terminal_handlers()
+    for h in streams:
+        h.addFilter(drop)
+    try:
+        yield
+    finally:
+        for h in streams:
+            h.removeFilter(drop)
+
+
+def _terminal_handlers() -> list[logging.Handler]:
+    """pymmcore-plus's handlers that print on the terminal (not its log file)."""
+    return [
+        h
+        for h in logging.getLogger("pymmcore-plus").handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+
+
 @contextmanager
 def _quiet_log() -> Iterator[list[str]]:
     """pymmcore-plus prints no traceback on the terminal meanwhile (its log file keeps its
@@ -758,12 +794,7 @@ def _quiet_log() -> Iterator[list[str]]:
     failures = _Failures()
     # the Python devices' manager logs under the module name, the core under "pymmcore-plus"
     modules = logging.getLogger("pymmcore_plus")
-    core_log = logging.getLogger("pymmcore-plus")
-    streams = [
-        h
-        for h in core_log.handlers
-        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-    ]
+    streams = _terminal_handlers()
     levels = [h.level for h in streams]
     propagate = modules.propagate
     modules.addHandler(failures)

@@ -1,4 +1,4 @@
-"""ONNX export of a model (dynamic batch and frame size)."""
+"""ONNX export of a model (dynamic batch and frame size, sides a multiple of ``2 ** depth``)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def export_onnx(
     ``probabilities`` (N, 1, H, W).
 
     Uses the classic TorchScript-based exporter (no extra dependency), with dynamic N, H, W.
-    The file's metadata carries a ``livefocus`` key; ``overwrite`` replaces only such a file.
+    The file's metadata carries a ``livefocus`` key and ``frame_multiple`` (the multiple H and
+    W must be; livefocus's engines pad a frame to it, a client of the file must do the same);
+    ``overwrite`` replaces only such a file.
     """
     net = model.net if isinstance(model, Model) else model
     if not isinstance(net, UNet):
@@ -81,7 +83,8 @@ def export_onnx(
             dynamo=False,
         )
     graph = onnx.load(str(path))
-    onnx.helper.set_model_props(graph, {MARKER_KEY: "onnx export"})
+    props = {MARKER_KEY: "onnx export", "frame_multiple": str(net.config.multiple)}
+    onnx.helper.set_model_props(graph, props)
     onnx.save(graph, str(path))
     return path
 

@@ -614,12 +614,13 @@ def open_store(path: str | Path) -> StoreReader:
         raise FileNotFoundError(f"store: {str(path)!r} does not exist")
     try:
         root = zarr.open_group(str(path), mode="r")
-        found: Any = root.attrs["livefocus"]
-        meta: dict[str, Any] = dict(found)
+        found: Any = root.attrs.get("livefocus")
+        meta: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
+        why = "" if meta else "its root has no 'livefocus' attribute"
     except Exception as exc:
-        raise ValueError(
-            f"store: {str(path)!r} is not a livefocus OME-Zarr store ({exc})"
-        ) from None
+        why = " ".join(str(exc).split()) or type(exc).__name__
+    if why:
+        raise ValueError(f"store: {str(path)!r} is not a livefocus OME-Zarr store ({why})")
     try:
         if meta.get("kind") == "simulated-stack":
             return _simulated(path, root, meta)
