@@ -15,7 +15,7 @@ import numpy as np
 
 from livefocus._output import check_complete
 
-__all__ = ["check_planes_written", "read_stack", "stack_z_step"]
+__all__ = ["check_planes_written", "read_stack", "stack_pixel_size", "stack_z_step"]
 
 _TIFF = (".tif", ".tiff")
 #: Held while tifffile's log is silenced (:func:`_tifffile_quiet`).
@@ -225,15 +225,74 @@ def stack_z_step(path: str | Path) -> float | None:
     return None
 
 
+#: ImageJ's names of the micrometre (its ``unit``), for a TIFF's resolution in pixels per µm.
+_MICRONS = ("micron", "microns", "um", "µm", "\u00b5m", "\u03bcm")
+
+
+def stack_pixel_size(path: str | Path) -> float | None:
+    """Pixel size in micrometres stored with a stack, when the file records one: an ImageJ
+    TIFF's resolution in a micrometre unit, the Zarr attribute ``pixel_size_um`` (a
+    livefocus store's too), or the x scale of an OME-Zarr image in micrometres (None when it
+    records none, or records it in another unit; a missing stack is an error)."""
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise TypeError(f"path must be a str or Path, got {path!r}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"stack {str(path)!r} does not exist")
+    if path.suffix.lower() in _TIFF:
+        import tifffile
+
+        try:
+            with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
+                meta = tif.imagej_metadata or {}
+                tag = tif.pages[0].tags.get("XResolution")  # type: ignore[union-attr]
+                resolution: Any = tag.value if tag is not None else ()
+        except Exception as exc:
+            raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
+        if str(meta.get("unit", "")).strip().lower() not in _MICRONS:
+            return None
+        try:
+            pixels, per = (float(v) for v in resolution)  # a fraction: pixels per unit
+        except (TypeError, ValueError):
+            return None
+        size = per / pixels if pixels > 0 else math.nan
+        return size if math.isfinite(size) and size > 0 else None
+    if path.suffix.lower() == ".zarr" or path.is_dir():
+        import zarr
+
+        try:
+            attrs = dict(zarr.open(str(path), mode="r").attrs)
+        except Exception:
+            return None
+        nested = attrs.get("livefocus")
+        stored: Any = attrs.get("pixel_size_um")
+        if stored is None and isinstance(nested, dict):
+            stored = nested.get("pixel_size_um")
+        if isinstance(stored, (int, float)) and not isinstance(stored, bool):
+            return float(stored) if math.isfinite(stored) and stored > 0 else None
+        return _ngff_scale(attrs, "x", micrometres=True)
+    return None
+
+
 def _ngff_z_scale(attrs: dict[str, Any]) -> float | None:
     """The z scale of an OME-NGFF image's first dataset (0.5 nests under ``ome``; 0.4 not)."""
+    return _ngff_scale(attrs, "z")
+
+
+def _ngff_scale(attrs: dict[str, Any], axis: str, micrometres: bool = False) -> float | None:
+    """The ``axis`` scale of an OME-NGFF image's first dataset (with ``micrometres``: only
+    where the axis's unit is the micrometre)."""
     try:
         image = attrs.get("ome", attrs)["multiscales"][0]
-        axes = [a["name"] if isinstance(a, dict) else a for a in image["axes"]]
+        axes = image["axes"]
+        names = [a["name"] if isinstance(a, dict) else a for a in axes]
+        k = names.index(axis)
+        if micrometres and not (isinstance(axes[k], dict) and axes[k].get("unit") == "micrometer"):
+            return None
         for transform in image["datasets"][0]["coordinateTransformations"]:
-            if transform["type"] == "scale" and "z" in axes:
-                z = float(transform["scale"][axes.index("z")])
-                return z if math.isfinite(z) and z > 0 else None
-    except (KeyError, IndexError, TypeError, ValueError):  # not an image, or no z scale
+            if transform["type"] == "scale":
+                value = float(transform["scale"][k])
+                return value if math.isfinite(value) and value > 0 else None
+    except (KeyError, IndexError, TypeError, ValueError):  # not an image, or no such scale
         return None
     return None

@@ -456,3 +456,33 @@ def test_replay_core_reads_the_stack_once(tmp_path: Path, monkeypatch: pytest.Mo
     np.testing.assert_array_equal(core.getImage(), stack[2])
     core.setProperty(core.getCameraDevice(), "Path", str(path))  # nothing handed over now
     assert len(reads) == 2
+
+
+def test_replay_keeps_the_stacks_pixel_size(tmp_path: Path) -> None:
+    """The replay core's pixel size is the one stored with the stack (an ImageJ TIFF's
+    resolution in µm, a livefocus store's), or ``pixel_size``; none for a file that records
+    none. A replay of a store writes a store at that pixel size (until 2026-12-03 it lost it)."""
+    from livefocus.io import stack_pixel_size
+    from livefocus.stream import open_store, stream, z_sequence
+
+    stack = (np.arange(3 * 16 * 16, dtype=np.uint16) % 997).reshape(3, 16, 16)
+    ij = tmp_path / "ij.tif"
+    tifffile.imwrite(
+        ij, stack, imagej=True, resolution=(4.0, 4.0), metadata={"unit": "um", "axes": "ZYX"}
+    )
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, stack, photometric="minisblack")
+    assert stack_pixel_size(ij) == pytest.approx(0.25) and stack_pixel_size(plain) is None
+    assert replay_core(ij).getPixelSizeUm() == pytest.approx(0.25)
+    assert replay_core(plain).getPixelSizeUm() == 0
+    assert replay_core(plain, pixel_size=0.4).getPixelSizeUm() == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="pixel_size"):
+        replay_core(plain, pixel_size=-1.0)
+    first = tmp_path / "first.ome.zarr"
+    report = stream(replay_core(ij), z_sequence({"absolute": [0, 1, 2]}), out=first)
+    assert report.ok, report.status
+    assert open_store(first).meta["pixel_size_um"] == pytest.approx(0.25)
+    assert stack_pixel_size(first) == pytest.approx(0.25)
+    again = tmp_path / "again.ome.zarr"
+    report = stream(replay_core(first), z_sequence({"absolute": [0, 1, 2]}), out=again)
+    assert report.ok and open_store(again).meta["pixel_size_um"] == pytest.approx(0.25)

@@ -348,6 +348,8 @@ def test_a_float16_stack_replays_its_values(tmp_path: Path) -> None:
     [
         ["replay", "STACK", "--z-step", "1e300"],
         ["replay", "STACK", "--dof", "1e300"],
+        ["replay", "STACK", "--pixel-size", "nan"],
+        ["replay", "STACK", "--pixel-size", "0"],
         ["demo", "--size", "64", "--z-range", "4e-300", "--step", "1e-300"],
         ["demo", "--size", "64", "--z-range", "-4", "--step", "2"],
     ],
@@ -359,7 +361,7 @@ def test_streaming_plane_spacings_beyond_reason_are_one_line(
     line = [str(stack) if a == "STACK" else a for a in argv]
     code, _, err = cli([*line, "--out", str(out), "--no-preview"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists(), err
-    assert any(flag in err for flag in ("--z-step", "--dof", "--step", "--z-range")), err
+    assert any(f in err for f in ("--z-step", "--dof", "--step", "--z-range", "--pixel-size")), err
 
 
 def test_a_z_plan_beyond_the_stage_travel_is_refused_before_the_store(

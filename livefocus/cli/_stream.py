@@ -656,6 +656,10 @@ def replay(
     z_step: Annotated[
         float | None, typer.Option(help="Plane spacing in µm (default: from the file).")
     ] = None,
+    pixel_size: Annotated[
+        float | None,
+        typer.Option(help="Pixel size in µm (default: from the file, else uncalibrated)."),
+    ] = None,
     no_preview: NoPreview = False,
     screenshot: Screenshot = None,
     device: DeviceOpt = "cpu",
@@ -689,9 +693,10 @@ def replay(
     options = StreamOptions.pick(locals())
     options.camera_model()  # bad values: one line before the stack is read
     _check_step(z_step, "--z-step")
+    _check_step(pixel_size, "--pixel-size")
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")
     _refuse_existing(target, options, [stack])
-    core = replay_core(stack, z_step=z_step)
+    core = replay_core(stack, z_step=z_step, pixel_size=pixel_size)
     camera = replay_camera(core)
     step = float(camera.z_step)
     sequence = z_sequence({"absolute": [k * step for k in range(int(camera.frames.shape[0]))]})

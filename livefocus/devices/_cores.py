@@ -117,6 +117,8 @@ Property,Core,Initialize,1
 Property,Core,AutoShutter,0
 """
 
+#: The pixel size configuration :func:`replay_core` defines for its stack.
+REPLAY_PIXEL_CONFIG = "livefocus-replay"
 #: The default stack of ``device_configs/replay.cfg``, relative to that file's folder.
 REPLAY_DEFAULT_PATH = "../tests/data/diatom_mfusionj_3z.tif"
 
@@ -266,6 +268,7 @@ def replay_core(
     path: str | Path,
     *,
     z_step: float | None = None,
+    pixel_size: float | None = None,
     core: UniMMCore | None = None,
 ) -> UniMMCore:
     """A pymmcore-plus core whose camera replays a saved stack as a live feed.
@@ -281,6 +284,10 @@ def replay_core(
     z_step : float, optional
         Plane spacing in µm. Default: the z step stored in the file (ImageJ ``spacing``, the
         Zarr attribute ``z_step_um``, or the z scale of an OME-Zarr image), else 1.0.
+    pixel_size : float, optional
+        Pixel size in µm, the core's pixel size (``getPixelSizeUm``, which stores record).
+        Default: the one stored in the file (:func:`livefocus.io.stack_pixel_size`), else none
+        (0: uncalibrated).
     core : UniMMCore, optional
         Load into this core instead of a new one.
 
@@ -296,10 +303,12 @@ def replay_core(
         For an unreadable file, a stack that is not 3-D, data that cannot be served as uint16,
         or a ``z_step`` that is not a positive number.
     """
-    from livefocus.io import read_stack, stack_z_step
+    from livefocus.io import read_stack, stack_pixel_size, stack_z_step
 
     if z_step is not None:
         check_positive_number(z_step, "z_step", "µm")
+    if pixel_size is not None:
+        check_positive_number(pixel_size, "pixel_size", "µm")
     path = Path(path).expanduser()
     # its errors before a core is made; the camera then serves these frames, not a second read
     frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
@@ -311,6 +320,12 @@ def replay_core(
     cam = core.getCameraDevice()
     with handed_over(path, frames):
         core.setProperty(cam, "Path", str(path.resolve()))
+    size = float(pixel_size) if pixel_size is not None else stack_pixel_size(path)
+    if size is not None:
+        # A pixel size configuration needs a property to hold; the core matches its own
+        # properties only, not a Python device's, and a replay core keeps auto-shutter off
+        core.definePixelSizeConfig(REPLAY_PIXEL_CONFIG, "Core", "AutoShutter", "0")
+        core.setPixelSizeUm(REPLAY_PIXEL_CONFIG, size)
     fit_travel_to_replay(core)
     core.setPosition("Z", 0.0)
     return core
