@@ -96,6 +96,19 @@ def _slice_maps(
 _Z_STEP_RANGE = (1e-6, 1e6)
 
 
+def _read_finite(path: Path) -> Any:
+    """The stack at ``path``; NaN or infinite pixels are refused naming the file (the focus
+    functions' own check names only their parameter)."""
+    from livefocus.io import read_stack
+
+    data = read_stack(path)
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise ValueError(
+            f"stack {str(path)!r} contains NaN or inf pixels; focus scores need finite values"
+        )
+    return data
+
+
 def _check_step(value: float | None, name: str) -> None:
     """Refuse a plane spacing or depth of field that is not a positive number of µm within
     :data:`_Z_STEP_RANGE` (1e300 or 1e-300 would overflow the depth arithmetic)."""
@@ -164,7 +177,7 @@ def label(
     from livefocus._output import check_output
     from livefocus.focus import axial_curve, focus_map, weak_labels
     from livefocus.focus.plots import plot_curves
-    from livefocus.io import read_stack, stack_z_step
+    from livefocus.io import stack_z_step
     from livefocus.stack_store import LabelStore
 
     stride_list = _parse_strides(strides)
@@ -198,7 +211,7 @@ def label(
         from livefocus.model import engine as make_engine
 
         engine = make_engine(model, backend=backend)  # a bad name or folder: one line, now
-    data = read_stack(stack)
+    data = _read_finite(stack)
     # float64 maps and uint8 masks; with --depth also the reconstruction's float32 focus and
     # support stacks, its masks and their copies (about 30 bytes a voxel, measured); with
     # --model the net's float32 input windows (context planes each), probabilities and masks
@@ -315,14 +328,13 @@ def curves(
     """Axial focus curves of several measures (the paper's Fig. 1b), printed and plotted."""
     from livefocus.focus import axial_curves
     from livefocus.focus.plots import plot_curves
-    from livefocus.io import read_stack
 
     check_figure_path(plot, "plot", inputs=[stack])
     names = [m.strip() for m in measures.split(",")]
     if "" in names:
         raise ValueError(f"--measures must be comma-separated measure names, got {measures!r}")
     check_measures(names)
-    data = read_stack(stack)
+    data = _read_finite(stack)
     result = axial_curves(data, names)
     width = max(len(m) for m in result)
     for name, curve in result.items():
