@@ -92,6 +92,7 @@ CLI_CASES: list[tuple[str, str]] = [
     ("label IN/good.npy --out o.zarr --scope volume", "--scope"),
     ("label IN/nan.npy --out o.zarr", "nan.npy' contains NaN"),
     ("curves IN/nan.npy", "nan.npy' contains NaN"),
+    ("evaluate --real IN/nan.npy", "--real: real stack"),
     ("label IN/huge.npy --out o.zarr --measure variance", "float64 range"),
     ("label IN/huge.npy --out o.zarr", "maps beyond float32"),
     ("label IN/complex.npy --out o.zarr", "dtype complex128"),

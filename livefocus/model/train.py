@@ -643,17 +643,22 @@ def evaluate(
     loaded = [m if isinstance(m, Model) else load(m) for m in models]
     if not loaded:
         raise ValueError("models must name at least one model to evaluate")
+    reals = []
+    for path in real:  # before the simulation: a bad stack is said at once, naming `real`
+        try:
+            raw = np.asarray(read_stack(path))
+            if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+                raise ValueError(f"stack {str(path)!r} contains NaN or inf pixels")
+            weak = label_stack(raw)
+            dlab = label_stack(raw, labels="depth", z_step=stack_z_step(path))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"real {exc}") from exc
+        reals.append((Path(path).name, raw, weak, dlab))
     sim = pairs_from_simulation(n_stacks, shape=zyx, seed=SEEDS["test"], target="weak")
     depth = pairs_from_simulation(
         n_stacks, shape=zyx, seed=SEEDS["test"], target="weak", labels="depth"
     ).y
     assert sim.truth is not None
-    reals = []
-    for path in real:
-        raw = np.asarray(read_stack(path))
-        weak = label_stack(raw)
-        dlab = label_stack(raw, labels="depth", z_step=stack_z_step(path))
-        reals.append((Path(path).name, raw, weak, dlab))
     # the inputs of models of several planes: each plane's window of its own stack
     inputs = {1: sim.x}
     for planes in sorted({m.context for m in loaded} - {1}):
