@@ -144,6 +144,8 @@ class _Stack:
     peaks: ZPeakFinaliser | None = None
     # stage Z of the plan's first plane for this stack (the planes' z are relative to it)
     z0: float | None = None
+    # still open when the run ended: its last planned plane never came
+    cut_short: bool = False
 
 
 def _context(engine: Any) -> int:
@@ -211,10 +213,6 @@ class _Tracker:
                 blocked=self.blocked,
                 elapsed=float(elapsed),
             )
-
-
-#: The share of a stack's planes it must have for its drift to be measured.
-DRIFT_PLANES = 0.75
 
 
 class Pipeline:
@@ -624,6 +622,7 @@ class Pipeline:
             if isinstance(item, _Stop):
                 if not self._write_failed.is_set():
                     for key in list(self._stacks):
+                        self._stacks[key].cut_short = True
                         self._finish(key)
                 self._finishing.put(_STOP)  # the finisher ends the writer once done
                 return
@@ -874,14 +873,12 @@ class Pipeline:
 
     def _drift(self, key: Key, stack: _Stack, result: StackResult) -> None:
         """Measure how far the specimen moved since the previous stack of the position and
-        channel, and keep this stack's maps for the next one. A stack that does not span the
-        plan (its first or last plane missing, or fewer than :data:`DRIFT_PLANES` of its
-        planes: a run interrupted mid-stack) is neither measured nor kept: its depths lie
-        within the planes it has, and would read as a drift."""
+        channel, and keep this stack's maps for the next one. A stack cut short (still open
+        when the run ended: interrupted, or the camera stopped, before its last planned plane)
+        is neither measured nor kept: its depths lie within the planes it has, and would read
+        as a drift. (A stack the plane skipper trimmed ends at its last planned plane.)"""
         p, t, c = key
-        planes = set(stack.planes)
-        n = self.n_planes
-        if {0, n - 1} - planes or len(planes) < DRIFT_PLANES * n:
+        if stack.cut_short:
             return
         low = float(min(stack.z))  # the reconstruction's depth is above its lowest plane
         previous = self._last_stack.get((p, c))
