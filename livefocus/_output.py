@@ -284,14 +284,46 @@ def creating(path: str | Path, name: str) -> Iterator[None]:
 
 def remove_partial(path: str | Path) -> None:
     """Remove a store that a writer began and could not finish (only what it made: the path
-    was empty before). Zarr's chunk writes still in flight when one failed can add folders
-    after a first removal, so it is repeated for up to a second until nothing is left."""
+    was empty before). Zarr's chunk writes still in flight when one failed would add folders
+    after the removal: they are waited for first (:func:`_zarr_settled`), and the removal is
+    repeated while anything comes back within a quarter of a second."""
     path = Path(path)
-    for _ in range(20):
+    _zarr_settled()
+    quiet = 0
+    for _ in range(40):
         shutil.rmtree(path, ignore_errors=True)
-        if not path.exists():
+        quiet = quiet + 1 if not path.exists() else 0
+        if quiet >= 5:
             return
         time.sleep(0.05)
+
+
+def _zarr_settled(timeout: float = 10.0) -> None:
+    """Wait until zarr's event loop has no task left (at most ``timeout`` s). When one chunk
+    write of a gather fails, zarr raises at once and the others go on writing in its loop's
+    thread; zarr has no public way to wait for them, so its loop (``zarr.core.sync.loop``) is
+    asked directly, and nothing is waited for where that is not there."""
+    import asyncio
+
+    try:
+        from zarr.core import sync
+    except ImportError:
+        return
+    holder = getattr(sync, "loop", None)
+    loop = holder[0] if isinstance(holder, list) and holder else None
+    if not isinstance(loop, asyncio.AbstractEventLoop) or not loop.is_running():
+        return
+
+    async def others_done() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    try:
+        asyncio.run_coroutine_threadsafe(others_done(), loop).result(timeout + 1.0)
+    except Exception:  # a loop stopping meanwhile, or the wait timing out: remove anyway
+        return
 
 
 def _within(inner: Path, outer: Path) -> bool:
