@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import useq
-from support.cli import start_cli
+from support.cli import run_cli, start_cli
 
 from livefocus.depth import ReconstructSettings
 from livefocus.stream import MDAHandler, Pipeline, StoreWriter, open_store, stream
@@ -287,7 +287,30 @@ def test_a_frame_that_does_not_fit_the_store_is_lost_alone(
     assert m.frames_lost == 2 and m.frames_out == N_PLANES - 2
     warned = [r for r in caplog.records if "do not fit the store" in r.getMessage()]
     assert len(warned) == 1
+    assert pipeline.wrong_shape is not None and "(64, 80)" in pipeline.wrong_shape
     np.testing.assert_array_equal(_written(store.path)[0, 0], [z not in (3, 4) for z in range(9)])
+
+
+def test_frames_of_another_camera_make_the_run_an_error(tmp_path: Path) -> None:
+    """A configuration that names no camera: Micro-Manager picks its demo camera (512²) as the
+    core's, the store is made at its size, and the 64² frames of the Python camera are all
+    lost. The status says why (until 2026-12-03 it was 'complete', and the CLI blamed a
+    --policy drop that was not set)."""
+    from livefocus.devices import demo_cfg_text
+
+    text = demo_cfg_text(shape=(64, 64)).replace("#py Property,Core,Camera,Camera\n", "")
+    config = tmp_path / "nocam.cfg"
+    config.write_text(text)
+    out = tmp_path / "b.ome.zarr"
+    argv = ["acquire", "--config", str(config), "--z-range", "4", "--step", "2", "--no-preview"]
+    run = run_cli(*argv, "--out", str(out))
+    if run.returncode == 0:
+        pytest.skip("this pymmcore-plus picks the Python camera itself")
+    line = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 1 and "do not fit the store" in line, run.stderr
+    assert "--policy drop" not in run.stderr
+    status = open_store(out).meta["status"]
+    assert status.startswith("error: frames of shape (64, 64)"), status
 
 
 def test_store_errors_that_are_not_io_stay_what_they_are(tmp_path: Path) -> None:

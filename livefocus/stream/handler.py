@@ -613,6 +613,8 @@ class MDAHandler:
                 f"error: writing the store failed after {stored} frames ({pipeline.error}); "
                 f"{metrics.frames_lost} captured frames are not stored"
             )
+        if pipeline.wrong_shape is not None:
+            return f"error: {pipeline.wrong_shape}; {metrics.frames_lost} frames counted lost"
         if pipeline.stalled:
             return (
                 f"error: processing stalled (a frame took more than {self.frame_timeout:g} s); "

@@ -306,7 +306,8 @@ class Pipeline:
             1.0 if pixel_size is None else check_positive_number(pixel_size, "pixel_size", "µm")
         )
         self.store = store
-        self._wrong_shape = False  # warned of a frame that does not fit the store
+        #: Why frames were counted lost for not fitting the store (None: none was).
+        self.wrong_shape: str | None = None
         self.mask_modes = mask_modes
         self.engine = engine
         self.on_result = on_result
@@ -404,13 +405,12 @@ class Pipeline:
         fits = getattr(self.store, "shape", None)
         if fits is not None and shape != tuple(fits[4:]):
             # a frame the store cannot hold (the camera's ROI or binning changed): lost alone
-            if not self._wrong_shape:
-                log.warning(
-                    "frames of shape %s do not fit the store's %s: counted lost",
-                    shape,
-                    tuple(fits[4:]),
+            if self.wrong_shape is None:
+                self.wrong_shape = (
+                    f"frames of shape {shape} do not fit the store's {tuple(fits[4:])} (the "
+                    "camera's size, ROI or binning changed, or another camera delivered them)"
                 )
-            self._wrong_shape = True
+                log.warning("%s: counted lost", self.wrong_shape)
             self._lose(1)
             return
         try:
