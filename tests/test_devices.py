@@ -486,3 +486,20 @@ def test_replay_keeps_the_stacks_pixel_size(tmp_path: Path) -> None:
     again = tmp_path / "again.ome.zarr"
     report = stream(replay_core(first), z_sequence({"absolute": [0, 1, 2]}), out=again)
     assert report.ok and open_store(again).meta["pixel_size_um"] == pytest.approx(0.25)
+
+
+def test_replay_serves_the_whole_travel(tmp_path: Path) -> None:
+    """The stage travels half a step beyond each end plane, and the camera serves the end
+    plane there (until 2026-12-03 Z = last + step / 2 passed the travel check and then failed
+    in the camera mid-run)."""
+    path = tmp_path / "s.tif"
+    stack = (np.arange(3 * 16 * 16, dtype=np.uint16) % 997).reshape(3, 16, 16)
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    core = replay_core(path, z_step=1.0)
+    assert float(core.getProperty("Z", "UpperLimitUm")) == pytest.approx(2.5)
+    for z, plane in ((-0.5, 0), (2.5, 2), (1.5, 2), (1.49, 1)):
+        core.setPosition("Z", z)
+        core.snapImage()
+        np.testing.assert_array_equal(core.getImage(), stack[plane])
+    with pytest.raises(ValueError, match="outside the replayed stack"):
+        replay_camera(core).plane_at(2.51)

@@ -206,9 +206,12 @@ class ReplayCamera(LinkedCamera):
         return (int(self.frames.shape[1]), int(self.frames.shape[2]))
 
     def plane_at(self, z: float) -> int:
-        """Index of the plane nearest to ``z`` µm."""
+        """Index of the plane nearest to ``z`` µm (within half a step of the stack, both ends
+        included: the travel :func:`~livefocus.devices.fit_travel_to_replay` gives)."""
         n = self.frames.shape[0]
         k = math.floor(float(z) / self.z_step + 0.5)
+        if k == n and float(z) <= (n - 0.5) * self.z_step:
+            k = n - 1  # exactly half a step above the last plane: the stage's travel ends there
         if not math.isfinite(z) or not 0 <= k < n:
             raise ValueError(
                 f"stage Z={z:g} µm is outside the replayed stack: planes 0..{n - 1} at "
