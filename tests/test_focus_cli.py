@@ -282,3 +282,24 @@ def test_label_dask_sends_its_work_to_the_cluster(tmp_path: Path, data_dir: Path
         }
     assert done.pop("plane_focus") == n  # the depth rule's maps, one task a plane
     assert max(done.values()) >= n  # the slices' maps (dask array tasks)
+
+
+def test_label_keeps_the_stacks_pixel_size(tmp_path: Path) -> None:
+    """A stack's stored pixel size goes to the labelled store as its y / x scale, as its z
+    step does (until 2026-12-03 it was dropped)."""
+    import tifffile
+
+    from livefocus.io import stack_pixel_size
+
+    stack = tmp_path / "ij.tif"
+    from livefocus.sim import simulate_stack
+
+    raw = simulate_stack((4, 64, 64), seed=3).raw
+    meta = {"unit": "um", "spacing": 1.5, "axes": "ZYX"}
+    tifffile.imwrite(stack, raw, imagej=True, resolution=(4.0, 4.0), metadata=meta)
+    out = tmp_path / "l.ome.zarr"
+    run = run_cli("label", str(stack), "--out", str(out), "--window", "16", "--strides", "8")
+    assert run.returncode == 0, run.stderr
+    assert stack_pixel_size(out) == pytest.approx(0.25)
+    scale = zarr.open_group(str(out), mode="r").attrs["ome"]["multiscales"][0]["datasets"][0]
+    assert scale["coordinateTransformations"][0]["scale"][-3:] == pytest.approx([1.5, 0.25, 0.25])

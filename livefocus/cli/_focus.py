@@ -177,7 +177,7 @@ def label(
     from livefocus._output import check_output
     from livefocus.focus import axial_curve, focus_map, weak_labels
     from livefocus.focus.plots import plot_curves
-    from livefocus.io import stack_z_step
+    from livefocus.io import stack_pixel_size, stack_z_step
     from livefocus.stack_store import LabelStore
 
     stride_list = _parse_strides(strides)
@@ -255,6 +255,7 @@ def label(
             out,
             raw=data,
             z_step=step,
+            pixel_size=stack_pixel_size(stack),  # the file's, when it records one
             overwrite=overwrite,
             inputs=[stack, *folder],
             depth=depth,
