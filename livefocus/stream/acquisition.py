@@ -318,8 +318,11 @@ def _check_travel(core: Any, sequence: Any) -> None:
         bases = [0.0 if p.z is None else float(p.z) for p in sequence.stage_positions] or [0.0]
     zs = [b + o for b in bases for o in offsets]
     if min(zs) < lo or max(zs) > hi:
+        # the positions' z are the cause where the plan alone, around 0, would fit
+        moved = any(b != 0.0 for b in bases) and lo <= min(offsets) and max(offsets) <= hi
+        what = "positions at their z, with the z_range, reach" if moved else "z_range reaches"
         raise ValueError(
-            f"z_range reaches {min(zs):g} to {max(zs):g} µm, beyond the travel of focus stage "
+            f"{what} {min(zs):g} to {max(zs):g} µm, beyond the travel of focus stage "
             f"{stage!r} ({lo:g} to {hi:g} µm)"
         )
 
