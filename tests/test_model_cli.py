@@ -38,6 +38,23 @@ def test_bad_model_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(err.splitlines()) == 1
 
 
+def test_a_model_whose_config_does_not_parse_names_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``demo --model DIR`` with a damaged config.json: one line naming --model (until
+    2026-12-03 it began with the file's path, and no option was named)."""
+    broken = tmp_path / "broken"
+    shutil.copytree(SHIPPED / "default", broken)
+    (broken / "config.json").write_text("{bad")
+    argv = ["demo", "--no-preview", "--size", "64", "--model", str(broken)]
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--out", str(tmp_path / "d.ome.zarr")])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and err.startswith("error: --model: model '"), err
+    assert "config.json: not valid JSON" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "d.ome.zarr").exists()
+
+
 def test_train_refuses_more_stacks_than_memory_holds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

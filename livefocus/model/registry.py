@@ -132,28 +132,30 @@ def load(name_or_path: str | Path = "default") -> Model:
     """
     folder = model_dir(name_or_path)
     cfg_path = folder / "config.json"
+    # messages start with "model": the CLI puts the option that named it (--model) in front
+    where = f"model {str(folder)!r}: config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"model folder {str(folder)!r} has no config.json")
     try:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{cfg_path}: not valid JSON ({exc})") from exc
+        raise ValueError(f"{where}: not valid JSON ({exc})") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ValueError(f"{cfg_path}: not a livefocus model config (format must be {FORMAT!r})")
+        raise ValueError(f"{where}: not a livefocus model config (format must be {FORMAT!r})")
     try:
         arch = UNetConfig.from_dict(dict(config.get("architecture", {})))
     except (TypeError, ValueError) as exc:  # named by its file, not taken for a CLI option
-        raise ValueError(f"{cfg_path}: architecture: {exc}") from None
+        raise ValueError(f"{where}: architecture: {exc}") from None
     # folders written before models took previous planes have no "context": one plane
     context = config.get("context", 1)
     if context != arch.in_channels:
         raise ValueError(
-            f"{cfg_path}: context {context!r} does not match the architecture's "
+            f"{where}: context {context!r} does not match the architecture's "
             f"{arch.in_channels} input channels"
         )
     if config.get("normalisation") != normalisation(arch.in_channels):
         raise ValueError(
-            f"{cfg_path}: unknown normalisation {config.get('normalisation')!r} for a model of "
+            f"{where}: unknown normalisation {config.get('normalisation')!r} for a model of "
             f"{arch.in_channels} planes (expected {normalisation(arch.in_channels)!r})"
         )
     threshold = config.get("threshold", 0.5)
@@ -163,13 +165,11 @@ def load(name_or_path: str | Path = "default") -> Model:
         or not 0 < threshold < 1
     ):
         # a probability threshold outside (0, 1), or NaN, marks nothing or everything
-        raise ValueError(
-            f"{cfg_path}: threshold must be a probability in (0, 1), got {threshold!r}"
-        )
+        raise ValueError(f"{where}: threshold must be a probability in (0, 1), got {threshold!r}")
     try:
         ZPeaks.from_config(config)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{cfg_path}: {exc}") from exc
+        raise ValueError(f"{where}: {exc}") from exc
     weights = folder / str(config.get("weights", WEIGHTS))
     if not weights.is_file():
         raise FileNotFoundError(f"model {str(folder)!r}: weights file {weights.name} is missing")
