@@ -193,36 +193,17 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
 def stack_z_step(path: str | Path) -> float | None:
     """Z step in micrometres stored with a stack, when the file records one (None when it
     records none; a missing or unreadable stack is an error, as for :func:`read_stack`)."""
-    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
-        raise TypeError(f"path must be a str or Path, got {path!r}")
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"stack {str(path)!r} does not exist")
+    path = _stack_path(path)
     if path.suffix.lower() in _TIFF:
-        import tifffile
-
-        try:
-            with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
-                meta = tif.imagej_metadata or {}
-        except Exception as exc:  # a corrupt file: say which, keep the cause
-            raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
-        spacing = meta.get("spacing")
+        spacing = _tiff_tags(path)[0].get("spacing")
         return float(spacing) if isinstance(spacing, (int, float)) and spacing > 0 else None
-    if path.suffix.lower() == ".zarr" or path.is_dir():
-        import zarr
-
-        try:
-            attrs = dict(zarr.open(str(path), mode="r").attrs)
-        except Exception:
-            return None
-        nested = attrs.get("livefocus")
-        step = attrs.get("z_step_um")
-        if step is None and isinstance(nested, dict):
-            step = nested.get("z_step_um")
-        if isinstance(step, (int, float)):
-            return float(step)
-        return _ngff_z_scale(attrs)
-    return None
+    attrs = _zarr_attrs(path)
+    if attrs is None:
+        return None
+    step = _livefocus_attr(attrs, "z_step_um")
+    if isinstance(step, (int, float)):
+        return float(step)
+    return _ngff_scale(attrs, "z")
 
 
 #: ImageJ's names of the micrometre (its ``unit``), for a TIFF's resolution in pixels per µm.
@@ -234,21 +215,9 @@ def stack_pixel_size(path: str | Path) -> float | None:
     TIFF's resolution in a micrometre unit, the Zarr attribute ``pixel_size_um`` (a
     livefocus store's too), or the x scale of an OME-Zarr image in micrometres (None when it
     records none, or records it in another unit; a missing stack is an error)."""
-    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
-        raise TypeError(f"path must be a str or Path, got {path!r}")
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"stack {str(path)!r} does not exist")
+    path = _stack_path(path)
     if path.suffix.lower() in _TIFF:
-        import tifffile
-
-        try:
-            with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
-                meta = tif.imagej_metadata or {}
-                tag = tif.pages[0].tags.get("XResolution")  # type: ignore[union-attr]
-                resolution: Any = tag.value if tag is not None else ()
-        except Exception as exc:
-            raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
+        meta, resolution = _tiff_tags(path)
         if str(meta.get("unit", "")).strip().lower() not in _MICRONS:
             return None
         try:
@@ -257,26 +226,57 @@ def stack_pixel_size(path: str | Path) -> float | None:
             return None
         size = per / pixels if pixels > 0 else math.nan
         return size if math.isfinite(size) and size > 0 else None
-    if path.suffix.lower() == ".zarr" or path.is_dir():
-        import zarr
-
-        try:
-            attrs = dict(zarr.open(str(path), mode="r").attrs)
-        except Exception:
-            return None
-        nested = attrs.get("livefocus")
-        stored: Any = attrs.get("pixel_size_um")
-        if stored is None and isinstance(nested, dict):
-            stored = nested.get("pixel_size_um")
-        if isinstance(stored, (int, float)) and not isinstance(stored, bool):
-            return float(stored) if math.isfinite(stored) and stored > 0 else None
-        return _ngff_scale(attrs, "x", micrometres=True)
-    return None
+    attrs = _zarr_attrs(path)
+    if attrs is None:
+        return None
+    stored = _livefocus_attr(attrs, "pixel_size_um")
+    if isinstance(stored, (int, float)) and not isinstance(stored, bool):
+        return float(stored) if math.isfinite(stored) and stored > 0 else None
+    return _ngff_scale(attrs, "x", micrometres=True)
 
 
-def _ngff_z_scale(attrs: dict[str, Any]) -> float | None:
-    """The z scale of an OME-NGFF image's first dataset (0.5 nests under ``ome``; 0.4 not)."""
-    return _ngff_scale(attrs, "z")
+def _stack_path(path: str | Path) -> Path:
+    """``path`` as a Path to something that exists (a TypeError or FileNotFoundError else)."""
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise TypeError(f"path must be a str or Path, got {path!r}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"stack {str(path)!r} does not exist")
+    return path
+
+
+def _tiff_tags(path: Path) -> tuple[dict[str, Any], Any]:
+    """A TIFF's ImageJ metadata ({} without) and its first page's XResolution (() without)."""
+    import tifffile
+
+    try:
+        with _tifffile_quiet(), tifffile.TiffFile(path) as tif:
+            meta = tif.imagej_metadata or {}
+            tag = tif.pages[0].tags.get("XResolution")  # type: ignore[union-attr]
+            return dict(meta), (tag.value if tag is not None else ())
+    except Exception as exc:  # a corrupt file: say which, keep the cause
+        raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
+
+
+def _zarr_attrs(path: Path) -> dict[str, Any] | None:
+    """The attributes of a Zarr stack's root (None: not Zarr, or not readable as Zarr)."""
+    if path.suffix.lower() != ".zarr" and not path.is_dir():
+        return None
+    import zarr
+
+    try:
+        return dict(zarr.open(str(path), mode="r").attrs)
+    except Exception:
+        return None
+
+
+def _livefocus_attr(attrs: dict[str, Any], key: str) -> Any:
+    """``key`` at the root of ``attrs``, else in its ``livefocus`` attribute (None: in neither)."""
+    value = attrs.get(key)
+    nested = attrs.get("livefocus")
+    if value is None and isinstance(nested, dict):
+        value = nested.get(key)
+    return value
 
 
 def _ngff_scale(attrs: dict[str, Any], axis: str, micrometres: bool = False) -> float | None:
