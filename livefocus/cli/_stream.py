@@ -911,6 +911,7 @@ def acquire(
         channel_group=channel_group,
     )
     core = _load_config(config)
+    sequence = _without_xy(core, sequence)
     try:
         report = _execute(
             core,
@@ -923,6 +924,19 @@ def acquire(
     finally:
         _unload(core)
     _summary(report, {"noise": _noise(options)}, as_json)
+
+
+def _without_xy(core: Any, sequence: Any) -> Any:
+    """``sequence`` for a configuration without an XY stage: its positions keep their z only
+    (pymmcore-plus would warn, at every stack, that it cannot set the XY position), and a
+    note says so when they gave an x or y."""
+    positions = sequence.stage_positions
+    if not positions or core.getXYStageDevice():
+        return sequence
+    if any(p.x is not None or p.y is not None for p in positions):
+        typer.echo("note: the configuration has no XY stage: the positions' x, y are not used")
+    kept = tuple(p.model_copy(update={"x": None, "y": None}) for p in positions)
+    return sequence.model_copy(update={"stage_positions": kept})
 
 
 def _unload(core: Any) -> None:
