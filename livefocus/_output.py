@@ -127,8 +127,9 @@ NODES_KEY = "nodes"
 OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 #: A file Zarr writes first and renames to ``zarr.json`` (left by a process killed meanwhile).
 _ZARR_PARTIAL = re.compile(r"zarr\.[0-9a-f]{32}\.partial")
-#: A chunk file's name (a chunk index), or the file tensorstore writes it to first and renames.
-_CHUNK_FILE = re.compile(r"[0-9]+(\.__lock)?")
+#: A chunk file's name (a chunk index), or the file tensorstore (``.__lock``) or zarr-python
+#: (``.<uuid>.partial``) writes it to first and renames (left by a process killed meanwhile).
+_CHUNK_FILE = re.compile(r"[0-9]+(\.__lock|\.[0-9a-f]{32}\.partial)?")
 
 
 def store_nodes(path: str | Path) -> list[str]:
@@ -226,7 +227,7 @@ def _chunk_depth(doc: dict[str, Any]) -> int | None:
     separator = config.get("separator", "/") if isinstance(config, dict) else None
     if encoding.get("name") != "default" or separator != "/":
         return None
-    return max(len(shape), 1)  # a 0-d array's one chunk is c/0
+    return len(shape) if shape else None  # a 0-d array's one chunk is the file c itself
 
 
 def _foreign_in_chunks(folder: Path, rel: str, depth: int | None) -> str | None:

@@ -57,7 +57,7 @@ CLI_CASES = [
     ([*DEMO, "--time-points", "2000000"], "--time-points: time_points must be from 1 to"),
     ([*DEMO, "--mask", "model", "--model", "none"], "pass --model NAME too"),
     ([*ACQUIRE, "--z-range", "4", "--step", "2", "--positions", "1,2;"], "--positions must"),
-    ([*ACQUIRE, "--z-range", "4", "--step", "2", "--positions", "0,0,47"], "--positions: "),
+    ([*ACQUIRE, "--z-range", "4", "--step", "2", "--positions", "0,0,47"], "around Z = 47 µm"),
     ([*ACQUIRE, "--z-range", "400", "--step", "2"], "--z-range: z_range reaches"),
     ([*DEMO, "--device", "tpu"], "device"),
     ([*DEMO, "--gain", "2", "--estimate-noise"], "--estimate-noise excludes a camera model"),

@@ -129,11 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     # a log handler that cannot write (its file on a full disk: pymmcore-plus logs to one)
     # loses the record quietly instead of printing a traceback for every record
     logging.raiseExceptions = False
-    empty = _empty_value(args)
-    if empty is not None:  # before the parser, which takes '' for the current folder
-        typer.secho(f"error: {empty}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
     try:
+        empty = _empty_value(args)
+        if empty is not None:  # before the parser, which takes '' for the current folder
+            typer.secho(f"error: {empty}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
         code = app(args=args, prog_name="livefocus", standalone_mode=False)
     except typer.Abort:  # Ctrl-C outside a run that handles it: as click does
         typer.echo("Aborted!", err=True)
@@ -159,4 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.secho(f"error: out of memory ({exc or 'no details'})", fg=typer.colors.RED, err=True)
         _quiet_shutdown()
         sys.exit(1)
+    if code == 130:  # typer's answer to a Ctrl-C that the command did not handle itself
+        typer.echo("interrupted (Ctrl-C)", err=True)
+        _quiet_shutdown()
     sys.exit(code if isinstance(code, int) else 0)  # a command's typer.Exit(code), or 0

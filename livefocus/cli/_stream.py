@@ -934,7 +934,9 @@ def _without_xy(core: Any, sequence: Any) -> Any:
     if not positions or core.getXYStageDevice():
         return sequence
     if any(p.x is not None or p.y is not None for p in positions):
-        typer.echo("note: the configuration has no XY stage: the positions' x, y are not used")
+        typer.echo(
+            "note: the configuration has no XY stage: the positions' x, y are not used", err=True
+        )
     kept = tuple(p.model_copy(update={"x": None, "y": None}) for p in positions)
     return sequence.model_copy(update={"stage_positions": kept})
 

@@ -210,7 +210,8 @@ class ReplayCamera(LinkedCamera):
         included: the travel :func:`~livefocus.devices.fit_travel_to_replay` gives)."""
         n = self.frames.shape[0]
         k = math.floor(float(z) / self.z_step + 0.5)
-        if k == n and float(z) <= (n - 0.5) * self.z_step:
+        end = (n - 1) * self.z_step + self.z_step / 2  # as the travel's end is computed
+        if k == n and float(z) <= end + 1e-9 * self.z_step:
             k = n - 1  # exactly half a step above the last plane: the stage's travel ends there
         if not math.isfinite(z) or not 0 <= k < n:
             raise ValueError(

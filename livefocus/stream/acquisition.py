@@ -318,11 +318,12 @@ def _check_travel(core: Any, sequence: Any) -> None:
         bases = [0.0 if p.z is None else float(p.z) for p in sequence.stage_positions] or [0.0]
     zs = [b + o for b in bases for o in offsets]
     if min(zs) < lo or max(zs) > hi:
-        # the positions' z are the cause where the plan alone, around 0, would fit
-        moved = any(b != 0.0 for b in bases) and lo <= min(offsets) and max(offsets) <= hi
-        what = "positions at their z, with the z_range, reach" if moved else "z_range reaches"
+        # around each position's z, or the focus it was given where it had none: said, as
+        # either can be the cause
+        around = ", ".join(f"{b:g}" for b in sorted(set(bases)))
         raise ValueError(
-            f"{what} {min(zs):g} to {max(zs):g} µm, beyond the travel of focus stage "
+            f"z_range reaches {min(zs):g} to {max(zs):g} µm around Z = {around} µm (the "
+            "positions' z, or the current focus), beyond the travel of focus stage "
             f"{stage!r} ({lo:g} to {hi:g} µm)"
         )
 

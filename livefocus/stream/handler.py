@@ -613,8 +613,6 @@ class MDAHandler:
                 f"error: writing the store failed after {stored} frames ({pipeline.error}); "
                 f"{metrics.frames_lost} captured frames are not stored"
             )
-        if pipeline.wrong_shape is not None:
-            return f"error: {pipeline.wrong_shape}; {metrics.frames_lost} frames counted lost"
         if pipeline.stalled:
             return (
                 f"error: processing stalled (a frame took more than {self.frame_timeout:g} s); "
@@ -622,6 +620,8 @@ class MDAHandler:
             )
         if error:
             return f"error: acquisition failed: {error}"
+        if pipeline.wrong_shape is not None:
+            return f"error: {pipeline.wrong_shape}; {pipeline.wrong_shape_lost} frames counted lost"
         if pipeline.faults:
             return (
                 f"error: processing failed on {pipeline.faults} frames ({pipeline.first_fault});"

@@ -308,6 +308,8 @@ class Pipeline:
         self.store = store
         #: Why frames were counted lost for not fitting the store (None: none was).
         self.wrong_shape: str | None = None
+        #: How many frames were lost so.
+        self.wrong_shape_lost = 0
         self.mask_modes = mask_modes
         self.engine = engine
         self.on_result = on_result
@@ -411,6 +413,7 @@ class Pipeline:
                     "camera's size, ROI or binning changed, or another camera delivered them)"
                 )
                 log.warning("%s: counted lost", self.wrong_shape)
+            self.wrong_shape_lost += 1
             self._lose(1)
             return
         try:
