@@ -126,10 +126,11 @@ NODES_KEY = "nodes"
 #: which it makes again: they do not keep a livefocus output from being replaced.
 OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 #: A file Zarr writes first and renames to ``zarr.json`` (left by a process killed meanwhile).
-_ZARR_PARTIAL = re.compile(r"zarr\.[0-9a-f]{32}\.partial")
+_PARTIAL = r"\.[0-9a-f]{32}\.partial"  # zarr-python's suffix of a file it will rename
+_ZARR_PARTIAL = re.compile(rf"zarr{_PARTIAL}")
 #: A chunk file's name (a chunk index), or the file tensorstore (``.__lock``) or zarr-python
 #: (``.<uuid>.partial``) writes it to first and renames (left by a process killed meanwhile).
-_CHUNK_FILE = re.compile(r"[0-9]+(\.__lock|\.[0-9a-f]{32}\.partial)?")
+_CHUNK_FILE = re.compile(rf"[0-9]+(\.__lock|{_PARTIAL})?")
 
 
 def store_nodes(path: str | Path) -> list[str]:

@@ -139,9 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("Aborted!", err=True)
         sys.exit(1)
     except KeyboardInterrupt:  # Ctrl-C before a command's own handling began (start-up)
-        typer.echo("interrupted (Ctrl-C)", err=True)
-        _quiet_shutdown()
-        sys.exit(130)
+        code = 130
     except _PARSER_ERROR as exc:  # the parser's own errors: one line too
         message = " ".join(exc.format_message().split())
         if not message:  # no command given: the help was printed
@@ -159,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.secho(f"error: out of memory ({exc or 'no details'})", fg=typer.colors.RED, err=True)
         _quiet_shutdown()
         sys.exit(1)
-    if code == 130:  # typer's answer to a Ctrl-C that the command did not handle itself
+    if code == 130:  # a Ctrl-C the command did not handle itself (typer's code for it), or start-up
         typer.echo("interrupted (Ctrl-C)", err=True)
         _quiet_shutdown()
     sys.exit(code if isinstance(code, int) else 0)  # a command's typer.Exit(code), or 0

@@ -97,16 +97,11 @@ _Z_STEP_RANGE = (1e-6, 1e6)
 
 
 def _read_finite(path: Path) -> Any:
-    """The stack at ``path``; NaN or infinite pixels are refused naming the file (the focus
-    functions' own check names only their parameter)."""
+    """The stack at ``path``, checked as the focus functions check theirs, but naming the file
+    (their own check names only their parameter)."""
     from livefocus.io import read_stack
 
-    data = read_stack(path)
-    if data.dtype.kind == "f" and not np.isfinite(data).all():
-        raise ValueError(
-            f"stack {str(path)!r} contains NaN or inf pixels; focus scores need finite values"
-        )
-    return data
+    return check_stack(read_stack(path), f"stack {str(path)!r}")
 
 
 def _check_step(value: float | None, name: str) -> None:

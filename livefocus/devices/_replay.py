@@ -38,6 +38,7 @@ def config_folder(folder: str | Path) -> Iterator[None]:
 #: One stack read already (by :func:`~livefocus.devices.replay_core`, to check it before a core
 #: is made) for the replay camera about to read the same file (:func:`handed_over`).
 _HANDED: list[tuple[Path, int, np.ndarray]] = []
+_HANDED_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -46,12 +47,12 @@ def handed_over(path: str | Path, frames: np.ndarray) -> Iterator[None]:
     (read and converted by :func:`replay_frames` already) instead of reading the file again,
     unless the file changed meanwhile. One slot, emptied on leaving: nothing stays cached."""
     where = Path(path).resolve()
-    with _FOLDERS_LOCK:
+    with _HANDED_LOCK:
         _HANDED[:] = [(where, where.stat().st_mtime_ns, frames)]
     try:
         yield
     finally:
-        with _FOLDERS_LOCK:
+        with _HANDED_LOCK:
             _HANDED.clear()
 
 
@@ -62,7 +63,7 @@ def _handed(path: Path) -> np.ndarray | None:
         mtime = where.stat().st_mtime_ns
     except OSError:
         return None
-    with _FOLDERS_LOCK:
+    with _HANDED_LOCK:
         if _HANDED and _HANDED[0][:2] == (where, mtime):
             return _HANDED[0][2]
     return None

@@ -20,6 +20,7 @@ from livefocus.focus._validate import (
     check_memory,
     check_positive_int,
     check_positive_number,
+    check_stack,
 )
 from livefocus.focus.plots import check_figure_path
 from livefocus.model.data import (
@@ -646,9 +647,7 @@ def evaluate(
     reals = []
     for path in real:  # before the simulation: a bad stack is said at once, naming `real`
         try:
-            raw = np.asarray(read_stack(path))
-            if raw.dtype.kind == "f" and not np.isfinite(raw).all():
-                raise ValueError(f"stack {str(path)!r} contains NaN or inf pixels")
+            raw = check_stack(read_stack(path), f"stack {str(path)!r}")
             weak = label_stack(raw)
             dlab = label_stack(raw, labels="depth", z_step=stack_z_step(path))
         except (OSError, ValueError) as exc:

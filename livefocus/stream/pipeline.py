@@ -308,7 +308,7 @@ class Pipeline:
         self.store = store
         #: Why frames were counted lost for not fitting the store (None: none was).
         self.wrong_shape: str | None = None
-        #: How many frames were lost so.
+        #: How many frames were lost for not fitting the store.
         self.wrong_shape_lost = 0
         self.mask_modes = mask_modes
         self.engine = engine
