@@ -15,9 +15,18 @@ import numpy as np
 
 from livefocus._output import check_complete
 
-__all__ = ["check_planes_written", "read_stack", "stack_pixel_size", "stack_z_step"]
+__all__ = [
+    "Z_STEP_RANGE_UM",
+    "check_planes_written",
+    "read_stack",
+    "stack_pixel_size",
+    "stack_z_step",
+]
 
 _TIFF = (".tif", ".tiff")
+#: Plane spacings (µm) a stack may have: from a picometre to a metre (1e300 or 1e-300 would
+#: overflow the depth arithmetic).
+Z_STEP_RANGE_UM = (1e-6, 1e6)
 #: Held while tifffile's log is silenced (:func:`_tifffile_quiet`).
 _TIFFFILE_LOG = threading.Lock()
 #: Files at the root of a Zarr v3 (``zarr.json``) or v2 (``.zarray``, ``.zgroup``) store.
@@ -192,18 +201,32 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
 
 def stack_z_step(path: str | Path) -> float | None:
     """Z step in micrometres stored with a stack, when the file records one (None when it
-    records none; a missing or unreadable stack is an error, as for :func:`read_stack`)."""
+    records none; a missing or unreadable stack is an error, as for :func:`read_stack`).
+
+    A recorded step that is not a number of µm within :data:`Z_STEP_RANGE_UM` (0, negative,
+    NaN, 1e300) is a ValueError that names the file and asks for ``z_step`` (the same value
+    given as ``z_step`` is refused too)."""
     path = _stack_path(path)
     if path.suffix.lower() in _TIFF:
         spacing = _tiff_tags(path)[0].get("spacing")
-        return float(spacing) if isinstance(spacing, (int, float)) and spacing > 0 else None
-    attrs = _zarr_attrs(path)
-    if attrs is None:
+        step, source = spacing, "its ImageJ spacing"
+    else:
+        attrs = _zarr_attrs(path)
+        if attrs is None:
+            return None
+        step, source = _livefocus_attr(attrs, "z_step_um"), "its attribute z_step_um"
+        if step is None:
+            step, source = _ngff_raw_scale(attrs, "z"), "its OME-NGFF z scale"
+    if step is None:
         return None
-    step = _livefocus_attr(attrs, "z_step_um")
-    if isinstance(step, (int, float)):
-        return float(step)
-    return _ngff_scale(attrs, "z")
+    lo, hi = Z_STEP_RANGE_UM
+    value = float(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
+    if value is None or not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(
+            f"stack {str(path)!r} records a z step of {step!r} µm ({source}), not a number "
+            f"from {lo:g} to {hi:g} µm: give z_step=UM"
+        )
+    return value
 
 
 #: ImageJ's names of the micrometre (its ``unit``), for a TIFF's resolution in pixels per µm.
@@ -281,7 +304,13 @@ def _livefocus_attr(attrs: dict[str, Any], key: str) -> Any:
 
 def _ngff_scale(attrs: dict[str, Any], axis: str, micrometres: bool = False) -> float | None:
     """The ``axis`` scale of an OME-NGFF image's first dataset (with ``micrometres``: only
-    where the axis's unit is the micrometre)."""
+    where the axis's unit is the micrometre), when it is a positive number."""
+    value = _ngff_raw_scale(attrs, axis, micrometres)
+    return value if value is not None and math.isfinite(value) and value > 0 else None
+
+
+def _ngff_raw_scale(attrs: dict[str, Any], axis: str, micrometres: bool = False) -> float | None:
+    """The ``axis`` scale of an OME-NGFF image's first dataset as it stands (None: none)."""
     try:
         image = attrs.get("ome", attrs)["multiscales"][0]
         axes = image["axes"]
@@ -291,8 +320,7 @@ def _ngff_scale(attrs: dict[str, Any], axis: str, micrometres: bool = False) -> 
             return None
         for transform in image["datasets"][0]["coordinateTransformations"]:
             if transform["type"] == "scale":
-                value = float(transform["scale"][k])
-                return value if math.isfinite(value) and value > 0 else None
+                return float(transform["scale"][k])
     except (KeyError, IndexError, TypeError, ValueError):  # not an image, or no such scale
         return None
     return None

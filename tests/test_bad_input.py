@@ -174,7 +174,7 @@ CLI_CASES: list[tuple[str, str]] = [
     # view, bench
     ("view missing.zarr --screenshot v.png", "does not exist"),
     ("view IN/good.npy --screenshot v.png", "not a livefocus"),
-    ("bench sharpness", "target must be one of"),
+    ("bench sharpness", "soak or all; got"),
     ("bench focus --quick --json IN/folder", "--json"),
     ("bench focus --quick --json rows.csv", "--json 'rows.csv' must end in .json"),
 ]

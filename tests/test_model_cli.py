@@ -126,3 +126,21 @@ def test_bench_model_quick_rows() -> None:
     backends = {(r["size"], r["backend"]) for r in rows}
     assert {(256, "onnxruntime"), (256, "torch"), (512, "std rule (w=128)")} <= backends
     assert all(r["slices_per_s"] > 0 and r["x_vs_std"] > 0 for r in rows)
+
+
+def test_evaluate_leaves_an_empty_against_an_empty_mask_unscored(tmp_path: Path) -> None:
+    """An 8 x 8 stack of noise: the depth rule and the model mark nothing, and 0/0 is not an
+    IoU of 1 (it was: ``iou_vs_depth 1``)."""
+    import tifffile
+
+    from livefocus.model import evaluate
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "tiny.tif"
+    tifffile.imwrite(path, (100 + rng.normal(0, 3, (6, 8, 8))).astype(np.uint16))
+    rows = evaluate(["depth"], n_stacks=1, shape=(8, 64, 64), real=[path])
+    real = next(r for r in rows if r["data"] == "tiny.tif")
+    assert real["iou_vs_depth"] is None, real
+    assert all(v is None or 0 <= v <= 1 for k, v in real.items() if k.startswith("iou"))
+    simulated = next(r for r in rows if r["data"] != "tiny.tif")
+    assert isinstance(simulated["iou_vs_truth"], float)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from support.cli import run_cli
 
 import livefocus as lf
@@ -213,6 +214,39 @@ def test_z_step_beyond_reason_is_one_line(
         argv = ["label", str(stack), "--out", str(out), "--depth", "--z-step", value]
         code, _, err = cli(argv, capsys)
         assert code == 2 and "--z-step" in err and not out.exists()
+
+
+@pytest.mark.parametrize("value", [1e300, 1e9, 0, -2.0, float("nan")])
+def test_a_z_step_the_file_records_beyond_reason_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: float
+) -> None:
+    """A z step read from the stack gets the flag's range check: label crashed on 1e300
+    (OverflowError), replay put -2 into a Micro-Manager configuration error, 0 became 1 µm."""
+    stack = tmp_path / "z.zarr"
+    group = zarr.open_group(stack, mode="w")
+    group.create_array("raw", data=np.arange(4 * 16 * 16, dtype=np.uint16).reshape(4, 16, 16))
+    group.attrs["z_step_um"] = value
+    tiff = tmp_path / "z.tif"
+    tifffile.imwrite(
+        tiff, np.zeros((4, 16, 16), np.uint16), imagej=True, metadata={"spacing": value}
+    )
+    runs = [
+        (["label", str(stack), "--depth"], "l.zarr"),
+        (["replay", str(stack), "--no-preview"], "r.ome.zarr"),
+        (["calibrate", str(stack), "--seconds", "5"], "c"),
+        (["label", str(tiff), "--depth"], "t.zarr"),
+    ]
+    for argv, name in runs:
+        out = tmp_path / name
+        code, _, err = cli([*argv, "--out", str(out)], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "--z-step" in lines[0], (argv, err)
+        assert "records a z step" in err and not out.exists(), (argv, err)
+    code, _, err = cli(
+        ["label", str(stack), "--depth", "--z-step", "2", "--out", str(tmp_path / "ok.zarr")],
+        capsys,
+    )
+    assert code == 0, err
 
 
 def test_calibrate_without_rule_pixels_in_the_held_out_tiles_keeps_the_base(

@@ -72,6 +72,7 @@ CLI_CASES = [
     (["replay", "missing.tif", "--no-preview", "--gain", "2"], "--gain is part of a camera"),
     (["demo", "--no-preview", "--size", "64", "-o", "missing/out.ome.zarr"], "does not exist"),
     ([*REPLAY, "--fps", "0"], "fps"),
+    ([*REPLAY, "--fps", "1e-9"], "at least 0.001"),  # never ended
     ([*REPLAY, "--dof", "0"], "--dof must be a positive number"),
     ([*ACQUIRE, "--z-range", "4", "--step", "2", "--dof", "-1"], "--dof must be a positive"),
     ([*REPLAY, "--z-step", "-1"], "--z-step"),

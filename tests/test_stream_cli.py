@@ -235,7 +235,13 @@ def _wait_for_planes(path: Path, n: int, proc: subprocess.Popen[str]) -> None:
 
 @pytest.mark.parametrize(
     ("sig", "preview"),
-    [(signal.SIGKILL, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+    [
+        (signal.SIGKILL, False),
+        (signal.SIGINT, False),
+        (signal.SIGINT, True),
+        (signal.SIGTERM, False),  # kill, timeout, a batch scheduler: as Ctrl-C
+        (signal.SIGHUP, True),  # a closed terminal
+    ],
 )
 def test_interrupted_run_keeps_written_planes(
     tmp_path: Path, sig: signal.Signals, preview: bool
@@ -266,7 +272,7 @@ def test_interrupted_run_keeps_written_planes(
     focus = store.array("focus")[:, 0]
     for t, z in zip(*np.nonzero(written), strict=True):  # every written plane is whole
         assert raw[t, z].std() > 0 and np.isfinite(focus[t, z]).all()
-    if sig == signal.SIGINT:  # Ctrl-C: a clean stop, recorded
+    if sig != signal.SIGKILL:  # Ctrl-C, SIGTERM, SIGHUP: a clean stop, recorded
         assert proc.returncode == 1
         assert store.meta["status"] == "interrupted"
         assert "interrupted: the run was stopped (" in err and "Traceback" not in err
@@ -280,6 +286,7 @@ def test_interrupted_run_keeps_written_planes(
         (["--queue-size", "0"], "queue_size"),
         (["--window", "0"], "window"),
         (["--device", "tpu"], "device"),
+        (["--z-range", "8", "--step", "20"], "single plane"),  # ran one plane, exit 0
     ],
 )
 def test_demo_bad_input_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 
+from livefocus._signals import last_stop, raise_on_stop
 from livefocus.cli import _bench, _focus, _model, _sim, _stream, _view  # noqa: F401  (registers commands)
 from livefocus.cli._app import app, mark_entered
 
@@ -125,6 +126,11 @@ def _quiet_shutdown() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``livefocus`` console script."""
     mark_entered()
+    with raise_on_stop():  # SIGTERM and SIGHUP stop a command as Ctrl-C does
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else argv
     # a log handler that cannot write (its file on a full disk: pymmcore-plus logs to one)
     # loses the record quietly instead of printing a traceback for every record
@@ -158,6 +164,6 @@ def main(argv: list[str] | None = None) -> None:
         _quiet_shutdown()
         sys.exit(1)
     if code == 130:  # a Ctrl-C the command did not handle itself (typer's code for it), or start-up
-        typer.echo("interrupted (Ctrl-C)", err=True)
+        typer.echo(f"interrupted ({last_stop()})", err=True)
         _quiet_shutdown()
     sys.exit(code if isinstance(code, int) else 0)  # a command's typer.Exit(code), or 0

@@ -60,6 +60,11 @@ def bench(
     from livefocus import bench as benchmarks
 
     check_json_path(json_out)
+    if target not in (*benchmarks.TARGETS, "all"):  # before any work (the library's own check
+        # would come after the first targets of a list, and does not know "all")
+        raise ValueError(
+            f"target must be one of {', '.join(benchmarks.TARGETS)} or all; got {target!r}"
+        )
     targets = benchmarks.TARGETS if target == "all" else (target,)
     results: dict[str, Any] = {"machine": platform.processor() or platform.machine()}
     for name in targets:

@@ -92,10 +92,6 @@ def _slice_maps(
     return result
 
 
-#: Plane spacings (µm) a stack may have: from a picometre to a metre.
-_Z_STEP_RANGE = (1e-6, 1e6)
-
-
 def _read_finite(path: Path) -> Any:
     """The stack at ``path``, checked as the focus functions check theirs, but naming the file
     (their own check names only their parameter)."""
@@ -106,8 +102,11 @@ def _read_finite(path: Path) -> Any:
 
 def _check_step(value: float | None, name: str) -> None:
     """Refuse a plane spacing or depth of field that is not a positive number of µm within
-    :data:`_Z_STEP_RANGE` (1e300 or 1e-300 would overflow the depth arithmetic)."""
-    lo, hi = _Z_STEP_RANGE
+    :data:`livefocus.io.Z_STEP_RANGE_UM` (1e300 or 1e-300 would overflow the depth
+    arithmetic)."""
+    from livefocus.io import Z_STEP_RANGE_UM
+
+    lo, hi = Z_STEP_RANGE_UM
     if value is not None and not (math.isfinite(value) and lo <= value <= hi):
         raise ValueError(
             f"{name} must be a positive number of µm from {lo:g} to {hi:g}, got {value!r}"

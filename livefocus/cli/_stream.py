@@ -440,9 +440,12 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
         if "iou_vs_truth" in extra and not extra["iou_vs_truth"] and m.frames_lost:
             typer.echo(f"IoU vs truth  not scored: {m.frames_lost} frames lost")
         for name, scores in extra.get("iou_vs_truth", {}).items():
+            # a precision of 1 at an IoU of 0 is that of an empty mask (0/0, scored as 1)
+            empty = scores["iou"] == 0 and scores["precision"] == 1
+            precision = "n/a: nothing marked" if empty else f"{scores['precision']:.3f}"
             typer.echo(
                 f"IoU vs truth  {name:<6} {scores['iou']:.3f}  "
-                f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f})"
+                f"(precision {precision}, recall {scores['recall']:.3f})"
             )
         for name, ious in extra.get("iou_by_stack", {}).items():
             typer.echo(f"IoU by stack  {name:<6} " + " ".join(f"{v:.3f}" for v in ious))
@@ -486,6 +489,11 @@ def _check_plan(z_range: float, step: float) -> None:
     if not (math.isfinite(z_range) and 0 < z_range <= 1e6):
         raise ValueError(
             f"--z-range must be a positive number of µm, at most 1e+06, got {z_range!r}"
+        )
+    if step > z_range:  # one plane: no focus curve, nothing to reconstruct
+        raise ValueError(
+            f"--step ({step:g} µm) is larger than --z-range ({z_range:g} µm): the stack would "
+            "have a single plane"
         )
 
 

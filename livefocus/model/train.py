@@ -602,9 +602,13 @@ def finetune(
     return metrics
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def _iou(a: np.ndarray, b: np.ndarray) -> float | None:
+    """IoU of two masks; None (not scored) where both are empty (0/0, which
+    :func:`~livefocus.sim.mask_scores` scores as 1)."""
     from livefocus.sim import mask_scores
 
+    if not (np.any(a) or np.any(b)):
+        return None
     return mask_scores(a, b)["iou"]
 
 
@@ -628,8 +632,8 @@ def evaluate(
     Returns one row per model and dataset (``model``, ``data``, ``iou_vs_weak`` (Otsu weak
     labels, the paper's), ``iou_vs_depth`` (the depth labels of ``--labels depth``),
     ``iou_vs_truth``, and for simulated data ``weak_vs_truth`` and ``depth_vs_truth``: the
-    labels' own IoU against truth). With ``figure``, writes a Fig.-4-style PNG of the first
-    model and stack.
+    labels' own IoU against truth; None where both masks are empty: not scored). With
+    ``figure``, writes a Fig.-4-style PNG of the first model and stack.
     """
     from livefocus.io import read_stack, stack_z_step
     from livefocus.model.engines import engine

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 from PyQt6 import QtCore, QtWidgets
 
 from livefocus._output import WRITER
+from livefocus._signals import on_stop
 from livefocus.preview._display import ensure_app
 from livefocus.preview._window import PreviewWindow
 from livefocus.stream.types import FrameResult
@@ -39,15 +39,10 @@ def save_screenshot(window: QtWidgets.QWidget, path: str | Path) -> Path:
 
 @contextmanager
 def _on_sigint(action: Callable[[], None]) -> Iterator[None]:
-    """Run ``action`` on Ctrl+C (main thread only) instead of raising inside a Qt slot."""
-    if threading.current_thread() is not threading.main_thread():
+    """Run ``action`` on Ctrl+C, SIGTERM or SIGHUP (main thread only) instead of raising
+    inside a Qt slot."""
+    with on_stop(action):
         yield
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: action())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _pump(app: QtWidgets.QApplication) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from livefocus._signals import on_stop
 from livefocus._vocab import MASK_MODES, Device, MaskMode, Policy
 from livefocus.depth import ReconstructSettings
 from livefocus.stream._events import StackPlanner, planned
@@ -21,7 +21,11 @@ from livefocus.stream.sequence import sequence_layout, z_sequence
 from livefocus.stream.skip import PlaneSkipper, check_skip
 from livefocus.stream.types import FrameResult
 
-__all__ = ["MASK_MODES", "StreamReport", "sequence_layout", "stream", "z_sequence"]
+__all__ = ["MASK_MODES", "MIN_FPS", "StreamReport", "sequence_layout", "stream", "z_sequence"]
+
+#: The slowest camera pace a run takes (``fps``): a frame every 1000 s. Slower is a mistake
+#: (``--fps 1e-9`` never ended), and a time lapse's waits go in its sequence instead.
+MIN_FPS = 1e-3
 
 
 def _frame_dtype(core: Any) -> np.dtype[Any]:
@@ -123,8 +127,11 @@ def stream(
     _check_channels(core, sequence)
     _check_travel(core, sequence)
     _check_xy_travel(core, sequence)
-    if fps is not None and not fps > 0:
-        raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if fps is not None and not (math.isfinite(fps) and fps >= MIN_FPS):
+        raise ValueError(
+            f"fps must be a number of frames per second of at least {MIN_FPS:g} (a frame every "
+            f"{1 / MIN_FPS:g} s), got {fps!r}"
+        )
     run = MDAHandler(
         out,
         settings=settings,
@@ -405,17 +412,12 @@ def _camera_thread_errors(run: MDAHandler) -> Iterator[None]:
 
 @contextmanager
 def _ctrl_c_cancels(run: MDAHandler) -> Iterator[None]:
-    """On the main thread, make Ctrl-C cancel the MDA cleanly, once or many times.
+    """On the main thread, make Ctrl-C (and SIGTERM, SIGHUP: :mod:`livefocus._signals`) cancel
+    the MDA cleanly, once or many times.
 
     A KeyboardInterrupt raised at an arbitrary point of the acquisition loop could leave
     pymmcore-plus or the queues in a half-done state; cancelling lets the runner stop between
     events, and the handler then writes every frame already captured.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with on_stop(run.cancel_acquisition):
         yield
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: run.cancel_acquisition())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
