@@ -693,6 +693,37 @@ def test_median_network_is_the_median() -> None:
     assert np.array_equal(median9(values), np.median(values, axis=0))
 
 
+@pytest.mark.parametrize("measure", ["tenengrad", "brenner", "variance", "smd", "dwt"])
+def test_every_measure_with_a_noise_law_gives_a_depth_map(measure: str) -> None:
+    """The rule judges each measure's maps in intensity units (``intensity_units``): in
+    tenengrad's own units, its calibrated confidence rated every depth below the least
+    probability, and the depth map was empty (brenner kept 1 pixel of 4096)."""
+    stack = simulate_stack((12, 96, 96), seed=1, contrast="fluorescence", z_step=2.0)
+    plain = reconstruct(stack.raw, z_step=2.0)
+    other = reconstruct(stack.raw, z_step=2.0, measure=measure)
+    kept = np.isfinite(other.depth)
+    assert kept.mean() > 0.6 * np.isfinite(plain.depth).mean()
+    on_objects = kept & np.isfinite(stack.depth)
+    assert np.abs(other.depth - stack.depth)[on_objects].mean() < 0.5 * 2.0  # planes of 2 µm
+    score = mask_scores(other.mask_depth, stack.mask)["iou"]
+    assert score > mask_scores(plain.mask_depth, stack.mask)["iou"] - 0.08
+    # the pipeline hands add() the measure's own map (plane_focus, on a GPU): the same result
+    settings = ReconstructSettings(measure=measure)
+    maps = np.stack([plane_focus(frame, settings) for frame in stack.raw])
+    rec = StackReconstructor(stack.raw.shape[1:], z_step=2.0, settings=settings)
+    given, _ = feed(rec, stack.raw, maps)
+    assert np.array_equal(given.depth, other.depth, equal_nan=True)
+    assert np.array_equal(given.mask_depth, other.mask_depth)
+
+
+def test_measures_without_a_noise_law_are_refused_for_depth() -> None:
+    """Entropy's depth masks were empty and vollath's depth map was: the noise floor and the
+    confidence compare peaks with the camera's noise, which they have no law for."""
+    for measure in ("entropy", "vollath", "smd2"):
+        with pytest.raises(ValueError, match=f"measure '{measure}' has no noise law"):
+            ReconstructSettings(measure=measure)
+
+
 def test_bad_new_settings_name_the_parameter() -> None:
     for name, value in (
         ("min_support", -1.0),

@@ -9,7 +9,7 @@ during acquisition) and the offline one (:func:`reconstruct`), so both give iden
 """
 
 from livefocus.depth._drift import Drift, stack_drift
-from livefocus.depth._focus import plane_focus
+from livefocus.depth._focus import intensity_units, plane_focus
 from livefocus.depth._offline import reconstruct
 from livefocus.depth._outliers import consistent
 from livefocus.depth._peaks import fit_vertex
@@ -40,6 +40,7 @@ __all__ = [
     "consistent",
     "fit_vertex",
     "guided_smooth",
+    "intensity_units",
     "noise_sigma",
     "peak_masks",
     "peak_masks_reference",

@@ -79,7 +79,7 @@ from typing import Any
 import numpy as np
 
 from livefocus.depth._calibration import calibrated, depth_density, peak_features, peak_weight
-from livefocus.depth._focus import plane_focus
+from livefocus.depth._focus import intensity_units, plane_focus
 from livefocus.depth._holes import closed, enclosed
 from livefocus.depth._outliers import consistent
 from livefocus.depth._peaks import fit_vertex, peak_candidates, rival_peak
@@ -369,6 +369,7 @@ class StackReconstructor:
             )
         # the plane's Otsu threshold needs its map only: on the second core meanwhile
         otsu = _beside(otsu_threshold, fmap)
+        raw_map, fmap = fmap, intensity_units(fmap, self.settings)  # what the rule judges
         self._grow()
         k = self._n
         if k == 1:
@@ -377,7 +378,7 @@ class StackReconstructor:
         self._sigma.append(sigma)
         self._support[k] = support
         self._z.append(z)
-        self._curve.append(float(fmap.mean(dtype=np.float64)))
+        self._curve.append(float(raw_map.mean(dtype=np.float64)))
         self._n = k + 1
         self._update_global(fmap, img, k, z)
 
@@ -393,7 +394,7 @@ class StackReconstructor:
         # as the final mask will be (which only grows from it): a subset of it stays a subset
         provisional = without_specks(provisional, self.settings.min_area)
         threshold = float(otsu.result())
-        return PlaneUpdate(k, fmap, fmap > threshold, provisional, final, threshold)
+        return PlaneUpdate(k, raw_map, raw_map > threshold, provisional, final, threshold)
 
     # -- per-pixel curve state ------------------------------------------------------------
     def _update_global(self, f: np.ndarray, frame: np.ndarray, k: int, z: float) -> None:

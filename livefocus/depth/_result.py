@@ -17,7 +17,9 @@ class StackResult:
     Attributes
     ----------
     focus : ndarray
-        float32 (Z, Y, X) focus-score maps.
+        float32 (Z, Y, X) focus-score maps, in intensity units (``std``'s; for another
+        measure :func:`~livefocus.depth.intensity_units` of its maps, which the depth rule
+        judges; the stream's store keeps the measure's own).
     mask_otsu : ndarray
         bool (Z, Y, X) Otsu weak labels, refined over the whole stack (``scope="stack"``).
     mask_depth : ndarray

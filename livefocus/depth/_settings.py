@@ -86,7 +86,9 @@ class ReconstructSettings:
     Attributes
     ----------
     measure : str
-        Focus measure of :func:`livefocus.focus_map`.
+        Focus measure of :func:`livefocus.focus_map`, one with a noise law
+        (:data:`livefocus.focus.measures.NOISE_SCALE`: not vollath, smd2 or entropy). Its
+        maps are judged in intensity units (:func:`~livefocus.depth.intensity_units`).
     fuse : tuple of str
         Further measures fused with ``measure`` (:func:`~livefocus.depth.plane_focus`: the
         geometric mean of the maps, each in intensity units; every one must be in
@@ -241,6 +243,15 @@ class ReconstructSettings:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "measure", check_measure(self.measure))
+        if self.measure not in NOISE_SCALE:
+            # the noise floor and the calibrated confidence compare a peak with the camera's
+            # noise: entropy's depth masks were empty, vollath's depth map was
+            raise ValueError(
+                f"measure {self.measure!r} has no noise law, which the depth analysis needs "
+                f"(its noise floor and confidence); it takes {', '.join(NOISE_SCALE)} (the "
+                f"weak labels of {self.measure!r}: livefocus.focus.weak_labels, or `livefocus "
+                "label` without --depth)"
+            )
         set_(self, "fuse", _check_fuse(self.fuse, self.measure))
         set_(self, "window", check_positive_int(self.window, "window"))
         for m in (self.measure, *self.fuse):

@@ -138,6 +138,11 @@ FUSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("std", ("brenner",)),
     ("std", ("laplacian",)),
     ("tenengrad", ()),
+    ("brenner", ()),
+    ("variance", ()),
+    ("smd", ()),
+    ("dwt", ()),
+    ("laplacian", ()),
 )
 
 
