@@ -209,7 +209,52 @@ def _engine(**kwargs: Any) -> Any:
 IMG = GOOD[0]
 
 #: (case id, call, exception type, regex the message must match)
+#: A small stack for the reconstruction's cases.
+STACK = simulate_stack((6, 64, 64), seed=1).raw
+
 API_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], str]] = [
+    # the reconstruction (a fifth red-team helper, 2026-12-04: each was a traceback from deep
+    # inside, a silent empty result, or blamed another parameter)
+    ("z_step 1e-300", lambda _: lf.reconstruct(STACK, z_step=1e-300), ValueError, "z_step must"),
+    ("z_step 1e300", lambda _: lf.reconstruct(STACK, z_step=1e300), ValueError, "z_step must"),
+    ("z_step 1e-40", lambda _: lf.reconstruct(STACK, z_step=1e-40), ValueError, "z_step must"),
+    (
+        "z_um repeated",
+        lambda _: lf.reconstruct(STACK, z_um=[0, 0, 1, 2, 3, 4]),
+        ValueError,
+        "z_um must be strictly monotonic",
+    ),
+    (
+        "z_um complex",
+        lambda _: lf.reconstruct(STACK, z_um=np.arange(6) + 1j),
+        ValueError,
+        "z_um must be numbers",
+    ),
+    ("z_um text", lambda _: lf.reconstruct(STACK, z_um="abcdef"), ValueError, "z_um must be"),
+    (
+        "frame below float32",
+        lambda _: lf.reconstruct(STACK * 1e-300, z_step=1.0),
+        ValueError,
+        "below float32's least normal",
+    ),
+    (
+        "shape 64.5",
+        lambda _: lf.depth.StackReconstructor((64.5, 64)),  # type: ignore[arg-type]
+        ValueError,
+        "shape must be",
+    ),
+    (
+        "shape True",
+        lambda _: lf.depth.StackReconstructor((True, True)),
+        ValueError,
+        "shape must be",
+    ),
+    (
+        "depth_of_field 1e300",
+        lambda _: lf.depth.ReconstructSettings(depth_of_field=1e300),
+        ValueError,
+        "depth_of_field must be",
+    ),
     # focus maps
     ("window 0", lambda _: lf.focus_map(IMG, window=0), ValueError, "window must be"),
     ("window 2.5", lambda _: lf.focus_map(IMG, window=2.5), ValueError, "window must be"),

@@ -746,3 +746,20 @@ def test_bad_new_settings_name_the_parameter() -> None:
     ):
         with pytest.raises(ValueError, match=name):
             ReconstructSettings(**{name: value})
+
+
+def test_a_smoothing_square_wider_than_the_frame_costs_the_frame_only() -> None:
+    """smooth_radius=1000 on 64² took 50 s: a square wider than the frame holds nothing
+    more, so it is the frame's widest, and the result is the same to the bit."""
+    rng = np.random.default_rng(3)
+    depth = rng.normal(5, 1, (24, 32)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.2] = np.nan
+    weight = rng.random(depth.shape).astype(np.float32)
+    wide = smooth_depth(depth, weight, tolerance=1.0, radius=1000)
+    assert np.array_equal(
+        wide, smooth_depth(depth, weight, tolerance=1.0, radius=31), equal_nan=True
+    )
+    # the referee's loops stop at the frame's edges by themselves: radius 1000 as it is
+    ref = smooth_depth_reference(depth, weight, tolerance=1.0, radius=1000)
+    np.testing.assert_allclose(wide, ref, rtol=1e-4, atol=1e-4)
+    assert np.array_equal(np.isnan(wide), np.isnan(ref))

@@ -70,13 +70,19 @@ def reconstruct(
         raise ValueError(f"stack must be (Z, Y, X), got shape {data.shape}")
     positions: list[float | None]
     if z_um is not None:
-        zs = np.asarray(z_um, dtype=np.float64)
+        given = np.asarray(z_um)
+        if given.dtype.kind not in "iuf":  # complex lost its imaginary part, bools became 0/1
+            raise ValueError(f"z_um must be numbers of µm, got dtype {given.dtype}")
+        zs = given.astype(np.float64)
         if zs.shape != (data.shape[0],):
             raise ValueError(
                 f"z_um must hold one position per plane ({data.shape[0]}), got shape {zs.shape}"
             )
         if not np.isfinite(zs).all():
             raise ValueError("z_um must be finite numbers of µm")
+        steps = np.diff(zs)
+        if not (np.all(steps > 0) or np.all(steps < 0)):  # before the step they give
+            raise ValueError("z_um must be strictly monotonic (no plane twice, one direction)")
         positions = [float(v) for v in zs]
         if z_step is None:
             z_step = float(np.median(np.abs(np.diff(zs)))) if len(zs) > 1 else 1.0

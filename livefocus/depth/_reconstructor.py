@@ -92,11 +92,13 @@ from livefocus.depth._specks import without_specks
 from livefocus.depth._state import CURVE_FIELDS, update_curves
 from livefocus.focus._validate import check_image, check_positive_int, check_positive_number
 from livefocus.focus.labels import otsu_threshold, weak_labels
+from livefocus.io import Z_STEP_RANGE_UM
 
 __all__ = ["PlaneUpdate", "StackReconstructor"]
 
 _TINY = np.float32(1e-30)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
 _HELPER: ThreadPoolExecutor | None = None
@@ -203,6 +205,9 @@ class StackReconstructor:
         ny, nx = check_shape(shape)
         self.shape: tuple[int, int] = (ny, nx)
         self.z_step = check_positive_number(z_step, "z_step", "µm")
+        lo, hi = Z_STEP_RANGE_UM
+        if not lo <= self.z_step <= hi:  # 1e300 overflowed, 1e-300 divided by zero
+            raise ValueError(f"z_step must be from {lo:g} to {hi:g} µm, got {z_step!r}")
         if settings is None:
             settings = ReconstructSettings.for_frame(self.shape)
         if not isinstance(settings, ReconstructSettings):
@@ -334,6 +339,11 @@ class StackReconstructor:
                 raise ValueError(
                     f"frame values reach {big:.3g}, beyond float32 ({_FLOAT32_MAX:.3g}); scale "
                     "the frame down"
+                )
+            if 0 < big < _FLOAT32_TINY:  # float32 flushes them to 0: nothing is found
+                raise ValueError(
+                    f"frame values reach only {big:.3g}, below float32's least normal number "
+                    f"({_FLOAT32_TINY:.3g}); scale the frame up"
                 )
         z = self._check_z(z_um)
         pending: Future[np.ndarray] | None = None

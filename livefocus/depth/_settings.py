@@ -31,9 +31,14 @@ _BASE_WINDOW = 6
 def check_shape(shape: Any) -> tuple[int, int]:
     """``shape`` as (Y, X) positive integers, or a ValueError naming it."""
     try:
-        ny, nx = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"shape must be (Y, X) integers, got {shape!r}") from None
+        values = tuple(shape)
+    except TypeError:
+        values = ()
+    # integers only: int() took 64.5, "64" and True (a 1 x 1 frame)
+    whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+    if len(values) != 2 or not whole:
+        raise ValueError(f"shape must be (Y, X) integers, got {shape!r}")
+    ny, nx = int(values[0]), int(values[1])
     if ny < 1 or nx < 1:
         raise ValueError(f"shape must be positive (Y, X), got {shape!r}")
     return ny, nx
@@ -268,6 +273,10 @@ class ReconstructSettings:
                 "depth_of_field",
                 check_positive_number(self.depth_of_field, "depth_of_field", "µm"),
             )
+            if not 1e-6 <= self.depth_of_field <= 1e6:  # as z_step: 1e300 would overflow
+                raise ValueError(
+                    f"depth_of_field must be from 1e-06 to 1e+06 µm, got {self.depth_of_field!r}"
+                )
         conf = self.min_confidence
         if (
             isinstance(conf, bool)
