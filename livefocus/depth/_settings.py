@@ -254,8 +254,8 @@ class ReconstructSettings:
             raise ValueError(
                 f"measure {self.measure!r} has no noise law, which the depth analysis needs "
                 f"(its noise floor and confidence); it takes {', '.join(NOISE_SCALE)} (the "
-                f"weak labels of {self.measure!r}: livefocus.focus.weak_labels, or `livefocus "
-                "label` without --depth)"
+                f"weak labels of {self.measure!r} need no depth analysis: "
+                "livefocus.focus.weak_labels)"
             )
         set_(self, "fuse", _check_fuse(self.fuse, self.measure))
         set_(self, "window", check_positive_int(self.window, "window"))
