@@ -74,7 +74,11 @@ def _handling(handler: Callable[[int, FrameType | None], None]) -> Iterator[None
     previous: dict[signal.Signals, Any] = {}
     try:
         for sig in STOP_SIGNALS:
-            previous[sig] = signal.signal(sig, handler)
+            # a signal the process was told to ignore stays ignored: `nohup livefocus ...`
+            # must outlive its terminal (SIGHUP), a background job of a shell script ignores
+            # SIGINT
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handler)
         yield
     finally:
         for sig, old in previous.items():
