@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ __all__ = [
     "foreign_entry",
     "is_livefocus_file",
     "is_livefocus_output",
+    "live_writer",
     "made_elsewhere",
     "output_kind",
     "prepare_output",
@@ -58,6 +60,7 @@ __all__ = [
     "store_status",
     "write_json",
     "write_marker",
+    "writer_stamp",
 ]
 
 #: Marker file of the folders livefocus writes that are not Zarr stores.
@@ -80,6 +83,60 @@ def _store_attrs(path: Path) -> dict[str, Any] | None:
     attrs = doc.get("attributes") if isinstance(doc, dict) else None
     found = attrs.get(STORE_KEY) if isinstance(attrs, dict) else None
     return found if isinstance(found, dict) else None
+
+
+#: The key of a running store's writer (:func:`writer_stamp`) in its ``livefocus`` attribute.
+WRITER_KEY = "writer"
+
+
+def writer_stamp() -> dict[str, Any]:
+    """Who writes a store (this process: its id, host and start time), for the ``livefocus``
+    attribute of a store while it is ``running``: ``overwrite`` refuses a store whose writer
+    still runs (:func:`check_output`)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), on Linux; None elsewhere or
+    when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # starttime, field 22 of stat (after pid and comm)
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def live_writer(path: str | Path) -> int | None:
+    """The process id of the livefocus process that is writing the store ``path`` now (its
+    status ``running``, its writer alive on this machine), else None.
+
+    A store left ``running`` by a crash has no live writer: its process is gone, or the id
+    now names a process that started after the store (Linux), or it was another machine's."""
+    attrs = _store_attrs(Path(path))
+    stamp = attrs.get(WRITER_KEY) if attrs is not None else None
+    if attrs is None or attrs.get("status") != "running" or not isinstance(stamp, dict):
+        return None
+    pid, host, started = stamp.get("pid"), stamp.get("host"), stamp.get("started")
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return None
+    if host != socket.gethostname():
+        return None  # another machine's: nothing to ask
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    begun = _process_start(pid)
+    if begun is not None and isinstance(started, (int, float)) and begun > started + 2.0:
+        return None  # the id was reused by a later process
+    return pid
 
 
 def is_livefocus_output(path: str | Path) -> bool:
@@ -444,6 +501,12 @@ def check_output(
     if exists and not overwrite:
         raise FileExistsError(
             f"{name} {str(path)!r} already exists; pass overwrite=True to replace it"
+        )
+    if exists and path.is_dir() and (pid := live_writer(path)) is not None:
+        raise FileExistsError(
+            f"{name} {str(path)!r} is being written now by livefocus (process {pid}, status "
+            "running); it is not replaced under its writer: stop that run first, or choose "
+            "another path"
         )
     if exists and path.is_dir():
         foreign = foreign_entry(path)

@@ -447,3 +447,60 @@ def test_an_out_path_with_a_backslash_is_refused(
     assert code == 2 and "--out" in err and "backslash" in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def _status(path: Path) -> str | None:
+    try:
+        return json.loads((path / "zarr.json").read_text())["attributes"]["livefocus"]["status"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_overwrite_refuses_a_store_its_writer_is_still_writing(tmp_path: Path) -> None:
+    """A second run with --overwrite onto a store another livefocus process was writing
+    deleted it under its writer: the first run then died (exit 2) or reported a complete
+    store with arrays missing. Now it is refused while the writer lives."""
+    import time
+
+    from support.cli import run_cli, start_cli
+
+    out = tmp_path / "c.ome.zarr"
+    long_run = ["--no-preview", "--size", "96", "--z-range", "30", "--step", "1"]
+    first = start_cli("demo", *long_run, "--time-points", "200", "-o", str(out), cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while _status(out) != "running" and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.1)
+    assert _status(out) == "running", first.poll()
+    short = ["--no-preview", "--size", "64", "--z-range", "4", "--step", "2", "--overwrite"]
+    code, _, err = run_cli("demo", *short, "-o", str(out), cwd=tmp_path)
+    assert code == 2 and "is being written now by livefocus" in err and "--out" in err, err
+    assert _status(out) == "running"  # untouched
+    first.send_signal(__import__("signal").SIGINT)
+    first.communicate(timeout=120)
+    assert _status(out) == "interrupted"
+    # once its writer is gone, the store is replaced as any other
+    code, _, err = run_cli("demo", *short, "-o", str(out), cwd=tmp_path)
+    assert code == 0 and _status(out) == "complete", err
+
+
+def test_a_running_store_whose_writer_died_is_replaced(tmp_path: Path) -> None:
+    """A crash leaves the status running: its writer's process is gone, so --overwrite
+    replaces it (the writer check is not a lock a crash could leave behind)."""
+    from livefocus._output import live_writer
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = tmp_path / "crashed.ome.zarr"
+    out.mkdir()
+    stamp = {"pid": int(gone.stdout), "host": __import__("socket").gethostname(), "started": 0.0}
+    attrs = {"livefocus": {"status": "running", "writer": stamp}}
+    (out / "zarr.json").write_text(
+        json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attrs})
+    )
+    assert live_writer(out) is None
+    lf.sim.save_simulated(simulate_stack((4, 64, 64), seed=0), out, overwrite=True)
+    assert _status(out) == "complete"

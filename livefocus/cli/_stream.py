@@ -375,8 +375,13 @@ def _echo_some(
     label: str, entries: list[dict[str, Any]], text: Callable[[dict[str, Any]], str]
 ) -> None:
     """The first ``_DRIFT_LINES`` entries, one line each, and how many more ``--json`` has."""
+    # with several positions every line names its own (p 0 too), else none does
+    several = any(entry.get("p") for entry in entries)
     for entry in entries[:_DRIFT_LINES]:
-        typer.echo(f"{label:<8} {text(entry)}")
+        line = text(entry)
+        if several and entry.get("p") == 0:
+            line = f"p 0 {line}"
+        typer.echo(f"{label:<8} {line}")
     if len(entries) > _DRIFT_LINES:
         typer.echo(f"{label:<8} ... {len(entries) - _DRIFT_LINES} more (--json)")
 
@@ -425,11 +430,13 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
         )
         if report.calibration is not None:
             cal = report.calibration
-            when = (
-                f"engine switched after {report.engine_switches[0]['after_frames']} frames"
-                if report.engine_switches
-                else "no switch during the run"
-            )
+            after = report.engine_switches[0]["after_frames"] if report.engine_switches else None
+            if after is None:
+                when = "no switch during the run"
+            elif after >= m.frames_in:  # ready only as the run ended: no frame used it
+                when = f"ready after the last frame ({after}): no frame used it"
+            else:
+                when = f"engine switched after {after} frames"
             text = cal.get("error") or f"{cal['model']} in {cal['seconds']:.1f} s, {when}"
             typer.echo(f"calibration  {text}")
         _echo_some("drift", report.drift, _drift_text)

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import NODES_KEY, check_complete, creating, prepare_output, store_nodes
+from livefocus._output import (
+    NODES_KEY,
+    check_complete,
+    creating,
+    prepare_output,
+    store_nodes,
+    writer_stamp,
+)
 from livefocus.focus._validate import check_in_range, check_memory, check_positive_number
 from livefocus.sim.optics import Camera, Optics
 from livefocus.sim.phantom import Specimen
@@ -214,7 +221,7 @@ def save_simulated(stack: SimulatedStack, path: str | Path, *, overwrite: bool =
         "contrast": str(meta["contrast"]),
         "z_um": [float(z) for z in stack.z_um],
         "parameters": meta["parameters"],
-        "livefocus": {**marker, "status": "running"},
+        "livefocus": {**marker, "status": "running", "writer": writer_stamp()},
     }
     # a Ctrl-C or a full disk meanwhile: the half-written group goes
     with creating(path, "path"):

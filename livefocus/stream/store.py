@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from livefocus._output import NODES_KEY, creating, prepare_output, store_nodes
+from livefocus._output import NODES_KEY, creating, prepare_output, store_nodes, writer_stamp
 from livefocus._vocab import MASK_MODES, check_choice
 from livefocus.focus._validate import check_positive_number
 from livefocus.stream._ngff import (
@@ -271,6 +271,7 @@ class StoreWriter:
             primary_mask=modes[0],
             levels=self.levels,
             status="running",
+            writer=writer_stamp(),  # overwrite refuses the store while this process writes it
         )
         # a Ctrl-C or a full disk meanwhile: what this writer began to make goes, so no
         # half-made store is left behind
