@@ -50,6 +50,31 @@ def _open_zarr(path: Path, key: str | None) -> Any:
     )
 
 
+class _Choice(ValueError):
+    """A stack of a store was not chosen, or chosen out of range (said as it is)."""
+
+
+def _zarr_stack(
+    path: Path, key: str | None, picks: dict[str, int | None]
+) -> tuple[Any, int | None]:
+    """The Zarr array (or lazy selection) of the stack at ``path``, and its time point."""
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if key is None and isinstance(node, zarr.Group):
+        try:
+            return _choose(path, node, picks)
+        except ValueError as exc:
+            raise _Choice(str(exc)) from None
+    if any(value is not None for value in picks.values()):
+        raise _Choice(
+            f"{next(k for k, v in picks.items() if v is not None)}: stack {str(path)!r} is not "
+            "a livefocus acquisition store, which alone has time points, channels and "
+            "positions to choose"
+        )
+    return _open_zarr(path, key), None
+
+
 @contextmanager
 def _tifffile_quiet() -> Iterator[None]:
     """tifffile's own log silenced: a damaged file it warns about ("invalid page offset")
@@ -124,7 +149,65 @@ def _skipped(node: Any, t: int | None) -> int:
         return 0
 
 
-def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np.ndarray:
+def _choose(path: Path, node: Any, picks: dict[str, int | None]) -> tuple[Any, int | None]:
+    """The stack of a livefocus stream store chosen by ``time_point``, ``channel`` and
+    ``position`` (the time point picked, for the planes' check), as a lazy Zarr selection.
+
+    A store holding several stacks (time points, channels, positions) needs the choice: one is
+    never picked in silence. Anything else takes no choice."""
+    import zarr
+
+    attrs = _zarr_attrs(path) or {}
+    meta = attrs.get("livefocus")
+    given = {name: value for name, value in picks.items() if value is not None}
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if not isinstance(meta, dict) or meta.get("layout") is None:
+        if given:
+            name = next(iter(given))
+            raise ValueError(
+                f"{name}: stack {str(path)!r} is not a livefocus acquisition store, which "
+                "alone has time points, channels and positions to choose"
+            )
+        return _open_zarr(path, None), None
+    positions = int(meta.get("positions") or 1)
+    p: int | None = picks["position"]
+    if p is None and positions > 1:
+        raise ValueError(
+            f"stack {str(path)!r} holds {positions} positions: choose one with position=P "
+            f"(0 to {positions - 1})"
+        )
+    p = p or 0
+    if p >= positions:
+        raise ValueError(f"position must be below {positions} for stack {str(path)!r}, got {p}")
+    group = node if positions == 1 else node[str(p)]
+    array: Any = group["0"] if isinstance(group, zarr.Group) else group
+    n_t, n_c = int(array.shape[0]), int(array.shape[1])
+    chosen: list[int] = []
+    for name, count, what in (("time_point", n_t, "time points"), ("channel", n_c, "channels")):
+        pick = picks[name]
+        if pick is None and count > 1:
+            raise ValueError(
+                f"stack {str(path)!r} holds {count} {what} (shape {tuple(array.shape)}): choose "
+                f"one with {name}={name.split('_')[0].upper()} (0 to {count - 1})"
+            )
+        value = pick or 0
+        if value >= count:
+            raise ValueError(f"{name} must be below {count} for stack {str(path)!r}, got {value}")
+        chosen.append(int(value))
+    return array[chosen[0], chosen[1]], chosen[0]
+
+
+def read_stack(
+    path: str | Path,
+    *,
+    key: str | None = None,
+    ndim: int = 3,
+    time_point: int | None = None,
+    channel: int | None = None,
+    position: int | None = None,
+) -> np.ndarray:
     """Read an image stack as a numpy array.
 
     Parameters
@@ -137,6 +220,10 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
     ndim : {3, 2}
         The dimensionality the caller needs: singleton leading axes are dropped and a 2-D image
         becomes a one-slice stack when ``ndim`` is 3. Anything else is an error naming the shape.
+    time_point, channel, position : int, optional
+        Which stack of a livefocus acquisition store (a time lapse, several channels or
+        positions) to read; required where the store holds more than one (never picked in
+        silence), an error for anything else.
 
     Raises
     ------
@@ -169,17 +256,29 @@ def read_stack(path: str | Path, *, key: str | None = None, ndim: int = 3) -> np
     if suffix not in (*_TIFF, ".npy"):
         check_complete(path, "stack")  # a store left by a crash or a full disk is no stack
     axes = ""
+    picks = {"time_point": time_point, "channel": channel, "position": position}
+    t: int | None = None
+    if suffix in (*_TIFF, ".npy"):
+        given = [name for name, value in picks.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"{given[0]}: stack {str(path)!r} is a file of one stack; only a livefocus "
+                "acquisition store has time points, channels and positions to choose"
+            )
     try:
         if suffix in _TIFF:
             data, axes = _read_tiff(path)
         elif suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         else:
-            data = np.asarray(_open_zarr(path, key)[...])
+            node, t = _zarr_stack(path, key, picks)
+            data = np.asarray(node[...])
+    except _Choice as exc:
+        raise ValueError(str(exc)) from None
     except Exception as exc:  # a corrupt file: say which, keep the cause
         raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
     if suffix not in (*_TIFF, ".npy"):
-        check_planes_written(path, "stack")
+        check_planes_written(path, "stack", t=t)
     _check_grey(path, data, axes)
     if data.size == 0:
         raise ValueError(f"stack {str(path)!r} is empty: shape {data.shape}")

@@ -409,3 +409,33 @@ def test_a_z_plan_beyond_the_stage_travel_is_refused_before_the_store(
     code, _, err = cli([*demo, "--z-range", "1000", "--overwrite"], capsys)
     assert code == 2 and "--z-range" in err and "travel" in err, err
     assert (out / "zarr.json").read_text() == before  # the old store is still there
+
+
+def test_label_and_replay_choose_one_stack_of_a_time_lapse_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store of 2 time points was refused by label and replay with only its shape ('expected
+    3 axes'); now they take --time-point (never one picked in silence)."""
+    from livefocus.io import read_stack
+
+    lapse = tmp_path / "lapse.ome.zarr"
+    demo = ["demo", "--no-preview", "--size", "64", "--z-range", "4", "--step", "2"]
+    code, _, err = cli([*demo, "--time-points", "2", "-o", str(lapse)], capsys)
+    assert code == 0, err
+    for argv in (["label", str(lapse)], ["replay", str(lapse), "--no-preview"]):
+        out = tmp_path / f"{argv[0]}.zarr"
+        code, _, err = cli([*argv, "--out", str(out)], capsys)
+        assert code == 2 and "holds 2 time points" in err and "--time-point" in err, err
+        assert not out.exists()
+        code, _, err = cli([*argv, "--out", str(out), "--time-point", "1"], capsys)
+        assert code == 0, err
+        assert out.exists()
+    second = np.asarray(lf.stream.open_store(lapse).array("raw")[1, 0])
+    assert np.array_equal(read_stack(lapse, time_point=1), second)
+    code, _, err = cli(["label", str(lapse), "--out", str(tmp_path / "x.zarr"), "--time-point",
+                        "2"], capsys)  # fmt: skip
+    assert code == 2 and "--time-point" in err and "below 2" in err, err
+    tiff = tmp_path / "one.tif"
+    tifffile.imwrite(tiff, np.zeros((5, 16, 16), np.uint16))
+    with pytest.raises(ValueError, match=r"time_point: stack .* is a file of one stack"):
+        read_stack(tiff, time_point=0)

@@ -92,12 +92,26 @@ def _slice_maps(
     return result
 
 
-def _read_finite(path: Path) -> Any:
-    """The stack at ``path``, checked as the focus functions check theirs, but naming the file
+def _read_finite(
+    path: Path,
+    time_point: int | None = None,
+    channel: int | None = None,
+    position: int | None = None,
+) -> Any:
+    """The stack at ``path`` (the one chosen of an acquisition store: time point, channel,
+    position), checked as the focus functions check theirs, but naming the file
     (their own check names only their parameter)."""
     from livefocus.io import read_stack
 
-    return check_stack(read_stack(path), f"stack {str(path)!r}")
+    stack = read_stack(path, time_point=time_point, channel=channel, position=position)
+    return check_stack(stack, f"stack {str(path)!r}")
+
+
+#: The options that choose one stack of an acquisition store (a time lapse, channels,
+#: positions), shared by ``label`` and ``replay``.
+TIME_POINT_HELP = "Which time point of an acquisition store (needed where it holds several)."
+CHANNEL_HELP = "Which channel of an acquisition store (needed where it holds several)."
+POSITION_HELP = "Which position of an acquisition store (needed where it holds several)."
 
 
 def _check_step(value: float | None, name: str) -> None:
@@ -160,6 +174,9 @@ def label(
     backend: str = typer.Option(
         "auto", help="Engine of --model: auto, torch, onnxruntime or tensorrt."
     ),
+    time_point: int | None = typer.Option(None, "--time-point", help=TIME_POINT_HELP),
+    channel: int | None = typer.Option(None, "--channel", help=CHANNEL_HELP),
+    position: int | None = typer.Option(None, "--position", help=POSITION_HELP),
 ) -> None:
     """Label a saved stack offline: focus maps and weak-label masks of every slice.
 
@@ -205,7 +222,7 @@ def label(
         from livefocus.model import engine as make_engine
 
         engine = make_engine(model, backend=backend)  # a bad name or folder: one line, now
-    data = _read_finite(stack)
+    data = _read_finite(stack, time_point=time_point, channel=channel, position=position)
     # float64 maps and uint8 masks; with --depth also the reconstruction's float32 focus and
     # support stacks, its masks and their copies (about 30 bytes a voxel, measured); with
     # --model the net's float32 input windows (context planes each), probabilities and masks

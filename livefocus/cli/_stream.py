@@ -22,7 +22,7 @@ import typer
 from livefocus._output import check_file_output, check_output
 from livefocus._vocab import MEASURES
 from livefocus.cli._app import app
-from livefocus.cli._focus import _check_step
+from livefocus.cli._focus import CHANNEL_HELP, POSITION_HELP, TIME_POINT_HELP, _check_step
 
 NoPreview = Annotated[bool, typer.Option("--no-preview", help="Never open the preview window.")]
 Screenshot = Annotated[
@@ -696,6 +696,9 @@ def replay(
     calibrate: CalibrateOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
+    time_point: Annotated[int | None, typer.Option("--time-point", help=TIME_POINT_HELP)] = None,
+    channel: Annotated[int | None, typer.Option("--channel", help=CHANNEL_HELP)] = None,
+    position: Annotated[int | None, typer.Option("--position", help=POSITION_HELP)] = None,
 ) -> None:
     """Replay a saved stack as a live feed through the same pipeline.
 
@@ -711,7 +714,14 @@ def replay(
     _check_step(pixel_size, "--pixel-size")
     target = out if out is not None else Path(f"{stack.name.split('.')[0]}-live.ome.zarr")
     _refuse_existing(target, options, [stack])
-    core = replay_core(stack, z_step=z_step, pixel_size=pixel_size)
+    core = replay_core(
+        stack,
+        z_step=z_step,
+        pixel_size=pixel_size,
+        time_point=time_point,
+        channel=channel,
+        position=position,
+    )
     camera = replay_camera(core)
     step = float(camera.z_step)
     sequence = z_sequence({"absolute": [k * step for k in range(int(camera.frames.shape[0]))]})

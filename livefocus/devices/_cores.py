@@ -239,6 +239,9 @@ def demo_core(
         Half range (µm) of the objects' heights around Z = 0; the stage travels 30 µm more.
     core : UniMMCore, optional
         Load into this core instead of a new one.
+    time_point, channel, position : int, optional
+        Which stack of an acquisition store (:func:`livefocus.io.read_stack`; needed where
+        it holds several).
 
     Returns
     -------
@@ -270,6 +273,9 @@ def replay_core(
     z_step: float | None = None,
     pixel_size: float | None = None,
     core: UniMMCore | None = None,
+    time_point: int | None = None,
+    channel: int | None = None,
+    position: int | None = None,
 ) -> UniMMCore:
     """A pymmcore-plus core whose camera replays a saved stack as a live feed.
 
@@ -311,7 +317,8 @@ def replay_core(
         check_positive_number(pixel_size, "pixel_size", "µm")
     path = Path(path).expanduser()
     # its errors before a core is made; the camera then serves these frames, not a second read
-    frames = replay_frames(read_stack(path), name=f"stack {str(path)!r}")
+    stack = read_stack(path, time_point=time_point, channel=channel, position=position)
+    frames = replay_frames(stack, name=f"stack {str(path)!r}")
     step = float(z_step) if z_step is not None else (stack_z_step(path) or 1.0)
     link = f"livefocus-{uuid.uuid4().hex[:12]}"
     # The path is set after loading so that any file name works (a .cfg line cannot hold commas).
