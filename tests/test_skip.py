@@ -195,7 +195,8 @@ def test_trimmed_demo_stacks_segment_the_specimen_as_whole_ones(tmp_path: Path) 
     store = open_store(report.path)
     assert store.meta["plane_skips"] == skips
     with pytest.raises(ValueError, match="skipped by --skip-planes"):  # not read as lost frames
-        read_stack(report.path)
+        read_stack(report.path, time_point=1)
+    assert read_stack(report.path, time_point=3).shape == (16, 128, 128)  # whole again
     # the depth of a trimmed stack is measured from the plan's first plane, as a whole one's
     depth = np.asarray(store.array("depth"))[:, 0]
     for t in (1, 2):
