@@ -172,31 +172,36 @@ def _choose(path: Path, node: Any, picks: dict[str, int | None]) -> tuple[Any, i
             )
         return _open_zarr(path, None), None
     positions = int(meta.get("positions") or 1)
-    p: int | None = picks["position"]
-    if p is None and positions > 1:
-        raise ValueError(
-            f"stack {str(path)!r} holds {positions} positions: choose one with position=P "
-            f"(0 to {positions - 1})"
-        )
-    p = p or 0
-    if p >= positions:
-        raise ValueError(f"position must be below {positions} for stack {str(path)!r}, got {p}")
+    p = _pick(path, "position", picks["position"], positions, "positions", "P")
     group = node if positions == 1 else node[str(p)]
     array: Any = group["0"] if isinstance(group, zarr.Group) else group
-    n_t, n_c = int(array.shape[0]), int(array.shape[1])
-    chosen: list[int] = []
-    for name, count, what in (("time_point", n_t, "time points"), ("channel", n_c, "channels")):
-        pick = picks[name]
-        if pick is None and count > 1:
-            raise ValueError(
-                f"stack {str(path)!r} holds {count} {what} (shape {tuple(array.shape)}): choose "
-                f"one with {name}={name.split('_')[0].upper()} (0 to {count - 1})"
-            )
-        value = pick or 0
-        if value >= count:
-            raise ValueError(f"{name} must be below {count} for stack {str(path)!r}, got {value}")
-        chosen.append(int(value))
-    return array[chosen[0], chosen[1]], chosen[0]
+    shape = tuple(array.shape)
+    t = _pick(path, "time_point", picks["time_point"], shape[0], "time points", "TIME", shape)
+    c = _pick(path, "channel", picks["channel"], shape[1], "channels", "CHANNEL", shape)
+    return array[t, c], t
+
+
+def _pick(
+    path: Path,
+    name: str,
+    value: int | None,
+    count: int,
+    what: str,
+    placeholder: str,
+    shape: tuple[int, ...] | None = None,
+) -> int:
+    """The index ``name`` of a store's ``count`` ``what``: ``value``, which must be given where
+    there are several, and below ``count``."""
+    if value is None and count > 1:
+        held = f" (shape {shape})" if shape is not None else ""
+        raise ValueError(
+            f"stack {str(path)!r} holds {count} {what}{held}: choose one with "
+            f"{name}={placeholder} (0 to {count - 1})"
+        )
+    index = int(value or 0)
+    if index >= count:
+        raise ValueError(f"{name} must be below {count} for stack {str(path)!r}, got {index}")
+    return index
 
 
 def read_stack(
