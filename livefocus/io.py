@@ -54,6 +54,24 @@ class _Choice(ValueError):
     """A stack of a store was not chosen, or chosen out of range (said as it is)."""
 
 
+#: Why a stack has no time point, channel or position to choose (:func:`_no_choice`).
+_NOT_A_STORE = (
+    "is not a livefocus acquisition store, which alone has time points, channels and "
+    "positions to choose"
+)
+_ONE_STACK_FILE = (
+    "is a file of one stack; only a livefocus acquisition store has time points, channels "
+    "and positions to choose"
+)
+
+
+def _no_choice(path: Path, picks: dict[str, int | None], why: str = _NOT_A_STORE) -> None:
+    """Refuse a time point, channel or position asked of a stack that has none to choose."""
+    given = [name for name, value in picks.items() if value is not None]
+    if given:
+        raise _Choice(f"{given[0]}: stack {str(path)!r} {why}")
+
+
 def _zarr_stack(
     path: Path, key: str | None, picks: dict[str, int | None]
 ) -> tuple[Any, int | None]:
@@ -62,16 +80,8 @@ def _zarr_stack(
 
     node = zarr.open(str(path), mode="r")
     if key is None and isinstance(node, zarr.Group):
-        try:
-            return _choose(path, node, picks)
-        except ValueError as exc:
-            raise _Choice(str(exc)) from None
-    if any(value is not None for value in picks.values()):
-        raise _Choice(
-            f"{next(k for k, v in picks.items() if v is not None)}: stack {str(path)!r} is not "
-            "a livefocus acquisition store, which alone has time points, channels and "
-            "positions to choose"
-        )
+        return _choose(path, node, picks)
+    _no_choice(path, picks)
     return _open_zarr(path, key), None
 
 
@@ -159,17 +169,13 @@ def _choose(path: Path, node: Any, picks: dict[str, int | None]) -> tuple[Any, i
 
     attrs = _zarr_attrs(path) or {}
     meta = attrs.get("livefocus")
-    given = {name: value for name, value in picks.items() if value is not None}
-    for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    for name, value in picks.items():
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0
+        ):
+            raise _Choice(f"{name} must be a non-negative int, got {value!r}")
     if not isinstance(meta, dict) or meta.get("layout") is None:
-        if given:
-            name = next(iter(given))
-            raise ValueError(
-                f"{name}: stack {str(path)!r} is not a livefocus acquisition store, which "
-                "alone has time points, channels and positions to choose"
-            )
+        _no_choice(path, picks)
         return _open_zarr(path, None), None
     positions = int(meta.get("positions") or 1)
     p = _pick(path, "position", picks["position"], positions, "positions", "P")
@@ -194,13 +200,13 @@ def _pick(
     there are several, and below ``count``."""
     if value is None and count > 1:
         held = f" (shape {shape})" if shape is not None else ""
-        raise ValueError(
+        raise _Choice(
             f"stack {str(path)!r} holds {count} {what}{held}: choose one with "
             f"{name}={placeholder} (0 to {count - 1})"
         )
     index = int(value or 0)
     if index >= count:
-        raise ValueError(f"{name} must be below {count} for stack {str(path)!r}, got {index}")
+        raise _Choice(f"{name} must be below {count} for stack {str(path)!r}, got {index}")
     return index
 
 
@@ -264,12 +270,7 @@ def read_stack(
     picks = {"time_point": time_point, "channel": channel, "position": position}
     t: int | None = None
     if suffix in (*_TIFF, ".npy"):
-        given = [name for name, value in picks.items() if value is not None]
-        if given:
-            raise ValueError(
-                f"{given[0]}: stack {str(path)!r} is a file of one stack; only a livefocus "
-                "acquisition store has time points, channels and positions to choose"
-            )
+        _no_choice(path, picks, _ONE_STACK_FILE)
     try:
         if suffix in _TIFF:
             data, axes = _read_tiff(path)
@@ -278,8 +279,8 @@ def read_stack(
         else:
             node, t = _zarr_stack(path, key, picks)
             data = np.asarray(node[...])
-    except _Choice as exc:
-        raise ValueError(str(exc)) from None
+    except _Choice:  # said as it is, not as a file that could not be read
+        raise
     except Exception as exc:  # a corrupt file: say which, keep the cause
         raise ValueError(f"stack {str(path)!r} could not be read: {exc}") from exc
     if suffix not in (*_TIFF, ".npy"):

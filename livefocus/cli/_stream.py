@@ -331,7 +331,6 @@ _DRIFT_LINES = 5
 
 def _drift_text(entry: dict[str, Any]) -> str:
     """One stack's measured drift in words."""
-    where = f"p {entry['p']} " if entry["p"] else ""
     z = "z not measured" if entry["z_um"] is None else f"z {entry['z_um']:+.2f} µm"
     if entry["x_um"] is None:  # no pixel size from the camera
         x, y = f"{entry['x_px']:+.1f} px", f"{entry['y_px']:+.1f} px"
@@ -346,12 +345,11 @@ def _drift_text(entry: dict[str, Any]) -> str:
         seen = f" ({why}: lateral shift not trusted)"
     elif overlap is not None and overlap < MIN_SHARED:
         seen = f" (images share {overlap:.0%} of the field: lateral shift not trusted)"
-    return f"{where}t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}{seen}"
+    return f"t {entry['since_t']} -> {entry['t']}: x {x}, y {y}, {z}{seen}"
 
 
 def _follow_text(entry: dict[str, Any]) -> str:
     """One stack's move to follow the focus in words."""
-    where = f"p {entry['p']} " if entry["p"] else ""
     how = "" if entry["measured"] else " (extrapolated: no drift measured in time)"
     xy = ""
     if "x_offset_um" in entry:
@@ -359,14 +357,13 @@ def _follow_text(entry: dict[str, Any]) -> str:
     held = entry.get("limited") or []
     if held:
         how += f" (held back by {', '.join(held)})"
-    return f"{where}t {entry['t']}: planes moved {entry['offset_um']:+.2f} µm{xy}{how}"
+    return f"t {entry['t']}: planes moved {entry['offset_um']:+.2f} µm{xy}{how}"
 
 
 def _skip_text(entry: dict[str, Any]) -> str:
     """One stack's planes acquired, when planes are skipped, in words."""
-    where = f"p {entry['p']} " if entry["p"] else ""
     return (
-        f"{where}t {entry['t']}: planes {entry['first']}-{entry['last']} acquired, "
+        f"t {entry['t']}: planes {entry['first']}-{entry['last']} acquired, "
         f"{entry['skipped']} frame{'' if entry['skipped'] == 1 else 's'} skipped ({entry['why']})"
     )
 
@@ -374,14 +371,12 @@ def _skip_text(entry: dict[str, Any]) -> str:
 def _echo_some(
     label: str, entries: list[dict[str, Any]], text: Callable[[dict[str, Any]], str]
 ) -> None:
-    """The first ``_DRIFT_LINES`` entries, one line each, and how many more ``--json`` has."""
-    # with several positions every line names its own (p 0 too), else none does
+    """The first ``_DRIFT_LINES`` entries, one line each, and how many more ``--json`` has;
+    with several positions each line names its own (p 0 too), else none does."""
     several = any(entry.get("p") for entry in entries)
     for entry in entries[:_DRIFT_LINES]:
-        line = text(entry)
-        if several and entry.get("p") == 0:
-            line = f"p 0 {line}"
-        typer.echo(f"{label:<8} {line}")
+        where = f"p {entry['p']} " if several else ""
+        typer.echo(f"{label:<8} {where}{text(entry)}")
     if len(entries) > _DRIFT_LINES:
         typer.echo(f"{label:<8} ... {len(entries) - _DRIFT_LINES} more (--json)")
 

@@ -17,6 +17,7 @@ from livefocus.focus._validate import (
 )
 from livefocus.focus.measures import MIN_WINDOW, NOISE_SCALE
 from livefocus.focus.reference import check_paint
+from livefocus.io import Z_STEP_RANGE_UM
 
 __all__ = ["POLARITIES", "REFINEMENTS", "ReconstructSettings", "check_shape"]
 
@@ -273,9 +274,10 @@ class ReconstructSettings:
                 "depth_of_field",
                 check_positive_number(self.depth_of_field, "depth_of_field", "µm"),
             )
-            if not 1e-6 <= self.depth_of_field <= 1e6:  # as z_step: 1e300 would overflow
+            lo, hi = Z_STEP_RANGE_UM  # as z_step: 1e300 would overflow
+            if not lo <= self.depth_of_field <= hi:
                 raise ValueError(
-                    f"depth_of_field must be from 1e-06 to 1e+06 µm, got {self.depth_of_field!r}"
+                    f"depth_of_field must be from {lo:g} to {hi:g} µm, got {self.depth_of_field!r}"
                 )
         conf = self.min_confidence
         if (

@@ -239,9 +239,6 @@ def demo_core(
         Half range (µm) of the objects' heights around Z = 0; the stage travels 30 µm more.
     core : UniMMCore, optional
         Load into this core instead of a new one.
-    time_point, channel, position : int, optional
-        Which stack of an acquisition store (:func:`livefocus.io.read_stack`; needed where
-        it holds several).
 
     Returns
     -------
@@ -296,6 +293,9 @@ def replay_core(
         (0: uncalibrated).
     core : UniMMCore, optional
         Load into this core instead of a new one.
+    time_point, channel, position : int, optional
+        Which stack of an acquisition store (:func:`livefocus.io.read_stack`; needed where
+        it holds several).
 
     Returns
     -------
