@@ -18,6 +18,7 @@ from livefocus._output import check_complete
 __all__ = [
     "Z_STEP_RANGE_UM",
     "check_planes_written",
+    "is_acquisition_store",
     "read_stack",
     "stack_pixel_size",
     "stack_z_step",
@@ -396,6 +397,13 @@ def _zarr_attrs(path: Path) -> dict[str, Any] | None:
         return dict(zarr.open(str(path), mode="r").attrs)
     except Exception:
         return None
+
+
+def is_acquisition_store(path: str | Path) -> bool:
+    """Whether ``path`` is a livefocus acquisition store (``demo``/``replay``/``acquire``'s
+    output), whose stacks :func:`read_stack` chooses by time point, channel and position."""
+    meta = (_zarr_attrs(Path(path)) or {}).get("livefocus")
+    return isinstance(meta, dict) and meta.get("layout") is not None
 
 
 def _livefocus_attr(attrs: dict[str, Any], key: str) -> Any:

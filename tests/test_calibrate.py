@@ -171,8 +171,9 @@ def test_cli_calibrate_a_store_and_use_the_folder(
     assert code == 0, err
     assert "kept" in text and "held-out IoU" in text
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["calibration"]["stack"]["kind"] == "time point 0, channel 0 of the store"
+    assert cfg["calibration"]["stack"]["kind"] == "time point 0, channel 0, position 0 of the store"
     assert cfg["calibration"]["z_step"] == 2.0
+    assert f"{store}: calibrated on time point 0, channel 0, position 0 of the store" in text
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["kept"] in ("base", "calibrated")
     # run inside this long-lived process, the budget counts from the command, not the process
@@ -183,6 +184,34 @@ def test_cli_calibrate_a_store_and_use_the_folder(
     ], capsys)  # fmt: skip
     assert code == 0, err
     assert "model" in text
+    # the second time point is chosen; one that is not there is one line, nothing written
+    code, text, err = cli([
+        "calibrate", str(store), "--out", str(tmp_path / "t1"), "--seconds", "3",
+        "--time-point", "1",
+    ], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "time point 1, channel 0, position 0 of the store" in text
+    for flag, value, message in (
+        ("--time-point", "2", "--time-point: time_point must be below 2"),
+        ("--channel", "1", "--channel: channel must be below 1"),
+        ("--position", "-1", "--position: position must be a non-negative int"),
+    ):
+        code, _, err = cli([
+            "calibrate", str(store), "--out", str(tmp_path / "bad"), flag, value,
+        ], capsys)  # fmt: skip
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_calibrate_takes_no_store_choice_for_a_file_or_an_array(tmp_path: Path) -> None:
+    raw, _ = acquire((6, 64, 64), seed=1)
+    path = tmp_path / "s.npy"
+    np.save(path, raw)
+    with pytest.raises(ValueError, match=r"time_point: stack .* is a file of one stack"):
+        lm.calibrate(path, out=tmp_path / "a", time_point=0, seconds=3)
+    with pytest.raises(ValueError, match="channel: only a store's stacks are chosen"):
+        lm.calibrate(raw, out=tmp_path / "b", channel=0, seconds=3)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize(

@@ -439,3 +439,26 @@ def test_calibrate_during_streaming_switches_the_engine(tmp_path: Path) -> None:
     assert switched["weights_sha256"] == load(folder).config["weights_sha256"]
     assert meta["model"]["name"] == switched["name"] and meta["model"]["base"]["name"] == "depth"
     assert Path(load(folder).config["calibration"]["base_path"]).is_absolute()
+
+
+def test_calibrate_asked_for_with_no_complete_stack_says_it_did_not_run(tmp_path: Path) -> None:
+    """A run stopped within its first stack has nothing to calibrate on: the report (and the
+    store, and the command's summary line) say so, instead of saying nothing."""
+    from livefocus.devices import demo_core
+
+    core = demo_core(shape=(64, 64), seed=3)
+    runs: list[Any] = []
+    out, folder = tmp_path / "cut.ome.zarr", tmp_path / "calibrated"
+
+    def stop_early(result: Any) -> None:
+        if result.index["z"] == 2:
+            runs[0].cancel_acquisition()
+
+    report = stream(
+        core, z_stack(), out=out, calibrate=folder, calibrate_seconds=3.0, fps=5.0,
+        handler=runs.append, on_result=stop_early,
+    )  # fmt: skip
+    assert report.status == "interrupted" and report.metrics.frames_out < N_PLANES
+    assert report.calibration is not None and "no complete stack" in report.calibration["not_run"]
+    assert open_store(out).meta["calibration"] == report.calibration
+    assert not report.engine_switches and not folder.exists()

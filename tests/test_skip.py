@@ -296,10 +296,13 @@ def test_the_store_browser_marks_planes_not_acquired(qtbot: Any, tmp_path: Path)
     qtbot.addWidget(browser.window)
     browser.sliders["t"].setValue(1)
     browser.sliders["z"].setValue(0)  # skipped in stack 1
-    assert browser._labels["z"].text().endswith("not acquired")
+    assert browser._labels["z"].text().endswith(": skipped (plane skipping)")
     browser.sliders["z"].setValue(report.plane_skips[0]["first"])
-    assert "not acquired" not in browser._labels["z"].text()
+    assert "skipped" not in browser._labels["z"].text()
     browser.sliders["t"].setValue(0)
     browser.sliders["z"].setValue(0)  # the first stack is whole
+    assert "skipped" not in browser._labels["z"].text()
     assert "not acquired" not in browser._labels["z"].text()
+    # a plane missing where no skip left it out was lost or never reached
+    assert browser._why_missing({"p": 0, "t": 0, "z": 0}) == "not acquired (lost, or not reached)"
     browser.window.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -133,6 +134,11 @@ def export(
     typer.echo(str(export_onnx(model, out, opset=opset, overwrite=overwrite)))
 
 
+#: ``calibrate``'s choice of an acquisition store's stack (unlike ``label`` and ``replay``,
+#: which need it where there are several, it takes the first stack, as ``--calibrate`` does).
+STORE_CHOICE_HELP = "Which stack of an acquisition store (default 0: its first stack)."
+
+
 @app.command()
 def calibrate(
     stack: Path = typer.Argument(..., help="Stack file (TIFF/.npy/Zarr) or a livefocus store."),
@@ -147,6 +153,9 @@ def calibrate(
     seed: int = typer.Option(0, help="Seed of the held-out tiles and the batches."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics as JSON."),
     overwrite: bool = typer.Option(False, help="Replace a model folder livefocus wrote."),
+    time_point: int | None = typer.Option(None, "--time-point", help=STORE_CHOICE_HELP),
+    channel: int | None = typer.Option(None, "--channel", help=STORE_CHOICE_HELP),
+    position: int | None = typer.Option(None, "--position", help=STORE_CHOICE_HELP),
 ) -> None:
     """Fine-tune a model on the rule's in-focus masks of your own stack (self-calibration).
 
@@ -167,8 +176,14 @@ def calibrate(
         seed=seed,
         overwrite=overwrite,
         started=_command_started(),  # the budget is the whole command's
+        time_point=time_point,
+        channel=channel,
+        position=position,
     )
     calibrated = metrics["calibrated_held_out_iou"]
+    source = json.loads((out / "config.json").read_text())["calibration"]["stack"]["kind"]
+    if source != "stack":  # which stack of an acquisition store was taken
+        typer.echo(f"{stack}: calibrated on {source}")
     typer.echo(
         f"{out}: kept {metrics['kept']}; held-out IoU vs the rule's masks: base "
         f"{metrics['base_held_out_iou']:.3f}, calibrated "

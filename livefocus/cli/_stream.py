@@ -432,7 +432,11 @@ def _summary(report: Any, extra: dict[str, Any], as_json: bool) -> None:
                 when = f"ready after the last frame ({after}): no frame used it"
             else:
                 when = f"engine switched after {after} frames"
-            text = cal.get("error") or f"{cal['model']} in {cal['seconds']:.1f} s, {when}"
+            text = (
+                cal.get("error")
+                or cal.get("not_run")
+                or f"{cal['model']} in {cal['seconds']:.1f} s, {when}"
+            )
             typer.echo(f"calibration  {text}")
         _echo_some("drift", report.drift, _drift_text)
         _echo_some("follow", report.focus_offsets, _follow_text)

@@ -446,37 +446,17 @@ def calibrate_on(
     return Path(out)
 
 
-def _read(path: Path) -> tuple[np.ndarray, str]:
-    """The stack of a file, or the first time point and channel of a livefocus store."""
-    from livefocus._output import check_complete
-    from livefocus.io import check_planes_written, read_stack
+def _read(path: Path, picks: dict[str, int | None]) -> tuple[np.ndarray, str]:
+    """The stack of a file, or the chosen stack of a livefocus acquisition store (time point,
+    channel and position 0 where not chosen: the first stack, as ``--calibrate`` takes)."""
+    from livefocus.io import is_acquisition_store, read_stack
 
-    try:
-        return np.asarray(read_stack(path)), "stack"  # refuses unfinished stores itself
-    except ValueError:
-        first = _first_stack_of_store(path)
-        if first is None:
-            raise
-        # the store read directly: a crashed run or lost planes are no stack either
-        check_complete(path, "stack")
-        check_planes_written(path, "stack", t=0)
-        return first, "time point 0, channel 0 of the store"
-
-
-def _first_stack_of_store(path: Path) -> np.ndarray | None:
-    """(Z, Y, X) of time point 0, channel 0 of an OME-Zarr image with 5 axes, else None."""
-    if not path.is_dir():
-        return None
-    import zarr
-
-    try:
-        node: Any = zarr.open(str(path), mode="r")
-        arr = node["0"] if "0" in node else None
-    except Exception:
-        return None
-    if arr is None or getattr(arr, "ndim", 0) != 5:
-        return None
-    return np.asarray(arr[0, 0])
+    t, c, p = (picks[name] for name in ("time_point", "channel", "position"))
+    if not is_acquisition_store(path):  # read_stack refuses a choice itself
+        return np.asarray(read_stack(path, time_point=t, channel=c, position=p)), "stack"
+    t, c, p = (0 if value is None else value for value in (t, c, p))
+    stack = read_stack(path, time_point=t, channel=c, position=p)
+    return np.asarray(stack), f"time point {t}, channel {c}, position {p} of the store"
 
 
 def calibrate(
@@ -492,6 +472,9 @@ def calibrate(
     overwrite: bool = False,
     threads: int | None = 2,
     started: float | None = None,
+    time_point: int | None = None,
+    channel: int | None = None,
+    position: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` on the rule's masks of ``stack``; write the model folder ``out``.
 
@@ -502,8 +485,9 @@ def calibrate(
     Parameters
     ----------
     stack : path or (Z, Y, X) array
-        A stack file (TIFF / .npy / Zarr) or a livefocus store (its first time point and
-        channel), or the frames themselves.
+        A stack file (TIFF / .npy / Zarr), a livefocus acquisition store (the stack chosen
+        by ``time_point``, ``channel`` and ``position``: 0 for each not given), or the frames
+        themselves.
     model : str, Path or Model
         The model to start from (a shipped name or a folder).
     out : path
@@ -523,6 +507,8 @@ def calibrate(
     started : float, optional
         The :func:`time.perf_counter` time the budget counts from (the command line passes
         its process's start, so that ``seconds`` bounds the whole command); default: now.
+    time_point, channel, position : int, optional
+        Which stack of an acquisition store (an error for anything else).
 
     Returns
     -------
@@ -540,6 +526,7 @@ def calibrate(
     if threads is not None:
         check_positive_int(threads, "threads")
     inputs = [base.path] if base.path is not None else []
+    picks = {"time_point": time_point, "channel": channel, "position": position}
     if isinstance(stack, (str, Path)):
         if str(stack) == "":
             raise ValueError("stack must be a file or store path, got ''")
@@ -548,11 +535,14 @@ def calibrate(
             raise FileNotFoundError(f"stack {str(path)!r} does not exist")
         inputs.append(path)
         check_output(out, overwrite=overwrite, inputs=inputs, kind="model")
-        raw, what = _read(path)
+        raw, what = _read(path, picks)
         if z_step is None:
             z_step = stack_z_step(path)
         source: dict[str, Any] = {"kind": what, "path": str(path)}
     else:
+        given = [name for name, value in picks.items() if value is not None]
+        if given:
+            raise ValueError(f"{given[0]}: only a store's stacks are chosen, not an array's")
         check_output(out, overwrite=overwrite, inputs=inputs, kind="model")
         raw, source = np.asarray(stack), {"kind": "array"}
     source["dtype"] = str(raw.dtype)

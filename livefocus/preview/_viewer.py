@@ -167,6 +167,19 @@ class StoreBrowser:
             return True
         return int(np.asarray(status)) != 0
 
+    def _why_missing(self, pos: dict[str, int]) -> str:
+        """Why the store lacks the frame at ``pos``: skipped by plane skipping (the store's
+        ``plane_skips`` left it out of its stack's range), else lost or never reached."""
+        for entry in self.meta.get("plane_skips") or []:
+            try:
+                same = (int(entry["p"]), int(entry["t"])) == (pos["p"], pos["t"])
+                outside = not int(entry["first"]) <= pos["z"] <= int(entry["last"])
+            except (KeyError, TypeError, ValueError):  # a note of another version
+                continue
+            if same and outside:
+                return "skipped (plane skipping)"
+        return "not acquired (lost, or not reached)"
+
     def update(self, *_: Any) -> None:
         """Read the selected plane and draw it."""
         pos = self.position()
@@ -175,7 +188,7 @@ class StoreBrowser:
             size = self.sliders[dim].maximum() + 1
             extra = f" ({float(z_um[pos['z']]):.1f} µm)" if dim == "z" else ""
             if dim == "z" and not self._acquired(pos):
-                extra += ": not acquired"  # lost, skipped (plane skipping) or not reached
+                extra += f": {self._why_missing(pos)}"
             label.setText(f"{dim}: {pos[dim]} / {size - 1}{extra}")
         mask_name = self.mask_box.currentText()
         volume = self._volume(pos["p"], pos["t"], pos["c"], mask_name)

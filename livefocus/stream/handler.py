@@ -66,7 +66,8 @@ class StreamReport:
         When the U-Net engine was replaced by a calibrated one (``calibrate=``): frames
         taken before the switch, time, the model folder.
     calibration : dict or None
-        What the self-calibration did (its metrics, or its error), when asked for.
+        What the self-calibration did, when asked for: its metrics, its ``error``, or why it
+        did not run (``not_run``: no stack was complete).
     drift : list of dict
         The specimen's move from each stack to the next of its position and channel
         (:func:`livefocus.depth.stack_drift`: ``p``, ``t``, ``c``, ``since_t``, ``x_px``,
@@ -566,6 +567,10 @@ class MDAHandler:
             metrics = pipeline.close()
             if self._calibration is not None:  # bounded by its budget: its folder is whole
                 self._calibration.join(self.calibrate_seconds + 120)
+            elif self.calibrate is not None:  # asked for, but no stack was ever complete
+                self._calibration_result = {
+                    "not_run": "no complete stack to calibrate on: the base engine throughout"
+                }
             status = self._status(pipeline, metrics, layout, error)
             extra: dict[str, Any] = {}
             if self.calibrate is not None:
